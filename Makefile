@@ -1,0 +1,32 @@
+# One-command setup: `make demo` and `make test` create .venv and install everything on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch 2.14.1 pairs with torchvision 0.29.1 (timm needs torchvision); pip installs both first so
+# that no other torch is pulled in by a dependency.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e ".[all]"
+	touch $@
+
+demo: setup
+	$(PY) -m boardgraph demo
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+bench: setup
+	$(PY) benchmarks/build_graph.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

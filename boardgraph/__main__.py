@@ -1,0 +1,3 @@
+from boardgraph.cli import main
+
+raise SystemExit(main())

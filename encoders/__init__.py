@@ -1,0 +1,1 @@
+"""boardgraph.encoders (see the issues for what lands here)."""

@@ -1,0 +1,1 @@
+"""boardgraph.objectives (see the issues for what lands here)."""

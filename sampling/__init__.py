@@ -1,0 +1,1 @@
+"""boardgraph.sampling (see the issues for what lands here)."""
