@@ -166,7 +166,7 @@ def parse_feature_columns(table: pd.DataFrame, kinds: dict[str, str], checker: _
                 checker.check(table, bad, ImageReadError, f"column {c!r}: image {first!r} cannot be read", c,
                               "check the file exists and is readable (relative paths resolve against image_root)",
                               reason=f"unreadable_{c}")
-                col = col.mask(bad)
+                col = col.where(~bad, None)
             if image_root:
                 col = col.map(lambda v: os.path.join(image_root, v) if isinstance(v, str) and not os.path.isabs(v) else v)
             out[c] = col.to_numpy(dtype=object)
@@ -220,7 +220,8 @@ def _edge_attr_tensors(df: pd.DataFrame, weight: str | None, timestamp: str | No
         if name == "timestamp" and not pd.api.types.is_numeric_dtype(c.dtype):
             parsed = pd.to_datetime(c, errors="coerce", utc=True)
             bad = np.asarray(parsed.isna(), bool)
-            vals = np.where(bad, 0, parsed.astype("int64", errors="ignore").to_numpy() // 10**9 if not bad.all() else 0)
+            secs = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+            vals = secs.fillna(0).astype("int64").to_numpy()
         else:
             num, bad = _parse_numeric(c)
             bad |= np.asarray(num.isna(), bool)
@@ -323,7 +324,7 @@ def _build(edges_obj: Any, *, src: str, dst: str, src_type: str, dst_type: str, 
         report.add("no_consent", n, message=f"column {consent!r} is not true")
     if min_group > 1:  # groups are dst nodes (boards, or items), members are distinct src nodes
         k = min_group
-        df, n = filter_min_group_size(df, dst, src, k)
+        df, n = filter_min_group_size(df, dst, src, k, nulls="keep")  # null ids are checked below
         what = f"{dst_type} with fewer than {k} distinct {src_type}s"
         report.add(f"{dst_type}_below_min_size", n, message=what)
 

@@ -43,6 +43,9 @@ def decode_image(ref: Any, size: int | None = None) -> Tensor:
     Raises:
         ImageReadError: the file is missing/unreadable or the bytes do not decode.
     """
+    if ref is None or (isinstance(ref, float) and np.isnan(ref)):
+        raise ImageReadError("this node has no image (missing value)",
+                             fix="select nodes that have an image, or treat the image modality as missing")
     if isinstance(ref, Tensor) or isinstance(ref, np.ndarray):
         t = torch.as_tensor(ref)
         if t.dtype != torch.uint8 or t.dim() != 3:

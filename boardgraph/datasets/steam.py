@@ -6,10 +6,10 @@ outside the repository (``shared/data/steam-bundles/README.md``). What the raw f
 * 615 bundles and 3,525 listings (bundle, item) naming 2,798 distinct ``item_id`` strings.
 * 10 listings in 7 bundles have an empty ``item_id`` (GTA shark cards, a few DLCs; 8 different
   names share the empty id). They are kept in :attr:`SteamData.memberships` with a missing
-  ``pin_id`` and dropped, counted, by the builder; they are not items. Bundle ``19`` lists only
-  such items, so its board has no pins.
+  ``pin_id`` and dropped, counted, by the builder; they are not items. Bundles ``1141`` and
+  ``19`` list only such items, so their boards have no pins.
 * One bundle (``383``, Telltale Collection) lists item ``94620`` twice; the builder drops the
-  repeat (``report.counts["duplicate_membership"]``).
+  repeat (``report.counts["duplicate_edge"]``).
 * Prices are strings such as ``"$8.99"``; an item's price is its discounted price in the first
   bundle that lists it (5 items are listed at different prices in different bundles, counted in
   :attr:`SteamData.counts`). Some genres are empty (loaded as missing).
@@ -155,7 +155,8 @@ def load_steam_bundles(root: str | os.PathLike[str] | None = None, *,
             :func:`boardgraph.graph.from_collections` (pins in :attr:`SteamData.items` order;
             text ``name``, categorical ``genre``, numeric ``price``; board text
             ``bundle_name``; ``on_error="skip"``, so missing and duplicate memberships are
-            dropped and counted in :attr:`SteamData.report`).
+            dropped and counted in :attr:`SteamData.report` as ``null_pin_id`` and
+            ``duplicate_edge``).
 
     Returns:
         A :class:`SteamData`.

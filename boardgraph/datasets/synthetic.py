@@ -46,11 +46,14 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+
+if TYPE_CHECKING:
+    from boardgraph.graph import PinBoardGraph
 
 __all__ = ["LookbookTables", "make_lookbook_tables", "synthetic_lookbooks",
            "PALETTES", "PATTERNS", "MATERIALS", "CATEGORIES", "BRAND_FAMILIES", "PRICE_BANDS"]
@@ -393,7 +396,8 @@ def make_lookbook_tables(n_pins: int = 2000, n_boards: int = 200, seed: int = 0,
     return tables
 
 
-def synthetic_lookbooks(n_pins: int = 2000, n_boards: int = 200, seed: int = 0, **kwargs: Any):
+def synthetic_lookbooks(n_pins: int = 2000, n_boards: int = 200, seed: int = 0,
+                        **kwargs: Any) -> PinBoardGraph:
     """A synthetic lookbook as a ``PinBoardGraph`` (the project's default dataset).
 
     Pins carry text (``title``, ``description``), categorical (``brand``, ``category``), numeric
@@ -410,7 +414,7 @@ def synthetic_lookbooks(n_pins: int = 2000, n_boards: int = 200, seed: int = 0, 
     Returns:
         The ``PinBoardGraph``.
     """
-    from boardgraph.graph import from_collections  # the graph package imports datasets lazily too
+    from boardgraph.graph import from_collections  # lazy: the tables layer needs no graph package
 
     tables = make_lookbook_tables(n_pins, n_boards, seed, **kwargs)
     graph, report = from_collections(
