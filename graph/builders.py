@@ -22,6 +22,7 @@ import torch
 
 from .errors import (BuildError, DuplicateIdError, ImageReadError, MalformedValueError, NullIdError,
                      SchemaError, UnknownIdError, format_rows)
+from .idmap import IdMap
 from .report import BuildReport
 from .store import PinBoardGraph
 
@@ -88,10 +89,11 @@ def _require(df: pd.DataFrame, cols: Sequence[str | None], what: str, hint: str)
 
 
 def _null_ids(codes: np.ndarray, uniques: pd.Index) -> np.ndarray:
-    """Rows whose id is null (code -1) or an empty / blank string."""
+    """Rows whose id is null (code -1) or an empty / blank string (checked once per distinct id)."""
     bad = codes < 0
     if uniques.dtype == object or pd.api.types.is_string_dtype(uniques.dtype):
-        blank = np.asarray(pd.Series(uniques, dtype=object).map(lambda v: isinstance(v, str) and not v.strip()), bool)
+        stripped = pd.Series(uniques, copy=False).str.strip()  # non-strings give NaN: not blank
+        blank = np.asarray((stripped == "").fillna(False), bool)
         if blank.any():
             bad |= np.isin(codes, np.flatnonzero(blank))
     return bad
@@ -190,7 +192,7 @@ def _node_table(kind: str, key: str, ids_codes: np.ndarray, ids_uniques: pd.Inde
         if missing:
             raise SchemaError(f"{kind} feature column {missing[0]!r} is not in the table and no {kind} table was given",
                               column=missing[0], fix=f"pass a {kind} table (items=/boards=) or drop the column name")
-        return ids_uniques, ids_codes.astype(np.int64), feats
+        return IdMap(ids_uniques, kind, unique=True), ids_codes.astype(np.int64, copy=False), feats
     t = read_table(table, kind)
     _require(t, [key] + list(spec.kinds()), kind, f"name the {kind} id column with the same name as in the edge table")
     tk = t[key]
@@ -206,7 +208,7 @@ def _node_table(kind: str, key: str, ids_codes: np.ndarray, ids_uniques: pd.Inde
     pos_of_unique = t_index.get_indexer(ids_uniques)
     node_of_row = np.where(ids_codes >= 0, pos_of_unique[np.maximum(ids_codes, 0)], -1)
     feats = parse_feature_columns(t, spec.kinds(), checker, image_root)
-    return t_index, node_of_row.astype(np.int64), feats
+    return IdMap(t_index, kind, unique=True), node_of_row.astype(np.int64), feats
 
 
 def _edge_attr_tensors(df: pd.DataFrame, weight: str | None, timestamp: str | None, order: str | None,

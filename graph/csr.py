@@ -179,7 +179,7 @@ def _build_cpu(src: Tensor, dst: Tensor, num_src: int, num_dst: int):
     t = lambda a, dt: torch.from_numpy(np.ascontiguousarray(a)).to(dt)  # noqa: E731
     e_dt = index_dtype(n_kept)
     return (t(o_ptr, torch.int64), t(o_ind, index_dtype(num_dst)), t(i_ptr, torch.int64),
-            t(i_ind, index_dtype(num_src)), t(in_eid, e_dt), torch.from_numpy(o_pos.astype(np.int64)))
+            t(i_ind, index_dtype(num_src)), t(in_eid, e_dt), torch.from_numpy(o_pos))
 
 
 def _compact(indptr: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -221,7 +221,7 @@ def build_relation(src: Tensor, dst: Tensor, num_src: int, num_dst: int,
         attrs: optional per-edge attributes ``[E_in]`` in input order.
 
     Returns:
-        ``(relation, kept)`` where ``kept`` is int64 ``[E]``: for each stored edge (eid order) the
+        ``(relation, kept)`` where ``kept`` is an integer tensor ``[E]``: for each stored edge (eid order) the
         position of the input row it came from. Of duplicate pairs the first input row is kept,
         so ``E_in - E`` duplicates were dropped.
 

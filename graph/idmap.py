@@ -29,14 +29,15 @@ class IdMap:
     Args:
         ids: unique external ids in index order (strings or integers).
         ntype: node type name, used in error messages.
+        unique: the caller guarantees uniqueness (e.g. ``pd.factorize`` output): skip the check.
 
     Raises:
         DuplicateIdError: if ``ids`` contains a value twice.
     """
 
-    def __init__(self, ids: Iterable[Any] | pd.Index, ntype: str = "node") -> None:
+    def __init__(self, ids: Iterable[Any] | pd.Index, ntype: str = "node", *, unique: bool = False) -> None:
         index = _as_index(ids)
-        if not index.is_unique:
+        if not unique and not index.is_unique:
             dup = index[index.duplicated()].unique()[:5].tolist()
             raise DuplicateIdError(f"{ntype} ids are not unique: {dup} appear more than once",
                                    column=None, fix=f"give each {ntype} one row, or de-duplicate the ids first")

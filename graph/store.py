@@ -41,10 +41,10 @@ class PinBoardGraph:
         self._reverse: dict[EdgeType, EdgeType] = {}  # forward etype -> reverse etype
 
     # -- construction -------------------------------------------------------------------------
-    def add_node_type(self, ntype: str, ids: Iterable[Any] | pd.Index) -> None:
-        """Declare node type ``ntype`` with external ``ids`` (index order = given order)."""
+    def add_node_type(self, ntype: str, ids: Iterable[Any] | pd.Index | IdMap) -> None:
+        """Declare node type ``ntype`` with external ``ids`` (index order = given order, unique)."""
         if ntype in self._ids:
-            raise ValueError(f"node type {ntype!r} exists already; use add_pins / add_nodes to grow it")
+            raise ValueError(f"node type {ntype!r} exists already; use add_pins to grow it")
         m = ids if isinstance(ids, IdMap) else IdMap(ids, ntype)
         self._ids[ntype] = m
         self._features[ntype] = NodeFeatures(len(m))

@@ -34,7 +34,7 @@ import pandas as pd
 
 from boardgraph.graph.errors import MalformedValueError
 
-from .polyvore import find_data_dir
+from ._paths import find_data_dir
 
 if TYPE_CHECKING:
     from boardgraph.graph import BuildReport, PinBoardGraph
@@ -150,7 +150,7 @@ def load_steam_bundles(root: str | os.PathLike[str] | None = None, *,
 
     Args:
         root: the ``steam-bundles`` folder; default found by
-            :func:`~boardgraph.datasets.polyvore.find_data_dir`.
+            :func:`~boardgraph.datasets._paths.find_data_dir`.
         build_graph: build :attr:`SteamData.graph` with
             :func:`boardgraph.graph.from_collections` (pins in :attr:`SteamData.items` order;
             text ``name``, categorical ``genre``, numeric ``price``; board text

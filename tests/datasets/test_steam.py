@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from boardgraph.datasets.polyvore import DATA_ENV_VAR, find_data_dir
+from boardgraph.datasets._paths import DATA_ENV_VAR, find_data_dir
 from boardgraph.datasets.steam import SteamData, load_steam_bundles, parse_price, parse_prices
 from boardgraph.graph.errors import MalformedValueError
 
