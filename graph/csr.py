@@ -14,7 +14,6 @@ Everything here is vectorised torch and runs on whatever device the tensors live
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -127,18 +126,19 @@ class Relation:
             {k: v[keep] for k, v in self.attrs.items()})
 
 
-def _counting_csr(n_rows: int, n_cols: int, rows: np.ndarray, cols: np.ndarray, idx_t) -> tuple:
-    """CSR of (rows, cols) with columns sorted within each row; data = input position.
+def _counting_csr(n_rows: int, n_cols: int, rows: np.ndarray, cols: np.ndarray, idx_t,
+                  sort_rows: bool) -> tuple:
+    """CSR of (rows, cols) by scipy's C++ counting sort (O(E + N), stable); data = input position.
 
-    scipy's C++ counting sort (coo_tocsr) plus per-row sort: O(E + N), and it releases the GIL,
-    so both directions of a relation are built concurrently.
+    With ``sort_rows`` columns are then sorted within each row (ties in any order).
     """
     n = rows.size
     indptr = np.empty(n_rows + 1, idx_t)
     indices = np.empty(n, idx_t)
     pos = np.empty(n, idx_t)
     _st.coo_tocsr(n_rows, n_cols, n, rows, cols, np.arange(n, dtype=idx_t), indptr, indices, pos)
-    _st.csr_sort_indices(n_rows, indptr, indices, pos)  # sorts by column (ties in any order)
+    if sort_rows:
+        _st.csr_sort_indices(n_rows, indptr, indices, pos)
     return indptr, indices, pos
 
 
@@ -159,27 +159,19 @@ def _build_cpu(src: Tensor, dst: Tensor, num_src: int, num_dst: int):
     idx_t = np.int32 if max(n, num_src, num_dst) <= _INT32_MAX else np.int64
     s = src.numpy().astype(idx_t, copy=False)
     d = dst.numpy().astype(idx_t, copy=False)
-    with ThreadPoolExecutor(max_workers=2) as ex:
-        fut = ex.submit(_counting_csr, num_dst, num_src, d, s, idx_t)
-        o_ptr, o_ind, o_pos = _counting_csr(num_src, num_dst, s, d, idx_t)
-        i_ptr, i_ind, i_pos = fut.result()
+    o_ptr, o_ind, o_pos = _counting_csr(num_src, num_dst, s, d, idx_t, sort_rows=True)
     keep = _first_of_runs(o_ptr, o_ind)
-    if keep is not None:  # duplicate pairs: keep the first input row of each, in both directions
-        i_keep = _first_of_runs(i_ptr, i_ind)
-        assert i_keep is not None  # a duplicate pair is a duplicate in both directions
+    if keep is not None:  # duplicate pairs: keep the first input row of each
         # The per-row sort is not stable, so take the smallest input row of each run explicitly.
         o_ptr, o_ind, o_pos = _compact(o_ptr, keep), o_ind[keep], np.minimum.reduceat(o_pos, np.flatnonzero(keep))
-        i_ptr, i_ind, i_pos = (_compact(i_ptr, i_keep), i_ind[i_keep],
-                               np.minimum.reduceat(i_pos, np.flatnonzero(i_keep)))
     n_kept = o_ind.size
-    # in_eid: forward position of each reverse entry, through the input row both came from.
-    fwd_of_input = np.empty(n, dtype=idx_t)
-    fwd_of_input[o_pos] = np.arange(n_kept, dtype=idx_t)
-    in_eid = fwd_of_input[i_pos]
+    # The forward stream is (src, dst)-sorted, so a stable counting sort by dst yields (dst, src)
+    # order directly, and its data (positions in the forward stream) are the forward edge ids.
+    rows = np.repeat(np.arange(num_src, dtype=idx_t), np.diff(o_ptr))
+    i_ptr, i_ind, in_eid = _counting_csr(num_dst, num_src, o_ind, rows, idx_t, sort_rows=False)
     t = lambda a, dt: torch.from_numpy(np.ascontiguousarray(a)).to(dt)  # noqa: E731
-    e_dt = index_dtype(n_kept)
     return (t(o_ptr, torch.int64), t(o_ind, index_dtype(num_dst)), t(i_ptr, torch.int64),
-            t(i_ind, index_dtype(num_src)), t(in_eid, e_dt), torch.from_numpy(o_pos))
+            t(i_ind, index_dtype(num_src)), t(in_eid, index_dtype(n_kept)), torch.from_numpy(o_pos))
 
 
 def _compact(indptr: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -212,8 +204,8 @@ def build_relation(src: Tensor, dst: Tensor, num_src: int, num_dst: int,
                    attrs: dict[str, Tensor] | None = None) -> tuple[Relation, Tensor]:
     """Build both CSR directions from COO arrays, dropping duplicate ``(src, dst)`` pairs.
 
-    On CPU this is a counting sort (O(E + N), both directions concurrently); on other devices a
-    torch sort. Both give identical results.
+    On CPU this is a counting sort (O(E + N) plus a sort of each pin's few boards); on other
+    devices a torch sort. Both give identical results.
 
     Args:
         src, dst: integer tensors ``[E_in]`` of node indices (``0 <= src < num_src``, same for dst).
@@ -233,8 +225,8 @@ def build_relation(src: Tensor, dst: Tensor, num_src: int, num_dst: int,
     device = src.device
     src64, dst64 = src.long(), dst.to(device).long()
     if src64.numel():
-        lo = min(int(src64.min()), int(dst64.min()))
-        if lo < 0 or int(src64.max()) >= num_src or int(dst64.max()) >= num_dst:
+        (s_lo, s_hi), (d_lo, d_hi) = torch.aminmax(src64), torch.aminmax(dst64)
+        if min(int(s_lo), int(d_lo)) < 0 or int(s_hi) >= num_src or int(d_hi) >= num_dst:
             raise ValueError("edge endpoints out of range: src must lie in [0, num_src) and dst in [0, num_dst)")
     build = _build_cpu if device.type == "cpu" else _build_torch
     out_indptr, out_indices, in_indptr, in_indices, in_eid, perm = build(src64, dst64, num_src, num_dst)
