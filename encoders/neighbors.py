@@ -1,0 +1,93 @@
+"""Board-mate cross-attention: a pin's representation queries the representations of its board-mates.
+
+This is the neighbour-alignment module of the PinCLIP recipe: the pin ``[B, D]`` attends over
+its ``K`` board-mates ``[B, K, D]`` (the sampler's ``[B, K]`` board-mates with a ``[B, K]`` mask),
+and a learned gate decides how much of that context to add::
+
+    ctx = has_mates * MHA(q=LN(pin), k=v=LN(mates), mask)         # [B, D]
+    g   = sigmoid(W_g [pin ; ctx] + b_g)                            # [B, D]
+    out = pin + g * ctx                       (then L2-normalised when normalize=True)
+
+A pin without any (unmasked) mate gets ``ctx = 0`` and so exactly its own representation
+(renormalised): defined, finite, and no NaN from a softmax over nothing.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .layers import MultiHeadAttention
+
+__all__ = ["BoardMateAttention", "gather_mates"]
+
+
+class BoardMateAttention(nn.Module):
+    """Gated multi-head cross-attention from pins to their board-mates (see the module docstring).
+
+    Args:
+        dim: representation width ``D``.
+        num_heads: attention heads (``dim`` divisible by it).
+        dropout: dropout on the attention weights (training only).
+        normalize: L2-normalise the output (use with L2-normalised pin embeddings).
+
+    Shapes:
+        pin ``[B, D]``, mates ``[B, K, D]``, mask bool ``[B, K]`` (True = real mate; the sampler's
+        ``mates_local >= 0``; ``K`` may be 0) -> ``[B, D]``, and with ``return_weights`` also the
+        attention weights ``[B, num_heads, K]`` (zeros for pins without mates).
+
+    Raises:
+        ValueError: shapes disagree.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 4, dropout: float = 0.0, normalize: bool = True) -> None:
+        super().__init__()
+        self.dim, self.normalize = dim, normalize
+        self.norm_q = nn.LayerNorm(dim)
+        self.norm_kv = nn.LayerNorm(dim)
+        self.attn = MultiHeadAttention(dim, num_heads, dropout=dropout)
+        self.gate = nn.Linear(2 * dim, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.norm_q.reset_parameters()
+        self.norm_kv.reset_parameters()
+        self.attn.reset_parameters()
+        self.gate.reset_parameters()
+
+    def forward(self, pin: Tensor, mates: Tensor, mask: Tensor,
+                return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        if pin.dim() != 2 or mates.dim() != 3 or mask.shape != mates.shape[:2] or mates.shape[0] != pin.shape[0] \
+                or mates.shape[-1] != pin.shape[-1]:
+            raise ValueError(f"expected pin [B, D], mates [B, K, D], mask [B, K]; got {tuple(pin.shape)}, "
+                             f"{tuple(mates.shape)}, {tuple(mask.shape)}")
+        mask = mask.bool()
+        has = mask.any(1, keepdim=True)  # [B, 1]
+        # padding rows may hold anything (even NaN): zero them so that 0-weights cannot meet NaN values
+        kv = self.norm_kv(mates.masked_fill(~mask.unsqueeze(-1), 0.0))
+        ctx, w = self.attn(self.norm_q(pin).unsqueeze(1), kv, key_mask=mask)
+        ctx = torch.where(has, ctx.squeeze(1), torch.zeros_like(pin))
+        out = pin + torch.sigmoid(self.gate(torch.cat([pin, ctx], -1))) * ctx
+        if self.normalize:
+            out = F.normalize(out, dim=-1)
+        if return_weights:
+            return out, torch.where(has.unsqueeze(-1), w.squeeze(2), torch.zeros_like(w.squeeze(2)))
+        return out
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, num_heads={self.attn.num_heads}, normalize={self.normalize}"
+
+
+def gather_mates(table: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+    """Look up board-mate rows: ``table`` ``[N, D]`` and ``index`` int64 ``[B, K]`` (``-1`` = padding, as
+    the sampler's ``mates_local``) -> ``(mates [B, K, D], mask bool [B, K])``; padded rows are zeros.
+
+    Raises:
+        IndexError: an index is ``>= N`` or ``< -1``.
+    """
+    if index.numel() and (int(index.max()) >= table.shape[0] or int(index.min()) < -1):
+        raise IndexError(f"mate indices must be in -1..{table.shape[0] - 1}, got {int(index.min())}..{int(index.max())}; "
+                         "-1 marks padding, others are rows of the table")
+    mask = index >= 0
+    mates = table[index.clamp_min(0)] * mask.unsqueeze(-1).to(table.dtype)
+    return mates, mask
