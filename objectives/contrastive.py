@@ -31,10 +31,19 @@ class LogitScale(nn.Module):
         return self.log_scale.exp().clamp(max=self.max_scale)
 
 
-def _normalise_pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    if a.shape != b.shape or a.dim() != 2:
-        raise ValueError(f"expected two [B, D] tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    return F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+def _valid_pairs(image: Tensor, text: Tensor, valid: Tensor | None, gather: bool) -> tuple[Tensor, Tensor] | None:
+    """L2-normalised rows of the pins having both modalities, gathered over ranks; None if none."""
+    if image.shape != text.shape or image.dim() != 2:
+        raise ValueError(f"expected two [B, D] tensors of one shape, got {tuple(image.shape)} and {tuple(text.shape)}")
+    image, text = F.normalize(image, dim=-1), F.normalize(text, dim=-1)
+    if valid is None:
+        valid = torch.ones(len(image), dtype=torch.bool, device=image.device)
+    if gather:
+        image, text, valid = gather_features(image), gather_features(text), gather_features(valid, with_grad=False)
+    if not bool(valid.any()):
+        return None
+    idx = valid.nonzero().squeeze(1)
+    return image[idx], text[idx]
 
 
 class ClipLoss(nn.Module):
@@ -54,15 +63,10 @@ class ClipLoss(nn.Module):
         self.gather = gather
 
     def forward(self, image: Tensor, text: Tensor, valid: Tensor | None = None) -> Tensor:
-        image, text = _normalise_pair(image, text)
-        if valid is None:
-            valid = torch.ones(len(image), dtype=torch.bool, device=image.device)
-        if self.gather:
-            image, text, valid = gather_features(image), gather_features(text), gather_features(valid, with_grad=False)
-        if not bool(valid.any()):
+        pair = _valid_pairs(image, text, valid, self.gather)
+        if pair is None:
             return image.sum() * 0.0  # keeps the graph: a batch with no image-text pair
-        idx = valid.nonzero().squeeze(1)
-        image, text = image[idx], text[idx]
+        image, text = pair
         s = self.scale()
         return 0.5 * (info_nce(image, text, s) + info_nce(text, image, s))
 
@@ -84,15 +88,10 @@ class SigLipLoss(nn.Module):
         self.gather = gather
 
     def forward(self, image: Tensor, text: Tensor, valid: Tensor | None = None) -> Tensor:
-        image, text = _normalise_pair(image, text)
-        if valid is None:
-            valid = torch.ones(len(image), dtype=torch.bool, device=image.device)
-        if self.gather:
-            image, text, valid = gather_features(image), gather_features(text), gather_features(valid, with_grad=False)
-        if not bool(valid.any()):
+        pair = _valid_pairs(image, text, valid, self.gather)
+        if pair is None:
             return image.sum() * 0.0
-        idx = valid.nonzero().squeeze(1)
-        image, text = image[idx], text[idx]
+        image, text = pair
         logits = self.scale() * image @ text.T + self.bias
         z = 2 * torch.eye(len(image), device=image.device, dtype=logits.dtype) - 1
         return -F.logsigmoid(z * logits).sum() / len(image)

@@ -1,0 +1,187 @@
+"""`TrainConfig`: everything a training run needs, as nested dataclasses, saved as YAML or JSON.
+
+A config names the data, the encoder towers, the objectives and their weights, the optimiser and
+schedule, the batch size, the number of board-mates K, the length of training and the seed.
+:meth:`TrainConfig.model_fingerprint` hashes the parts that shape the model's parameters, so a
+checkpoint is refused by a run whose model would differ.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["TrainConfig", "DataConfig", "ModelConfig", "ObjectiveConfig", "OptimConfig", "RunConfig", "ConfigError"]
+
+
+class ConfigError(ValueError):
+    """A config file or value is invalid; the message names the key and the fix."""
+
+
+@dataclass
+class DataConfig:
+    """Where the graph comes from.
+
+    ``source``: ``"synthetic"`` (the embedded lookbooks: ``n_pins``, ``n_boards``, ``data_seed``) or
+    a directory written by ``graph.save()`` / ``boardgraph build``.
+    ``holdout_fraction``: memberships held out for evaluation (0 trains on everything);
+    ``cold_fraction``: pins held out entirely (cold start). ``split_seed`` fixes both.
+    """
+
+    source: str = "synthetic"
+    n_pins: int = 2000
+    n_boards: int = 200
+    data_seed: int = 0
+    holdout_fraction: float = 0.0
+    cold_fraction: float = 0.0
+    split_seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """Towers (registry names + kwargs), fusion width, embedding width and cache use."""
+
+    image: str | None = "tiny_vit"
+    image_kwargs: dict[str, Any] = field(default_factory=dict)
+    text: str | None = "tiny_bert"
+    text_kwargs: dict[str, Any] = field(default_factory=dict)
+    metadata: bool = True
+    fusion_dim: int = 128
+    fusion_layers: int = 1
+    fusion_heads: int = 4
+    embed_dim: int = 128
+    matryoshka_dims: tuple[int, ...] = (32, 64, 128)
+    mate_heads: int = 4
+    freeze_towers: bool = True
+    text_max_length: int = 32
+
+
+@dataclass
+class ObjectiveConfig:
+    """Which losses, with which weights.
+
+    ``kind``: ``"neighbor"`` (PinCLIP: image-text alignment + neighbor alignment), ``"content"``
+    (image-text alignment only), ``"coboard"`` (pairwise co-board contrastive ablation) or
+    ``"pinsage"`` (max-margin with hard negatives). ``weights`` maps loss terms to weights
+    (``clip``, ``mates``, ``board``, ``coboard``, ``pinsage``, ``matryoshka``).
+    """
+
+    kind: str = "neighbor"
+    alignment: str = "clip"              # "clip" or "siglip"
+    weights: dict[str, float] = field(default_factory=lambda: {"clip": 1.0, "mates": 1.0, "board": 0.5})
+    num_mates: int = 8                   # K board-mates per seed
+    mate_weighting: str = "uniform"      # "uniform", "board_size" or "recency"
+    negatives: str = "none"              # "none", "uniform" or "popularity" (with logQ correction)
+    num_negatives: int = 0
+    margin: float = 0.1                  # pinsage
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup then cosine decay to ``min_lr_ratio * lr``."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = 20
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    accumulate: int = 1
+
+
+@dataclass
+class RunConfig:
+    """Length, batch, precision, logging and checkpoints of the run."""
+
+    batch_size: int = 256
+    steps: int = 300
+    seed: int = 0
+    precision: str = "auto"              # "auto" (bf16 on CUDA, fp32 on CPU), "fp32", "bf16"
+    device: str = "auto"                 # "auto", "cpu", "cuda", "cuda:1"
+    out_dir: str = "runs/default"
+    log_every: int = 10
+    checkpoint_every: int = 100
+    progress: str = "auto"               # "auto" (only on a terminal), "on", "off"
+    tensorboard: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """The whole run (see the module docstring)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists, plain types only
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """Build from nested dicts; unknown sections or keys raise :class:`ConfigError`."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"a config must be a mapping of sections, got {type(d).__name__}")
+        parts = {}
+        for f in dataclasses.fields(cls):
+            sub = d.get(f.name, {}) or {}
+            sub_cls = f.default_factory  # type: ignore[misc]
+            known = {x.name: x for x in dataclasses.fields(sub_cls)}
+            unknown = sorted(set(sub) - set(known))
+            if unknown:
+                raise ConfigError(f"unknown key(s) {unknown} in section '{f.name}'; known keys: {sorted(known)}")
+            kwargs = {k: tuple(v) if isinstance(v, list) and "tuple" in str(known[k].type) else v for k, v in sub.items()}
+            parts[f.name] = sub_cls(**kwargs)
+        extra = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if extra:
+            raise ConfigError(f"unknown section(s) {extra}; sections are data, model, objective, optim, run")
+        cfg = cls(**parts)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        o, r = self.objective, self.run
+        if o.kind not in ("neighbor", "content", "coboard", "pinsage"):
+            raise ConfigError(f"objective.kind {o.kind!r} is not one of neighbor, content, coboard, pinsage")
+        if o.alignment not in ("clip", "siglip"):
+            raise ConfigError(f"objective.alignment {o.alignment!r} must be 'clip' or 'siglip'")
+        if o.negatives not in ("none", "uniform", "popularity"):
+            raise ConfigError(f"objective.negatives {o.negatives!r} must be none, uniform or popularity")
+        if r.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"run.precision {r.precision!r} must be auto, fp32 or bf16")
+        if r.batch_size < 2 or r.steps < 1:
+            raise ConfigError("run.batch_size must be >= 2 (in-batch negatives) and run.steps >= 1")
+
+    def save(self, path: str | Path) -> None:
+        """Write YAML (``.yaml``/``.yml``) or JSON (anything else), atomically."""
+        path = Path(path)
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False) if path.suffix in (".yaml", ".yml") \
+            else json.dumps(self.to_dict(), indent=1)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"config {path} does not exist")
+        text = path.read_text()
+        try:
+            d = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+        except (yaml.YAMLError, json.JSONDecodeError) as e:
+            raise ConfigError(f"{path} is not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'}: {e}") from e
+        return cls.from_dict(d or {})
+
+    def model_fingerprint(self) -> str:
+        """Hash of what determines the parameter shapes (data size, model, objective kind)."""
+        d = self.to_dict()
+        key = {"model": d["model"], "objective": {"kind": d["objective"]["kind"], "alignment": d["objective"]["alignment"]},
+               "data": {k: d["data"][k] for k in ("source", "n_pins", "n_boards", "data_seed")}}
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
