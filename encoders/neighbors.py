@@ -8,6 +8,10 @@ and a learned gate decides how much of that context to add::
     g   = sigmoid(W_g [pin ; ctx] + b_g)                            # [B, D]
     out = pin + g * ctx                       (then L2-normalised when normalize=True)
 
+With ``residual=False`` the output is the context alone (``out = ctx``): the fusion of the
+board-mates *without* the pin itself, the target of the neighbor-alignment objective (the pin
+only chooses, as the query, how to weight its mates). A pin without mates then gets zeros.
+
 A pin without any (unmasked) mate gets ``ctx = 0`` and so exactly its own representation
 (renormalised): defined, finite, and no NaN from a softmax over nothing.
 """
@@ -30,6 +34,7 @@ class BoardMateAttention(nn.Module):
         num_heads: attention heads (``dim`` divisible by it).
         dropout: dropout on the attention weights (training only).
         normalize: L2-normalise the output (use with L2-normalised pin embeddings).
+        residual: add the gated context to the pin (default) or return the context alone.
 
     Shapes:
         pin ``[B, D]``, mates ``[B, K, D]``, mask bool ``[B, K]`` (True = real mate; the sampler's
@@ -40,9 +45,10 @@ class BoardMateAttention(nn.Module):
         ValueError: shapes disagree.
     """
 
-    def __init__(self, dim: int, num_heads: int = 4, dropout: float = 0.0, normalize: bool = True) -> None:
+    def __init__(self, dim: int, num_heads: int = 4, dropout: float = 0.0, normalize: bool = True,
+                 residual: bool = True) -> None:
         super().__init__()
-        self.dim, self.normalize = dim, normalize
+        self.dim, self.normalize, self.residual = dim, normalize, residual
         self.norm_q = nn.LayerNorm(dim)
         self.norm_kv = nn.LayerNorm(dim)
         self.attn = MultiHeadAttention(dim, num_heads, dropout=dropout)
@@ -67,7 +73,7 @@ class BoardMateAttention(nn.Module):
         kv = self.norm_kv(mates.masked_fill(~mask.unsqueeze(-1), 0.0))
         ctx, w = self.attn(self.norm_q(pin).unsqueeze(1), kv, key_mask=mask)
         ctx = torch.where(has, ctx.squeeze(1), torch.zeros_like(pin))
-        out = pin + torch.sigmoid(self.gate(torch.cat([pin, ctx], -1))) * ctx
+        out = pin + torch.sigmoid(self.gate(torch.cat([pin, ctx], -1))) * ctx if self.residual else ctx
         if self.normalize:
             out = F.normalize(out, dim=-1)
         if return_weights:
@@ -75,7 +81,7 @@ class BoardMateAttention(nn.Module):
         return out
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, num_heads={self.attn.num_heads}, normalize={self.normalize}"
+        return f"dim={self.dim}, num_heads={self.attn.num_heads}, normalize={self.normalize}, residual={self.residual}"
 
 
 def gather_mates(table: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:

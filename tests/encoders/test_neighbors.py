@@ -83,3 +83,22 @@ def test_on_device(attn, device):
     got = attn.to(device)(pin.to(device), mates.to(device), mask.to(device))
     assert got.device.type == device
     torch.testing.assert_close(got.cpu(), ref, atol=1e-5, rtol=0)
+
+
+def test_context_only_mode_excludes_the_pin():
+    import torch
+
+    from boardgraph.encoders import BoardMateAttention
+
+    torch.manual_seed(0)
+    att = BoardMateAttention(8, num_heads=2, residual=False)
+    pin = torch.randn(3, 8)
+    mates = torch.randn(3, 2, 8)
+    mask = torch.tensor([[True, True], [True, False], [False, False]])
+    out = att(pin, mates, mask)
+    # one mate: the context is that mate's value projection, whatever the query is
+    out_other_query = att(torch.randn(3, 8), mates, mask)
+    assert torch.allclose(out[1], out_other_query[1], atol=1e-6)
+    assert torch.equal(out[2], torch.zeros(8))          # no mates: zeros, no NaN
+    assert torch.allclose(out[:2].norm(dim=-1), torch.ones(2), atol=1e-5)
+    assert "residual=False" in repr(att)
