@@ -22,6 +22,12 @@ EPILOG_BUILD = """examples:
       --categorical brand category --numeric price --image image_path --on-error skip
 """
 
+EPILOG_TRAIN = """examples:
+  boardgraph train --config configs/neighbor.yaml
+  boardgraph train --config run.yaml --resume --embed
+  torchrun --nproc_per_node=2 -m boardgraph train --config run.yaml
+"""
+
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from boardgraph.datasets import synthetic_lookbooks
@@ -48,6 +54,36 @@ def _cmd_build(args: argparse.Namespace) -> int:
     print(report)
     graph.save(args.out)
     print(f"saved to {args.out}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from boardgraph.config import TrainConfig
+    from boardgraph.trainer import Trainer
+
+    cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
+    if args.out_dir:
+        cfg.run.out_dir = args.out_dir
+    if args.steps:
+        cfg.run.steps = args.steps
+    if args.no_progress:
+        cfg.run.progress = "off"
+    trainer = Trainer(cfg)
+    result = trainer.fit(resume=args.resume)
+    if trainer.rank == 0:
+        last = result.history[-1] if result.history else {}
+        print(f"trained to step {result.step}; final loss {last.get('total', float('nan')):.4f}; "
+              f"checkpoint and metrics in {result.out_dir}")
+    if args.embed:
+        from boardgraph.embed import embed_pins
+
+        path = embed_pins(trainer.model.encoder, trainer.split.graph.num_nodes("pin"),
+                          result.out_dir / "embeddings.npy", cache=trainer.cache, builder=trainer.builder,
+                          features=trainer.split.graph.features("pin"), device=trainer.device,
+                          rank=trainer.rank, world_size=trainer.world)
+        if trainer.rank == 0:
+            print(f"pin embeddings written to {path}")
+    trainer.close()
     return 0
 
 
@@ -89,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="raise on the first bad row (default) or skip and count bad rows")
     b.set_defaults(fn=_cmd_build)
+    t = sub.add_parser("train", help="train a model from a config (YAML/JSON); runs under torchrun too",
+                       epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--config", help="YAML or JSON TrainConfig (default: the built-in synthetic demo config)")
+    t.add_argument("--out-dir", help="override run.out_dir")
+    t.add_argument("--steps", type=int, help="override run.steps")
+    t.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
+    t.add_argument("--embed", action="store_true", help="embed every pin after training (embeddings.npy)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(fn=_cmd_train)
     s = sub.add_parser("describe", help="print counts, degree distributions and components of a saved graph")
     s.add_argument("graph", help="directory written by `boardgraph build` or graph.save()")
     s.set_defaults(fn=_cmd_describe)

@@ -16,10 +16,12 @@ from typing import Any
 
 import yaml
 
+from boardgraph.graph.errors import BoardgraphError
+
 __all__ = ["TrainConfig", "DataConfig", "ModelConfig", "ObjectiveConfig", "OptimConfig", "RunConfig", "ConfigError"]
 
 
-class ConfigError(ValueError):
+class ConfigError(BoardgraphError, ValueError):
     """A config file or value is invalid; the message names the key and the fix."""
 
 
@@ -46,9 +48,9 @@ class DataConfig:
 class ModelConfig:
     """Towers (registry names + kwargs), fusion width, embedding width and cache use."""
 
-    image: str | None = "tiny_vit"
+    image: str | None = "vit_tiny_random"
     image_kwargs: dict[str, Any] = field(default_factory=dict)
-    text: str | None = "tiny_bert"
+    text: str | None = "hf_text"
     text_kwargs: dict[str, Any] = field(default_factory=dict)
     metadata: bool = True
     fusion_dim: int = 128
@@ -66,19 +68,18 @@ class ObjectiveConfig:
     """Which losses, with which weights.
 
     ``kind``: ``"neighbor"`` (PinCLIP: image-text alignment + neighbor alignment), ``"content"``
-    (image-text alignment only), ``"coboard"`` (pairwise co-board contrastive ablation) or
-    ``"pinsage"`` (max-margin with hard negatives). ``weights`` maps loss terms to weights
-    (``clip``, ``mates``, ``board``, ``coboard``, ``pinsage``, ``matryoshka``).
+    (image-text alignment only) or ``"coboard"`` (pairwise co-board contrastive ablation).
+    ``weights`` maps loss terms to weights
+    (``clip``, ``pin_modality``, ``mates``, ``board``, ``coboard``).
     """
 
     kind: str = "neighbor"
     alignment: str = "clip"              # "clip" or "siglip"
-    weights: dict[str, float] = field(default_factory=lambda: {"clip": 1.0, "mates": 1.0, "board": 0.5})
+    weights: dict[str, float] | None = None   # None: the defaults of the kind (boardgraph.model.DEFAULT_WEIGHTS)
     num_mates: int = 8                   # K board-mates per seed
     mate_weighting: str = "uniform"      # "uniform", "board_size" or "recency"
     negatives: str = "none"              # "none", "uniform" or "popularity" (with logQ correction)
     num_negatives: int = 0
-    margin: float = 0.1                  # pinsage
 
 
 @dataclass
@@ -147,8 +148,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         o, r = self.objective, self.run
-        if o.kind not in ("neighbor", "content", "coboard", "pinsage"):
-            raise ConfigError(f"objective.kind {o.kind!r} is not one of neighbor, content, coboard, pinsage")
+        if o.kind not in ("neighbor", "content", "coboard"):
+            raise ConfigError(f"objective.kind {o.kind!r} is not one of neighbor, content, coboard")
         if o.alignment not in ("clip", "siglip"):
             raise ConfigError(f"objective.alignment {o.alignment!r} must be 'clip' or 'siglip'")
         if o.negatives not in ("none", "uniform", "popularity"):

@@ -31,10 +31,18 @@ def shared_board_mask(boards_a: Tensor, boards_b: Tensor) -> Tensor:
     Args:
         boards_a: int64 ``[A, L]`` board indices of each pin, padded with ``-1``.
         boards_b: int64 ``[B, L2]`` likewise.
+
+    Boards are compacted to the ``U`` distinct ones present and the mask is one product of the
+    two ``[*, U]`` incidence matrices: ``O(A * B * U)``, without an ``[A, B, L, L]`` comparison.
     """
-    eq = boards_a[:, None, :, None] == boards_b[None, :, None, :]
-    valid = (boards_a >= 0)[:, None, :, None]
-    return (eq & valid).flatten(2).any(-1)
+    va, vb = boards_a >= 0, boards_b >= 0
+    uniq, inv = torch.unique(torch.cat([boards_a[va], boards_b[vb]]), return_inverse=True)
+    na = int(va.sum())
+    inc_a = torch.zeros(boards_a.shape[0], uniq.numel(), device=boards_a.device)
+    inc_b = torch.zeros(boards_b.shape[0], uniq.numel(), device=boards_b.device)
+    inc_a[va.nonzero()[:, 0], inv[:na]] = 1.0
+    inc_b[vb.nonzero()[:, 0], inv[na:]] = 1.0
+    return (inc_a @ inc_b.T) > 0
 
 
 class NeighborAlignmentLoss(nn.Module):

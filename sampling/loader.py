@@ -181,9 +181,14 @@ class PinBoardLoader:
         return mb
 
     def __iter__(self) -> Iterator[MiniBatch]:
+        return self.iter_from(0)
+
+    def iter_from(self, start: int) -> Iterator[MiniBatch]:
+        """Batches ``start, start + 1, ...`` of the current epoch: the tail of ``iter(loader)``,
+        with the same prefetching (used to resume training mid-epoch)."""
         epoch, shard, n = self.epoch, self.shard(), len(self)
         if self.prefetch == 0:
-            for i in range(n):
+            for i in range(start, n):
                 yield self._produce(shard, epoch, i)
             return
         q: queue.Queue = queue.Queue(maxsize=self.prefetch)
@@ -202,7 +207,7 @@ class PinBoardLoader:
         def work() -> None:
             stream = torch.cuda.Stream(self.device) if cuda else None
             try:
-                for i in range(n):
+                for i in range(start, n):
                     if stream is not None:
                         with torch.cuda.stream(stream):
                             mb = self._produce(shard, epoch, i)

@@ -26,6 +26,7 @@ def _worker(rank: int, world: int, init: str, out: str) -> None:
     nb = NeighborAlignmentLoss()(a2, txt[sl], boards[sl])["mates"]
     nb.backward()
     torch.save({"clip": clip.detach(), "grad": a.grad, "nb": nb.detach(), "nb_grad": a2.grad}, f"{out}/{rank}.pt")
+    dist.barrier()  # no rank tears down while the other is still in a collective
     dist.destroy_process_group()
 
 

@@ -178,3 +178,16 @@ def test_two_process_group_shards_an_epoch(tmp_path):
     out = tmp_path / "seeds.pt"
     mp.spawn(_dist_worker, args=(2, f"file://{tmp_path / 'store'}", str(out)), nprocs=2, join=True)
     assert sorted(torch.load(out).tolist()) == list(range(120))
+
+
+def test_iter_from_yields_the_tail_of_an_epoch():
+    from boardgraph.datasets import synthetic_lookbooks
+    from boardgraph.sampling import BoardMateSampler, PinBoardLoader
+
+    g = synthetic_lookbooks(200, 20, seed=0)
+    loader = PinBoardLoader(g, BoardMateSampler(g, k=4), batch_size=32, seed=5)
+    loader.set_epoch(2)
+    full = [mb.seeds for mb in loader]
+    tail = [mb.seeds for mb in loader.iter_from(3)]
+    assert len(tail) == len(full) - 3
+    assert all(torch.equal(a, b) for a, b in zip(full[3:], tail))

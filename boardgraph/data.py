@@ -1,0 +1,104 @@
+"""Loading the graph a config names, and held-out splits for evaluation (warm and cold start)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from boardgraph.config import ConfigError, DataConfig
+from boardgraph.graph import PinBoardGraph
+
+__all__ = ["DataSplit", "load_graph_for", "split_memberships"]
+
+MEMBER = ("pin", "in", "board")
+
+
+@dataclass
+class DataSplit:
+    """A graph and its training view.
+
+    Attributes:
+        graph: every pin, board and membership.
+        train_graph: the same nodes without the held-out memberships and without any edge of a
+            cold pin (cold pins stay as nodes: their content is known, their boards are not).
+        heldout: ``(pin, board)`` int64 ``[H]`` memberships of warm pins held out.
+        cold_pins: int64 ``[C]`` pins held out entirely (cold start).
+        cold_edges: ``(pin, board)`` int64 ``[E_c]`` the memberships of the cold pins.
+    """
+
+    graph: PinBoardGraph
+    train_graph: PinBoardGraph
+    heldout: tuple[Tensor, Tensor]
+    cold_pins: Tensor
+    cold_edges: tuple[Tensor, Tensor]
+
+
+def load_graph_for(cfg: DataConfig) -> PinBoardGraph:
+    """The graph of ``cfg.source``: ``"synthetic"`` or a directory saved with ``graph.save()``."""
+    if cfg.source == "synthetic":
+        from boardgraph.datasets import synthetic_lookbooks
+
+        return synthetic_lookbooks(cfg.n_pins, cfg.n_boards, seed=cfg.data_seed)
+    from pathlib import Path
+
+    if not Path(cfg.source).exists():
+        raise ConfigError(f"data.source {cfg.source!r} is neither 'synthetic' nor an existing graph directory")
+    return PinBoardGraph.load(cfg.source)
+
+
+def split_memberships(graph: PinBoardGraph, holdout_fraction: float = 0.0, cold_fraction: float = 0.0,
+                      seed: int = 0) -> DataSplit:
+    """Hold out memberships (warm) and whole pins (cold), reproducibly.
+
+    Warm hold-out draws ``holdout_fraction`` of the memberships of non-cold pins, never a pin's
+    last training membership nor a board's last training pin, so every held-out pair can be
+    ranked "from the rest of its board" by a pin the model has seen. Cold pins are drawn from
+    pins with at least one membership.
+    """
+    if not (0 <= holdout_fraction < 1 and 0 <= cold_fraction < 1):
+        raise ConfigError("holdout_fraction and cold_fraction must lie in [0, 1)")
+    g = torch.Generator().manual_seed(seed)
+    pin, board = graph.edges(MEMBER)
+    n_pins, n_boards = graph.num_nodes("pin"), graph.num_nodes("board")
+    deg = torch.bincount(pin, minlength=n_pins)
+    candidates = torch.nonzero(deg > 0).squeeze(1)
+    n_cold = int(round(cold_fraction * candidates.numel()))
+    cold = candidates[torch.randperm(candidates.numel(), generator=g)[:n_cold]].sort().values
+    is_cold = torch.zeros(n_pins, dtype=torch.bool)
+    is_cold[cold] = True
+    cold_edge = is_cold[pin]
+    # warm hold-out: random order, keep an edge when its pin or board would lose its last edge
+    warm = torch.nonzero(~cold_edge).squeeze(1)
+    order = warm[torch.randperm(warm.numel(), generator=g)]
+    want = int(round(holdout_fraction * warm.numel()))
+    pin_left = torch.bincount(pin[warm], minlength=n_pins)
+    board_left = torch.bincount(board[warm], minlength=n_boards)
+    # Rank of each candidate edge among earlier candidates of the same pin / board (vectorised):
+    # an edge may go when fewer than (degree - 1) earlier edges of its pin and board went.
+    take = torch.zeros(warm.numel(), dtype=torch.bool)
+    if want:
+        p, b = pin[order], board[order]
+        rank_p = _rank_within(p)
+        rank_b = _rank_within(b)
+        ok = (rank_p < pin_left[p] - 1) & (rank_b < board_left[b] - 1)
+        idx = torch.nonzero(ok).squeeze(1)[:want]
+        take[idx] = True
+    held = order[take].sort().values
+    remove = torch.cat([held, torch.nonzero(cold_edge).squeeze(1)])
+    train = graph.remove_edges(MEMBER, eids=remove) if remove.numel() else graph
+    return DataSplit(graph=graph, train_graph=train, heldout=(pin[held], board[held]), cold_pins=cold,
+                     cold_edges=(pin[cold_edge], board[cold_edge]))
+
+
+def _rank_within(keys: Tensor) -> Tensor:
+    """For each position, how many earlier positions hold the same key (int64 ``[n]``)."""
+    order = torch.sort(keys, stable=True).indices
+    sk = keys[order]
+    start = torch.ones_like(sk, dtype=torch.bool)
+    start[1:] = sk[1:] != sk[:-1]
+    pos = torch.arange(sk.numel())
+    group_start = torch.cummax(torch.where(start, pos, torch.zeros_like(pos)), 0).values
+    rank = torch.empty_like(pos)
+    rank[order] = pos - group_start
+    return rank

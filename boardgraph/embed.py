@@ -1,0 +1,71 @@
+"""Embedding every pin after training: batched, resumable, into a memory-mapped ``.npy`` file.
+
+Under torchrun each rank embeds its own chunks into the same file. Progress is recorded per chunk
+(``<file>.progress/<chunk>.done``), so an interrupted pass continues where it stopped; the file is
+complete when every chunk is done (:func:`embed_pins` returns only then, on every rank).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+__all__ = ["embed_pins", "load_embeddings"]
+
+
+@torch.no_grad()
+def embed_pins(encoder, num_pins: int, path: str | Path, *, cache=None, builder=None, features=None,
+               batch_size: int = 1024, device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1,
+               dim: int | None = None) -> Path:
+    """Write the L2-normalised embedding of pins ``0..num_pins-1`` to ``path`` (float32 ``[N, E]``).
+
+    Give either ``cache`` (a :class:`~boardgraph.encoders.FeatureCache` of frozen towers) or
+    ``builder`` + ``features`` (towers run end to end). ``dim`` truncates (Matryoshka) and
+    renormalises. Chunks already marked done are skipped (resume).
+    """
+    from boardgraph.encoders import truncate_embedding
+
+    path = Path(path)
+    done_dir = path.with_name(path.name + ".progress")
+    e = dim or encoder.config.embed_dim
+    n_chunks = (num_pins + batch_size - 1) // batch_size
+    if rank == 0:
+        done_dir.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            np.lib.format.open_memmap(path, "w+", np.float32, (num_pins, e)).flush()
+    if world_size > 1:
+        dist.barrier()
+    out = np.load(path, mmap_mode="r+")
+    if out.shape != (num_pins, e):
+        raise ValueError(f"{path} holds {out.shape}, expected {(num_pins, e)}; delete it (and {done_dir}) to re-embed")
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        for c in range(rank, n_chunks, world_size):
+            marker = done_dir / f"{c}.done"
+            if marker.exists():
+                continue
+            idx = torch.arange(c * batch_size, min((c + 1) * batch_size, num_pins))
+            if cache is not None:
+                outputs, present = cache.get(idx, device)
+                emb = encoder.fuse(outputs, present).embedding
+            else:
+                emb = encoder(builder(features, idx).to(device)).embedding
+            if dim is not None:
+                emb = truncate_embedding(emb, dim)
+            out[idx.numpy()] = emb.float().cpu().numpy()
+            out.flush()
+            marker.touch()
+    finally:
+        encoder.train(was_training)
+    if world_size > 1:
+        dist.barrier()
+    return path
+
+
+def load_embeddings(path: str | Path) -> Tensor:
+    """The embeddings written by :func:`embed_pins` (memory-mapped, copy-on-write)."""
+    return torch.from_numpy(np.load(path, mmap_mode="c"))

@@ -1,0 +1,52 @@
+"""Building the encoder, its input builder and the training model from a config and a graph."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from boardgraph.config import ModelConfig, TrainConfig
+from boardgraph.encoders import (FusionConfig, MetadataConfig, MetadataSchema, PinEncoder, PinEncoderConfig,
+                                 PinInputBuilder, build_encoder)
+from boardgraph.graph import PinBoardGraph
+from boardgraph.model import PinCLIPModel
+
+__all__ = ["ModelParts", "build_model"]
+
+
+@dataclass
+class ModelParts:
+    model: PinCLIPModel
+    builder: PinInputBuilder
+    schema: MetadataSchema | None
+
+
+def build_encoder_for(cfg: ModelConfig, graph: PinBoardGraph) -> tuple[PinEncoder, PinInputBuilder, MetadataSchema | None]:
+    """Towers named by ``cfg`` for the modalities ``graph``'s pins actually have."""
+    feats = graph.features("pin")
+    has_image = bool(feats.names("image"))
+    text_fields = tuple(feats.names("text"))
+    image = build_encoder(cfg.image, **cfg.image_kwargs) if cfg.image and has_image else None
+    text = build_encoder(cfg.text, **cfg.text_kwargs) if cfg.text and text_fields else None
+    schema = meta = None
+    if cfg.metadata and (feats.names("categorical") or feats.names("numeric")):
+        schema = MetadataSchema.fit(feats)
+        meta = build_encoder(MetadataConfig.from_schema(schema, dim=cfg.fusion_dim))
+    enc_cfg = PinEncoderConfig(FusionConfig(dim=cfg.fusion_dim, depth=cfg.fusion_layers, num_heads=cfg.fusion_heads),
+                               embed_dim=cfg.embed_dim, matryoshka_dims=tuple(cfg.matryoshka_dims))
+    encoder = PinEncoder(image=image, text=text, metadata=meta, config=enc_cfg)
+    builder = encoder.input_builder(schema, text_fields=text_fields or ("title",),
+                                    image_field=feats.names("image")[0] if has_image else None,
+                                    max_length=cfg.text_max_length)
+    return encoder, builder, schema
+
+
+def build_model(cfg: TrainConfig, graph: PinBoardGraph, gather: bool = True) -> ModelParts:
+    """The :class:`PinCLIPModel` of ``cfg`` (seeded by ``cfg.run.seed``) over ``graph``'s boards."""
+    torch.manual_seed(cfg.run.seed)
+    encoder, builder, schema = build_encoder_for(cfg.model, graph)
+    if cfg.model.freeze_towers:
+        encoder.freeze_towers()
+    model = PinCLIPModel(encoder, graph.num_nodes("board"), kind=cfg.objective.kind,
+                         alignment=cfg.objective.alignment, mate_heads=cfg.model.mate_heads, gather=gather)
+    return ModelParts(model, builder, schema)

@@ -1,0 +1,132 @@
+"""`PinCLIPModel`: the pin encoder plus what training needs around it (mate attention, board
+embeddings, loss modules), and the per-batch loss computation of each model kind.
+
+Kinds (``ObjectiveConfig.kind``):
+
+* ``neighbor`` (PinCLIP): image-text alignment + pin-modality alignment + neighbor alignment
+  (the pin's content embedding vs the cross-attention fusion of its board-mates, and vs a board
+  it is on).
+* ``content``: image-text + pin-modality alignment only: no graph signal.
+* ``coboard``: content terms + InfoNCE of a pin against one board-mate's own embedding (no
+  cross-attention): the ablation isolating what the fusion adds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from boardgraph.encoders import BoardMateAttention, PinEncoder, gather_mates
+from boardgraph.encoders.registry import MODALITIES, TowerOutput
+from boardgraph.objectives import ClipLoss, CoBoardContrastiveLoss, NeighborAlignmentLoss, SigLipLoss
+
+__all__ = ["PinCLIPModel", "DEFAULT_WEIGHTS", "StepInputs"]
+
+#: Loss weights used when the config gives none.
+DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
+    "neighbor": {"clip": 1.0, "pin_modality": 1.0, "mates": 1.0, "board": 0.5},
+    "content": {"clip": 1.0, "pin_modality": 1.0},
+    "coboard": {"clip": 1.0, "pin_modality": 1.0, "coboard": 1.0},
+}
+
+
+@dataclass
+class StepInputs:
+    """What one training step needs besides the encoder's inputs (all on the model's device).
+
+    Attributes:
+        seed_local: int64 ``[B]`` rows of the seeds among the encoded pins.
+        mates_local: int64 ``[B, K]`` rows of the board-mates (``-1`` padding).
+        mate_boards: int64 ``[B, K]`` board of each mate (``-1`` padding).
+        pin_boards: int64 ``[B, L]`` every board of each seed (``-1`` padding), for false negatives.
+        negatives_local: int64 ``[B, M]`` rows of sampled negatives, or None.
+        negatives_logq: float ``[B, M]`` their log sampling probabilities, or None.
+    """
+
+    seed_local: Tensor
+    mates_local: Tensor
+    mate_boards: Tensor
+    pin_boards: Tensor
+    negatives_local: Tensor | None = None
+    negatives_logq: Tensor | None = None
+
+
+class PinCLIPModel(nn.Module):
+    """Encoder + training heads (see the module docstring).
+
+    Args:
+        encoder: the :class:`~boardgraph.encoders.PinEncoder`.
+        num_boards: boards of the training graph (rows of the board embedding table).
+        kind: ``neighbor``, ``content`` or ``coboard``.
+        alignment: ``clip`` or ``siglip`` for the image-text term.
+        mate_heads: heads of the board-mate cross-attention.
+        gather: gather in-batch negatives across ranks (torch.distributed).
+    """
+
+    def __init__(self, encoder: PinEncoder, num_boards: int, kind: str = "neighbor", alignment: str = "clip",
+                 mate_heads: int = 4, gather: bool = True) -> None:
+        super().__init__()
+        if kind not in DEFAULT_WEIGHTS:
+            raise ValueError(f"kind must be one of {sorted(DEFAULT_WEIGHTS)}, got {kind!r}")
+        self.encoder, self.kind = encoder, kind
+        dim = encoder.config.embed_dim
+        self.align = (ClipLoss if alignment == "clip" else SigLipLoss)(gather=gather)
+        self.pin_modality = ClipLoss(gather=gather)
+        if kind == "neighbor":
+            self.mate_attention = BoardMateAttention(dim, mate_heads, residual=False)
+            self.board_embedding = nn.Embedding(num_boards, dim)
+            nn.init.normal_(self.board_embedding.weight, std=dim ** -0.5)
+            self.neighbor = NeighborAlignmentLoss(gather=gather)
+        elif kind == "coboard":
+            self.coboard = CoBoardContrastiveLoss(gather=gather)
+
+    def forward(self, step: StepInputs, weights: dict[str, float], *, outputs: dict[str, TowerOutput] | None = None,
+                present: Tensor | None = None, inputs=None) -> dict[str, Tensor]:
+        """Loss terms of a batch from cached tower ``outputs`` + ``present``, or from raw ``inputs``
+        (:class:`~boardgraph.encoders.PinInputs`, towers run end to end). Being ``forward``, it
+        works under DistributedDataParallel."""
+        pe = self.encoder(inputs) if inputs is not None else self.encoder.fuse(outputs, present)
+        return self.losses(pe, step, weights)
+
+    def losses(self, pe, step: StepInputs, weights: dict[str, float]) -> dict[str, Tensor]:
+        """Loss terms of one batch (only those with a non-zero weight are computed).
+
+        Args:
+            pe: the :class:`~boardgraph.encoders.PinEmbedding` of every pin the batch needs.
+            step: the batch's indices (:class:`StepInputs`).
+            weights: loss weights (decide which terms run).
+        """
+        out: dict[str, Tensor] = {}
+        s = step.seed_local
+        emb = pe.embedding
+        seeds = emb[s]
+        present = pe.present[s]
+        mods = [m for m in ("image", "text") if m in pe.modality]
+        if weights.get("clip", 0) and len(mods) == 2:
+            i, t = MODALITIES.index("image"), MODALITIES.index("text")
+            out["clip"] = self.align(pe.modality["image"][s], pe.modality["text"][s], present[:, i] & present[:, t])
+        if weights.get("pin_modality", 0):
+            terms = [self.pin_modality(seeds, pe.modality[m][s], present[:, MODALITIES.index(m)])
+                     for m in pe.modality]
+            out["pin_modality"] = torch.stack(terms).mean()
+        if self.kind == "neighbor":
+            mates, mask = gather_mates(emb, step.mates_local)
+            target = self.mate_attention(seeds, mates, mask)
+            negatives = neg_logq = None
+            if step.negatives_local is not None:
+                valid = step.negatives_local >= 0
+                negatives = emb[step.negatives_local[valid]]
+                neg_logq = step.negatives_logq[valid] if step.negatives_logq is not None else None
+            board = board_index = has_board = None
+            if weights.get("board", 0):
+                board_index = step.mate_boards[:, 0]
+                has_board = board_index >= 0
+                board = self.board_embedding(board_index.clamp_min(0))
+            terms = self.neighbor(seeds, target, step.pin_boards, has_mates=mask.any(1), negatives=negatives,
+                                  neg_logq=neg_logq, board=board, board_index=board_index, has_board=has_board)
+            out.update({k: v for k, v in terms.items() if weights.get(k, 0)})
+        elif self.kind == "coboard":
+            mates, mask = gather_mates(emb, step.mates_local[:, :1])
+            out["coboard"] = self.coboard(seeds, mates[:, 0], step.pin_boards, has_mate=mask[:, 0])
+        return out

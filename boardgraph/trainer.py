@@ -1,0 +1,326 @@
+"""The training loop: one config in, a trained model, metrics and checkpoints out.
+
+Frozen towers (the default) are run once into a :class:`~boardgraph.encoders.FeatureCache`, so a
+step only runs fusion, projections, mate attention and the losses: this is how training stays
+fast on CPU. Under ``torchrun`` the seeds are sharded across ranks (gloo on CPU, nccl on GPU),
+in-batch negatives are gathered across ranks, and rank 0 writes checkpoints and metrics.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from boardgraph.checkpoint import load_checkpoint, save_checkpoint
+from boardgraph.config import TrainConfig
+from boardgraph.data import DataSplit, load_graph_for, split_memberships
+from boardgraph.encoders import FeatureCache
+from boardgraph.factory import build_model
+from boardgraph.model import DEFAULT_WEIGHTS, StepInputs
+from boardgraph.sampling import (BoardMateSampler, MiniBatch, PinBoardLoader, PopularityNegativeSampler,
+                                 UniformNegativeSampler)
+
+__all__ = ["Trainer", "TrainResult", "padded_rows", "resolve_device"]
+
+log = logging.getLogger(__name__)
+MEMBER = ("pin", "in", "board")
+MAX_BOARDS_PER_PIN = 64
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            local = int(os.environ.get("LOCAL_RANK", 0))
+            return torch.device(f"cuda:{local}")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def padded_rows(indptr: Tensor, indices: Tensor, rows: Tensor, width: int | None = None) -> Tensor:
+    """Neighbors of ``rows`` as int64 ``[B, L]`` padded with ``-1``; ``L`` = ``width`` (longer rows are
+    cut to their first ``width`` entries) or, when None, the largest degree among ``rows``."""
+    start, end = indptr[rows], indptr[rows + 1]
+    deg = end - start
+    if width is None:
+        width = int(deg.max()) if rows.numel() else 0
+    pos = start[:, None] + torch.arange(width, device=rows.device)[None, :]
+    valid = torch.arange(width, device=rows.device)[None, :] < deg[:, None]
+    out = indices.long()[pos.clamp(max=max(indices.numel() - 1, 0))] if indices.numel() else \
+        torch.zeros_like(pos)
+    return torch.where(valid, out, torch.full_like(out, -1))
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns."""
+
+    step: int
+    out_dir: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Trainer:
+    """Train the model a :class:`~boardgraph.config.TrainConfig` describes.
+
+    Args:
+        config: the run's config.
+        split: the data (default: loaded and split as ``config.data`` says).
+        progress: show a tqdm bar (default from ``config.run.progress``: only on a terminal).
+    """
+
+    def __init__(self, config: TrainConfig, split: DataSplit | None = None, progress: bool | None = None) -> None:
+        config.validate()
+        self.cfg = cfg = config
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        self.device = resolve_device(cfg.run.device)
+        if self.distributed and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        self.out_dir = Path(cfg.run.out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if split is None:
+            d = cfg.data
+            split = split_memberships(load_graph_for(d), d.holdout_fraction, d.cold_fraction, d.split_seed)
+        self.split = split
+        parts = build_model(cfg, split.graph, gather=self.distributed)
+        self.model, self.builder, self.schema = parts.model.to(self.device), parts.builder, parts.schema
+        self.weights = dict(cfg.objective.weights or DEFAULT_WEIGHTS[cfg.objective.kind])
+        self.cache = self._feature_cache() if cfg.model.freeze_towers else None
+        self.loader = self._loader()
+        # Fixed width of each seed's board list: equal shapes on every rank (they are gathered);
+        # pins on more boards keep their first MAX_BOARDS_PER_PIN for false-negative masking.
+        self.board_width = max(1, min(MAX_BOARDS_PER_PIN, int(split.train_graph.degree(MEMBER).max())))
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        decay = [p for p in params if p.dim() >= 2]
+        no_decay = [p for p in params if p.dim() < 2]
+        o = cfg.optim
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=o.lr, betas=tuple(o.betas))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.ddp = torch.nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None) \
+            if self.distributed else None
+        self.step = 0
+        p = cfg.run.progress
+        self.progress = (sys.stderr.isatty() if p == "auto" else p == "on") if progress is None else progress
+        self.bf16 = cfg.run.precision == "bf16" or (cfg.run.precision == "auto" and self.device.type == "cuda")
+
+    # -- setup --------------------------------------------------------------------------------
+    def _lr_factor(self, step: int) -> float:
+        o, total = self.cfg.optim, self.cfg.run.steps
+        if step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        t = (step - o.warmup_steps) / max(1, total - o.warmup_steps)
+        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    def _feature_cache(self) -> FeatureCache:
+        path = self.out_dir / "feature_cache"
+        enc = self.model.encoder
+        if self.rank == 0:
+            try:
+                FeatureCache(path).check(enc)
+            except Exception:  # absent, or built by other towers: (re)build it
+                FeatureCache.build(path, enc, self.split.graph.features("pin"), self.builder, overwrite=True,
+                                   device=self.device)
+        if self.distributed:
+            dist.barrier()
+        cache = FeatureCache(path)
+        cache.check(enc)
+        return cache
+
+    def _loader(self) -> PinBoardLoader:
+        o, r = self.cfg.objective, self.cfg.run
+        g = self.split.train_graph
+        weighting = {"uniform": "uniform", "board_size": "size", "recency": "recency"}[o.mate_weighting]
+        kw = {"half_life": 1.0, "timestamp": "order"} if weighting == "recency" and "timestamp" not in \
+            g.relation(MEMBER).attrs else {}
+        sampler = BoardMateSampler(g, k=o.num_mates, weighting=weighting, **kw)
+        seeds = torch.nonzero(g.degree(MEMBER) > 0).squeeze(1)
+        negatives = None
+        if o.negatives == "uniform":
+            negatives = UniformNegativeSampler(g)
+        elif o.negatives == "popularity":
+            negatives = PopularityNegativeSampler(g)
+        per_rank = r.batch_size // self.world
+        return PinBoardLoader(g, sampler, seeds, batch_size=per_rank, shuffle=True, drop_last=True, seed=r.seed,
+                              negatives=negatives, num_negatives=o.num_negatives if negatives else 0,
+                              device=self.device, rank=self.rank, world_size=self.world, even_batches=True)
+
+    # -- batches ------------------------------------------------------------------------------
+    def _batches(self, start_micro: int) -> Iterator[MiniBatch]:
+        """Micro-batches from global position ``start_micro`` on, epoch after epoch (deterministic)."""
+        n = len(self.loader)
+        if n == 0:
+            raise ValueError(f"no full batch: {self.loader.seeds.numel()} seed pins for batch size "
+                             f"{self.cfg.run.batch_size}; lower run.batch_size")
+        epoch, index = divmod(start_micro, n)
+        while True:
+            self.loader.set_epoch(epoch)
+            yield from self.loader.iter_from(index)
+            epoch, index = epoch + 1, 0
+
+    def _step_inputs(self, mb: MiniBatch) -> StepInputs:
+        indptr, indices, _ = self.split.train_graph.csr(MEMBER)
+        seeds = mb.seeds.to(indptr.device)
+        neg_logq = None
+        if mb.negatives is not None and mb.negatives.log_q is not None:
+            neg_logq = mb.negatives.log_q
+        negatives_local = None
+        if mb.negatives_local is not None:
+            negatives_local = torch.where(mb.negatives.mask, mb.negatives_local, torch.full_like(mb.negatives_local, -1))
+        return StepInputs(seed_local=mb.seed_local, mates_local=mb.mates_local,
+                          mate_boards=mb.board_mates.boards, pin_boards=padded_rows(indptr, indices, seeds, self.board_width).to(self.device),
+                          negatives_local=negatives_local, negatives_logq=neg_logq)
+
+    def _losses(self, mb: MiniBatch) -> dict[str, Tensor]:
+        step = self._step_inputs(mb)
+        idx = mb.input_nodes["pin"]
+        net = self.ddp or self.model
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            if self.cache is not None:
+                outputs, present = self.cache.get(idx, self.device)
+                return net(step, self.weights, outputs=outputs, present=present)
+            inputs = self.builder(self.split.graph.features("pin"), idx.cpu()).to(self.device)
+            return net(step, self.weights, inputs=inputs)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    def save(self) -> None:
+        if self.rank != 0:
+            return
+        save_checkpoint(self.checkpoint_path, {
+            "step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "rng": torch.get_rng_state(),
+            "fingerprint": self.cfg.model_fingerprint(), "config": json.dumps(self.cfg.to_dict())})
+
+    def load(self, path: str | Path | None = None) -> None:
+        ck = load_checkpoint(path or self.checkpoint_path, self.cfg.model_fingerprint())
+        self.model.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scheduler.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["rng"])
+        self.step = int(ck["step"])
+
+    # -- the loop -----------------------------------------------------------------------------
+    def fit(self, resume: bool = False, steps: int | None = None) -> TrainResult:
+        """Train until ``config.run.steps`` (or ``steps`` more when given); resume from the run's
+        checkpoint when ``resume`` and one exists. Returns the metric history of this call."""
+        cfg = self.cfg
+        if resume and self.checkpoint_path.exists():
+            self.load()
+        if self.rank == 0:
+            cfg.save(self.out_dir / "config.yaml")
+        end = cfg.run.steps if steps is None else min(cfg.run.steps, self.step + steps)
+        accum = cfg.optim.accumulate
+        batches = self._batches(self.step * accum)
+        self.model.train()
+        history: list[dict[str, float]] = []
+        writer, csv_file = self._metric_writers()
+        bar = None
+        if self.progress and self.rank == 0:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=end, initial=self.step, desc=f"train {cfg.objective.kind}", unit="step")
+        t0, pins = time.perf_counter(), 0
+        try:
+            while self.step < end:
+                self.optimizer.zero_grad(set_to_none=True)
+                logs: dict[str, float] = {}
+                for _ in range(accum):
+                    mb = next(batches)
+                    terms = self._losses(mb)
+                    total = sum(self.weights[k] * v for k, v in terms.items())
+                    (total / accum).backward()
+                    for k, v in terms.items():
+                        logs[k] = logs.get(k, 0.0) + float(v.detach()) / accum
+                    logs["total"] = logs.get("total", 0.0) + float(total.detach()) / accum
+                    pins += mb.batch_size * self.world
+                if cfg.optim.grad_clip > 0:
+                    logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
+                        [p for p in self.model.parameters() if p.requires_grad], cfg.optim.grad_clip))
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                logs.update(step=self.step, lr=self.scheduler.get_last_lr()[0])
+                history.append(logs)
+                if self.step % cfg.run.log_every == 0 or self.step == end:
+                    dt = time.perf_counter() - t0
+                    logs["pins_per_s"] = pins / dt if dt > 0 else 0.0
+                    self._log(logs, writer, csv_file)
+                    t0, pins = time.perf_counter(), 0
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{logs['total']:.3f}")
+                if self.step % cfg.run.checkpoint_every == 0 or self.step == end:
+                    self.save()
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+            if csv_file is not None:
+                csv_file.close()
+        self._write_rank_summary()
+        return TrainResult(self.step, self.out_dir, history)
+
+    def close(self) -> None:
+        """End the distributed process group this trainer started (a no-op in a single process)."""
+        if self.distributed and dist.is_initialized():
+            dist.barrier()  # no rank tears down while another is still in a collective
+            dist.destroy_process_group()
+
+    def _metric_writers(self):
+        if self.rank != 0:
+            return None, None
+        writer = None
+        if self.cfg.run.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+            except ImportError:  # tensorboard is optional at run time
+                log.warning("tensorboard is not installed; metrics go to metrics.csv only")
+        return writer, open(self.out_dir / "metrics.csv", "a", newline="")
+
+    def _log(self, logs: dict[str, float], writer, csv_file) -> None:
+        if self.rank != 0:
+            return
+        keys = ["step", "lr", "total", *sorted(k for k in logs if k not in ("step", "lr", "total"))]
+        w = csv.DictWriter(csv_file, fieldnames=keys, extrasaction="ignore")
+        if csv_file.tell() == 0:
+            w.writeheader()
+        w.writerow({k: logs.get(k, "") for k in keys})
+        csv_file.flush()
+        if writer is not None:
+            for k, v in logs.items():
+                if k != "step":
+                    writer.add_scalar(f"train/{k}", v, int(logs["step"]))
+        log.info("step %d: %s", logs["step"], ", ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "step"))
+
+    def _write_rank_summary(self) -> None:
+        """``rank<r>.json``: the seeds this rank trained on (count and checksum) and a weight checksum,
+        so a distributed run can be checked (different seeds, identical weights)."""
+        shard = self.loader.shard(0)
+        w = torch.cat([p.detach().float().flatten().cpu() for p in self.model.parameters()])
+        info = {"rank": self.rank, "world_size": self.world, "step": self.step,
+                "epoch0_seeds": int(shard.numel()), "epoch0_seed_sum": int(shard.sum()),
+                "epoch0_first_seeds": shard[:8].tolist(),
+                "weight_sum": float(w.double().sum()), "weight_abs_sum": float(w.double().abs().sum())}
+        (self.out_dir / f"rank{self.rank}.json").write_text(json.dumps(info))

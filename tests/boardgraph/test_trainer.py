@@ -1,0 +1,140 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from boardgraph.checkpoint import CheckpointMismatchError
+from boardgraph.config import TrainConfig
+from boardgraph.embed import embed_pins, load_embeddings
+from boardgraph.trainer import Trainer, padded_rows
+
+
+def tiny_config(out_dir, kind="neighbor", steps=30, n_pins=300) -> TrainConfig:
+    cfg = TrainConfig()
+    cfg.data.n_pins, cfg.data.n_boards = n_pins, n_pins // 10
+    m = cfg.model
+    m.fusion_dim, m.fusion_layers, m.fusion_heads, m.embed_dim, m.matryoshka_dims = 32, 1, 2, 32, (8, 16, 32)
+    m.mate_heads, m.text_max_length = 2, 16
+    cfg.objective.kind = kind
+    cfg.objective.num_mates = 4
+    cfg.run.batch_size, cfg.run.steps, cfg.run.log_every, cfg.run.checkpoint_every = 64, steps, 5, 10
+    cfg.run.progress, cfg.run.out_dir = "off", str(out_dir)
+    cfg.optim.warmup_steps = 5
+    return cfg
+
+
+def test_padded_rows():
+    indptr = torch.tensor([0, 2, 2, 5])
+    indices = torch.tensor([4, 5, 6, 7, 8], dtype=torch.int32)
+    assert padded_rows(indptr, indices, torch.tensor([2, 1, 0])).tolist() == [[6, 7, 8], [-1, -1, -1], [4, 5, -1]]
+
+
+def test_loss_falls_and_metrics_are_written(tmp_path):
+    cfg = tiny_config(tmp_path / "run", steps=60)
+    cfg.optim.lr = 3e-3
+    result = Trainer(cfg).fit()
+    totals = [h["total"] for h in result.history]
+    assert len(totals) == 60
+    assert np.mean(totals[-10:]) < 0.8 * np.mean(totals[:5]), totals
+    assert set(result.history[0]) >= {"clip", "pin_modality", "mates", "board", "total", "lr", "grad_norm"}
+    lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("step,lr,total") and len(lines) == 1 + 60 // 5
+    assert any((tmp_path / "run" / "tensorboard").iterdir())
+    assert (tmp_path / "run" / "config.yaml").exists() and (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_resume_is_bit_for_bit(tmp_path):
+    straight = Trainer(tiny_config(tmp_path / "a", steps=20)).fit()
+    first = Trainer(tiny_config(tmp_path / "b", steps=20))
+    first.fit(steps=10)
+    second = Trainer(tiny_config(tmp_path / "b", steps=20))
+    resumed = second.fit(resume=True)
+    assert second.step == 20 and len(resumed.history) == 10
+    a = [h["total"] for h in straight.history[10:]]
+    b = [h["total"] for h in resumed.history]
+    assert a == b  # exactly the same losses, not merely close
+    sa = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["model"]
+    sb = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_checkpoint_from_another_config_is_refused(tmp_path):
+    Trainer(tiny_config(tmp_path / "run", steps=2)).fit()
+    other = tiny_config(tmp_path / "run", steps=4)
+    other.model.embed_dim, other.model.matryoshka_dims = 16, (8, 16)
+    with pytest.raises(CheckpointMismatchError, match="another model config"):
+        Trainer(other).fit(resume=True)
+
+
+@pytest.mark.parametrize("kind,terms", [("content", {"clip", "pin_modality"}),
+                                        ("coboard", {"clip", "pin_modality", "coboard"})])
+def test_baseline_kinds_train(tmp_path, kind, terms):
+    res = Trainer(tiny_config(tmp_path / kind, kind=kind, steps=3)).fit()
+    assert set(res.history[-1]) - {"total", "lr", "step", "grad_norm", "pins_per_s"} == terms
+
+
+def test_negatives_with_logq_and_end_to_end_towers(tmp_path):
+    cfg = tiny_config(tmp_path / "run", steps=3)
+    cfg.objective.negatives, cfg.objective.num_negatives = "popularity", 4
+    cfg.model.freeze_towers = False
+    t = Trainer(cfg)
+    assert t.cache is None
+    res = t.fit()
+    assert np.isfinite(res.history[-1]["mates"])
+
+
+def test_embed_pins_resumable(tmp_path):
+    t = Trainer(tiny_config(tmp_path / "run", steps=2))
+    t.fit()
+    n = t.split.graph.num_nodes("pin")
+    path = embed_pins(t.model.encoder, n, tmp_path / "emb.npy", cache=t.cache, batch_size=128)
+    emb = load_embeddings(path)
+    assert emb.shape == (n, 32)
+    assert torch.allclose(emb.norm(dim=1), torch.ones(n), atol=1e-5)
+    # same result end to end (towers live) as from the cache
+    live = embed_pins(t.model.encoder, n, tmp_path / "live.npy", builder=t.builder,
+                      features=t.split.graph.features("pin"), batch_size=128)
+    assert torch.allclose(load_embeddings(live), emb, atol=1e-5)
+    # resume: a chunk whose marker is gone is recomputed, the others are skipped
+    (tmp_path / "emb.npy.progress" / "1.done").unlink()
+    arr = np.load(path, mmap_mode="r+")
+    arr[128:256] = 0
+    arr.flush()
+    embed_pins(t.model.encoder, n, path, cache=t.cache, batch_size=128)
+    assert torch.equal(load_embeddings(path), emb)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(tmp_path):
+    cfg = tiny_config(tmp_path / "run", steps=6)
+    cfg.save(tmp_path / "cfg.yaml")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                        f"--master_port={_free_port()}", "-m", "boardgraph", "train", "--config",
+                        str(tmp_path / "cfg.yaml"), "--embed"], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ranks = [json.loads((tmp_path / "run" / f"rank{i}.json").read_text()) for i in range(2)]
+    assert [x["world_size"] for x in ranks] == [2, 2] and [x["step"] for x in ranks] == [6, 6]
+    assert ranks[0]["epoch0_first_seeds"] != ranks[1]["epoch0_first_seeds"]  # different seeds
+    assert ranks[0]["weight_sum"] == ranks[1]["weight_sum"]                    # same final weights
+    assert ranks[0]["weight_abs_sum"] == ranks[1]["weight_abs_sum"]
+    emb = load_embeddings(tmp_path / "run" / "embeddings.npy")
+    assert torch.allclose(emb.norm(dim=1), torch.ones(emb.shape[0]), atol=1e-5)  # both ranks' chunks written
+
+
+def test_padded_rows_fixed_width_cuts_long_rows():
+    indptr = torch.tensor([0, 2, 2, 5])
+    indices = torch.tensor([4, 5, 6, 7, 8])
+    assert padded_rows(indptr, indices, torch.tensor([2, 0]), width=2).tolist() == [[6, 7], [4, 5]]
+    assert padded_rows(indptr, indices, torch.tensor([1]), width=4).tolist() == [[-1, -1, -1, -1]]
