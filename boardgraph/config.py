@@ -60,6 +60,7 @@ class ModelConfig:
     matryoshka_dims: tuple[int, ...] = (32, 64, 128)
     mate_heads: int = 4
     freeze_towers: bool = True
+    mate_encoding: str = "bank"          # "bank" (mates read from a refreshed embedding bank) or "full"
     text_max_length: int = 32
 
 
@@ -154,6 +155,8 @@ class TrainConfig:
             raise ConfigError(f"objective.alignment {o.alignment!r} must be 'clip' or 'siglip'")
         if o.negatives not in ("none", "uniform", "popularity"):
             raise ConfigError(f"objective.negatives {o.negatives!r} must be none, uniform or popularity")
+        if self.model.mate_encoding not in ("bank", "full"):
+            raise ConfigError(f"model.mate_encoding {self.model.mate_encoding!r} must be 'bank' or 'full'")
         if r.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"run.precision {r.precision!r} must be auto, fp32 or bf16")
         if r.batch_size < 2 or r.steps < 1:

@@ -42,6 +42,8 @@ class StepInputs:
         pin_boards: int64 ``[B, L]`` every board of each seed (``-1`` padding), for false negatives.
         negatives_local: int64 ``[B, M]`` rows of sampled negatives, or None.
         negatives_logq: float ``[B, M]`` their log sampling probabilities, or None.
+        from_bank: ``mates_local`` / ``negatives_local`` are global pin indices into the model's
+            embedding bank instead of rows of the batch's embeddings.
     """
 
     seed_local: Tensor
@@ -50,6 +52,7 @@ class StepInputs:
     pin_boards: Tensor
     negatives_local: Tensor | None = None
     negatives_logq: Tensor | None = None
+    from_bank: bool = False
 
 
 class PinCLIPModel(nn.Module):
@@ -62,10 +65,13 @@ class PinCLIPModel(nn.Module):
         alignment: ``clip`` or ``siglip`` for the image-text term.
         mate_heads: heads of the board-mate cross-attention.
         gather: gather in-batch negatives across ranks (torch.distributed).
+        bank_size: pins of the embedding bank (0: no bank). With a bank, board-mates and sampled
+            negatives are read from it (detached, refreshed with every seed's new embedding) instead
+            of being encoded in the step: a neighbor step then costs about one content-only step.
     """
 
     def __init__(self, encoder: PinEncoder, num_boards: int, kind: str = "neighbor", alignment: str = "clip",
-                 mate_heads: int = 4, gather: bool = True) -> None:
+                 mate_heads: int = 4, gather: bool = True, bank_size: int = 0) -> None:
         super().__init__()
         if kind not in DEFAULT_WEIGHTS:
             raise ValueError(f"kind must be one of {sorted(DEFAULT_WEIGHTS)}, got {kind!r}")
@@ -80,14 +86,21 @@ class PinCLIPModel(nn.Module):
             self.neighbor = NeighborAlignmentLoss(gather=gather)
         elif kind == "coboard":
             self.coboard = CoBoardContrastiveLoss(gather=gather)
+        self.register_buffer("bank", torch.zeros(bank_size if kind != "content" else 0, dim))
+
+    @torch.no_grad()
+    def update_bank(self, pins: Tensor, embedding: Tensor) -> None:
+        """Write detached ``embedding [n, E]`` of global pin indices ``pins [n]`` into the bank."""
+        if self.bank.numel():
+            self.bank[pins.to(self.bank.device)] = embedding.detach().to(self.bank.dtype)
 
     def forward(self, step: StepInputs, weights: dict[str, float], *, outputs: dict[str, TowerOutput] | None = None,
-                present: Tensor | None = None, inputs=None) -> dict[str, Tensor]:
+                present: Tensor | None = None, inputs=None) -> tuple[dict[str, Tensor], Tensor]:
         """Loss terms of a batch from cached tower ``outputs`` + ``present``, or from raw ``inputs``
-        (:class:`~boardgraph.encoders.PinInputs`, towers run end to end). Being ``forward``, it
-        works under DistributedDataParallel."""
+        (:class:`~boardgraph.encoders.PinInputs`, towers run end to end), and the seeds' detached
+        embeddings ``[B, E]`` (for the bank). Being ``forward``, it works under DDP."""
         pe = self.encoder(inputs) if inputs is not None else self.encoder.fuse(outputs, present)
-        return self.losses(pe, step, weights)
+        return self.losses(pe, step, weights), pe.embedding[step.seed_local].detach()
 
     def losses(self, pe, step: StepInputs, weights: dict[str, float]) -> dict[str, Tensor]:
         """Loss terms of one batch (only those with a non-zero weight are computed).
@@ -110,13 +123,14 @@ class PinCLIPModel(nn.Module):
             terms = [self.pin_modality(seeds, pe.modality[m][s], present[:, MODALITIES.index(m)])
                      for m in pe.modality]
             out["pin_modality"] = torch.stack(terms).mean()
+        table = self.bank if step.from_bank else emb
         if self.kind == "neighbor":
-            mates, mask = gather_mates(emb, step.mates_local)
+            mates, mask = gather_mates(table, step.mates_local)
             target = self.mate_attention(seeds, mates, mask)
             negatives = neg_logq = None
             if step.negatives_local is not None:
                 valid = step.negatives_local >= 0
-                negatives = emb[step.negatives_local[valid]]
+                negatives = table[step.negatives_local[valid]]
                 neg_logq = step.negatives_logq[valid] if step.negatives_logq is not None else None
             board = board_index = has_board = None
             if weights.get("board", 0):
@@ -127,6 +141,6 @@ class PinCLIPModel(nn.Module):
                                   neg_logq=neg_logq, board=board, board_index=board_index, has_board=has_board)
             out.update({k: v for k, v in terms.items() if weights.get(k, 0)})
         elif self.kind == "coboard":
-            mates, mask = gather_mates(emb, step.mates_local[:, :1])
+            mates, mask = gather_mates(table, step.mates_local[:, :1])
             out["coboard"] = self.coboard(seeds, mates[:, 0], step.pin_boards, has_mate=mask[:, 0])
         return out

@@ -111,9 +111,12 @@ class Trainer:
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
                                             {"params": no_decay, "weight_decay": 0.0}], lr=o.lr, betas=tuple(o.betas))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        if self.model.bank.numel():
+            self._fill_bank()
+        # buffers are not broadcast: the bank is kept identical on every rank by gathered updates
         self.ddp = torch.nn.parallel.DistributedDataParallel(
-            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None) \
-            if self.distributed else None
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            broadcast_buffers=False) if self.distributed else None
         self.step = 0
         p = cfg.run.progress
         self.progress = (sys.stderr.isatty() if p == "auto" else p == "on") if progress is None else progress
@@ -173,29 +176,61 @@ class Trainer:
             yield from self.loader.iter_from(index)
             epoch, index = epoch + 1, 0
 
+    @property
+    def _seeds_only(self) -> bool:
+        """Encode only the seeds: content-only needs no mates, and a bank serves mates/negatives."""
+        return self.cfg.objective.kind == "content" or self.model.bank.numel() > 0
+
     def _step_inputs(self, mb: MiniBatch) -> StepInputs:
         indptr, indices, _ = self.split.train_graph.csr(MEMBER)
-        seeds = mb.seeds.to(indptr.device)
-        neg_logq = None
-        if mb.negatives is not None and mb.negatives.log_q is not None:
-            neg_logq = mb.negatives.log_q
-        negatives_local = None
+        pin_boards = padded_rows(indptr, indices, mb.seeds.to(indptr.device), self.board_width).to(self.device)
+        bm, neg = mb.board_mates, mb.negatives
+        logq = neg.log_q if neg is not None else None
+        if self._seeds_only:
+            b = mb.seeds.numel()
+            negs = torch.where(neg.mask, neg.nodes, torch.full_like(neg.nodes, -1)) if neg is not None else None
+            return StepInputs(seed_local=torch.arange(b, device=self.device), mates_local=bm.mates,
+                              mate_boards=bm.boards, pin_boards=pin_boards, negatives_local=negs,
+                              negatives_logq=logq, from_bank=True)
+        negs = None
         if mb.negatives_local is not None:
-            negatives_local = torch.where(mb.negatives.mask, mb.negatives_local, torch.full_like(mb.negatives_local, -1))
-        return StepInputs(seed_local=mb.seed_local, mates_local=mb.mates_local,
-                          mate_boards=mb.board_mates.boards, pin_boards=padded_rows(indptr, indices, seeds, self.board_width).to(self.device),
-                          negatives_local=negatives_local, negatives_logq=neg_logq)
+            negs = torch.where(neg.mask, mb.negatives_local, torch.full_like(mb.negatives_local, -1))
+        return StepInputs(seed_local=mb.seed_local, mates_local=mb.mates_local, mate_boards=bm.boards,
+                          pin_boards=pin_boards, negatives_local=negs, negatives_logq=logq)
+
+    def _encode_kwargs(self, idx: Tensor) -> dict:
+        """Encoder inputs of pins ``idx``: cached tower outputs, or raw inputs for live towers."""
+        if self.cache is not None:
+            outputs, present = self.cache.get(idx, self.device)
+            return {"outputs": outputs, "present": present}
+        return {"inputs": self.builder(self.split.graph.features("pin"), idx.cpu()).to(self.device)}
 
     def _losses(self, mb: MiniBatch) -> dict[str, Tensor]:
         step = self._step_inputs(mb)
-        idx = mb.input_nodes["pin"]
+        idx = mb.seeds if self._seeds_only else mb.input_nodes["pin"]
         net = self.ddp or self.model
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            if self.cache is not None:
-                outputs, present = self.cache.get(idx, self.device)
-                return net(step, self.weights, outputs=outputs, present=present)
-            inputs = self.builder(self.split.graph.features("pin"), idx.cpu()).to(self.device)
-            return net(step, self.weights, inputs=inputs)
+            terms, seed_emb = net(step, self.weights, **self._encode_kwargs(idx))
+        if self.model.bank.numel():
+            pins, emb = mb.seeds.to(self.device), seed_emb
+            if self.distributed:  # every rank keeps the same bank
+                from boardgraph.objectives import gather_features
+
+                pins, emb = gather_features(pins, with_grad=False), gather_features(emb, with_grad=False)
+            self.model.update_bank(pins, emb)
+        return terms
+
+    @torch.no_grad()
+    def _fill_bank(self) -> None:
+        """Embed every pin with the initial weights into the bank (the same on every rank)."""
+        n, was = self.model.bank.shape[0], self.model.training
+        self.model.eval()
+        for start in range(0, n, 1024):
+            idx = torch.arange(start, min(start + 1024, n))
+            kw = self._encode_kwargs(idx)
+            pe = self.model.encoder(kw["inputs"]) if "inputs" in kw else self.model.encoder.fuse(**kw)
+            self.model.update_bank(idx, pe.embedding)
+        self.model.train(was)
 
     # -- checkpoints --------------------------------------------------------------------------
     @property

@@ -1,0 +1,57 @@
+"""Training-step throughput: content-only vs neighbor alignment (frozen, cached towers).
+
+Prints JSON lines: steps/s and pins/s per model kind (batch 256, K = 8 board-mates by default),
+and the neighbor/content step-time ratio (target <= 1.5). The feature cache is built before
+timing. Usage: python benchmarks/train.py [--pins 5000] [--steps 30] [--device cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+
+from _common import emit
+from boardgraph.config import TrainConfig
+from boardgraph.trainer import Trainer
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pins", type=int, default=5000)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--k", type=int, default=8)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    step_time = {}
+    for kind in ("content", "neighbor"):
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = TrainConfig()
+            cfg.data.n_pins, cfg.data.n_boards = args.pins, args.pins // 10
+            cfg.objective.kind, cfg.objective.num_mates = kind, args.k
+            r = cfg.run
+            r.batch_size, r.steps, r.device, r.out_dir = args.batch_size, args.steps + 5, args.device, tmp
+            r.progress, r.tensorboard, r.log_every, r.checkpoint_every = "off", False, 10**9, 10**9
+            t = Trainer(cfg)
+            t.fit(steps=5)                       # warm-up (allocator, first batches)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            t.fit(steps=args.steps)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            dt = (time.perf_counter() - t0) / args.steps
+            step_time[kind] = dt
+            emit({"op": "train_step", "kind": kind, "device": args.device, "batch_size": args.batch_size,
+                  "k": args.k, "steps_per_s": round(1 / dt, 2), "pins_per_s": round(args.batch_size / dt),
+                  "ms_per_step": round(1000 * dt, 1)})
+    emit({"op": "ratio", "metric": "neighbor / content step time (target <= 1.5)",
+          "ratio": round(step_time["neighbor"] / step_time["content"], 3)})
+
+
+if __name__ == "__main__":
+    main()
