@@ -14,7 +14,7 @@ SHARED_BENCH = Path(os.environ.get("BOARDGRAPH_SHARED_BENCH", REPO.parent / "sha
 def reference_graph(path: str | None = None) -> Path:
     """Path of the reference graph .npz, generated with ../shared/bench/make_bench_graph.py if absent
     (about 20 s). Override with $BOARDGRAPH_BENCH_GRAPH."""
-    p = Path(path or os.environ.get("BOARDGRAPH_BENCH_GRAPH", "/tmp/boardgraph_bench_graph.npz"))
+    p = Path(path or os.environ.get("BOARDGRAPH_BENCH_GRAPH", "/tmp/boardgraph_bench.npz"))
     if not p.exists():
         script = SHARED_BENCH / "make_bench_graph.py"
         if not script.exists():

@@ -8,7 +8,11 @@ OUT=${OUT:-gpu_check_out}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
-export BOARDGRAPH_BENCH_GRAPH=${BOARDGRAPH_BENCH_GRAPH:-/tmp/boardgraph_bench_graph.npz}
+export BOARDGRAPH_BENCH_GRAPH=${BOARDGRAPH_BENCH_GRAPH:-/tmp/boardgraph_bench.npz}
+# ../shared/bench does not travel to a lent machine: carry a copy in an ignored folder (.bench/)
+if [ -z "${BOARDGRAPH_SHARED_BENCH:-}" ] && [ -f .bench/make_bench_graph.py ]; then
+  export BOARDGRAPH_SHARED_BENCH=$PWD/.bench
+fi
 
 $PY -m pip install -q --no-deps --no-build-isolation --no-index -e . > "$OUT/install.log" 2>&1 \
   || { echo "install failed"; tail -5 "$OUT/install.log"; exit 1; }
@@ -18,9 +22,11 @@ $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cu
 echo "== CUDA tests"
 $PY -m pytest -q -m cuda -p no:cacheprovider tests 2>&1 | tee "$OUT/cuda_tests.log" | tail -15
 
+cd benchmarks
+echo "== train benchmark (cuda)"
+timeout ${TRAIN_TIMEOUT:-90} $PY train.py --device cuda --pins 20000 --steps 30 2>&1 | grep '^{' | tee "$OUT/train_cuda.jsonl"
 echo "== build benchmark (cuda)"
-timeout 240 $PY benchmarks/build_graph.py --device cuda 2>&1 | tee "$OUT/build_cuda.jsonl"
-if [ -f benchmarks/sampling.py ]; then
-  echo "== sampling benchmark (cuda)"
-  timeout 240 $PY benchmarks/sampling.py --device cuda 2>&1 | tee "$OUT/sampling_cuda.jsonl"
-fi
+timeout ${BUILD_TIMEOUT:-90} $PY build_graph.py --device cuda 2>&1 | grep '^{' | tee "$OUT/build_cuda.jsonl"
+echo "== sampling benchmark (cuda)"
+timeout ${SAMPLING_TIMEOUT:-120} $PY sampling.py --device cuda --graph "$BOARDGRAPH_BENCH_GRAPH" \
+  ${BOARDGRAPH_SHARED_BENCH:+--bench-dir "$BOARDGRAPH_SHARED_BENCH"} 2>&1 | grep '^{' | tee "$OUT/sampling_cuda.jsonl"

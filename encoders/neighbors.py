@@ -52,14 +52,16 @@ class BoardMateAttention(nn.Module):
         self.norm_q = nn.LayerNorm(dim)
         self.norm_kv = nn.LayerNorm(dim)
         self.attn = MultiHeadAttention(dim, num_heads, dropout=dropout)
-        self.gate = nn.Linear(2 * dim, dim)
+        # the gate only mixes context into the pin: without the residual it would be an unused parameter
+        self.gate = nn.Linear(2 * dim, dim) if residual else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         self.norm_q.reset_parameters()
         self.norm_kv.reset_parameters()
         self.attn.reset_parameters()
-        self.gate.reset_parameters()
+        if self.gate is not None:
+            self.gate.reset_parameters()
 
     def forward(self, pin: Tensor, mates: Tensor, mask: Tensor,
                 return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:

@@ -172,3 +172,18 @@ def test_neighbor_alignment_recovers_styles_better_than_content_only(tmp_path):
     # measured (seed 0): content ~0.30, neighbor ~0.50; chance is 1/12
     assert purity["neighbor"] >= 1.3 * purity["content"], purity
     assert purity["content"] > 2 / 12, purity  # content-only learns something too
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("mate_encoding", ["bank", "full"])
+def test_trains_on_cuda_with_bf16(tmp_path, mate_encoding):
+    cfg = tiny_config(tmp_path / "run", steps=6)
+    cfg.run.device, cfg.run.precision, cfg.model.mate_encoding = "cuda", "auto", mate_encoding
+    cfg.objective.negatives, cfg.objective.num_negatives = "popularity", 4
+    t = Trainer(cfg)
+    assert t.bf16 and next(t.model.parameters()).is_cuda
+    res = t.fit()
+    assert all(np.isfinite(h["total"]) for h in res.history)
+    emb = load_embeddings(embed_pins(t.model.encoder, 300, tmp_path / "e.npy", cache=t.cache, device="cuda"))
+    assert torch.allclose(emb.norm(dim=1), torch.ones(300), atol=1e-3)
