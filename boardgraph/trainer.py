@@ -39,12 +39,14 @@ MAX_BOARDS_PER_PIN = 64
 
 
 def resolve_device(name: str) -> torch.device:
+    """``"auto"``: this process's GPU (``LOCAL_RANK`` under torchrun) when CUDA is there, else CPU;
+    ``"cuda"`` likewise gets an explicit index."""
     if name == "auto":
-        if torch.cuda.is_available():
-            local = int(os.environ.get("LOCAL_RANK", 0))
-            return torch.device(f"cuda:{local}")
-        return torch.device("cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(name)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return dev
 
 
 def padded_rows(indptr: Tensor, indices: Tensor, rows: Tensor, width: int | None = None) -> Tensor:
