@@ -14,6 +14,7 @@ Everything here is vectorised torch and runs on whatever device the tensors live
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -138,7 +139,13 @@ def _counting_csr(n_rows: int, n_cols: int, rows: np.ndarray, cols: np.ndarray, 
     pos = np.empty(n, idx_t)
     _st.coo_tocsr(n_rows, n_cols, n, rows, cols, np.arange(n, dtype=idx_t), indptr, indices, pos)
     if sort_rows:
-        _st.csr_sort_indices(n_rows, indptr, indices, pos)
+        # Rows are independent and sparsetools releases the GIL: sort the two halves concurrently
+        # (each call sees its rows' absolute offsets into the shared arrays).
+        half = n_rows // 2
+        with ThreadPoolExecutor(max_workers=1) as ex:
+            fut = ex.submit(_st.csr_sort_indices, n_rows - half, indptr[half:], indices, pos)
+            _st.csr_sort_indices(half, indptr[:half + 1], indices, pos)
+            fut.result()
     return indptr, indices, pos
 
 
@@ -165,10 +172,11 @@ def _build_cpu(src: Tensor, dst: Tensor, num_src: int, num_dst: int):
         # The per-row sort is not stable, so take the smallest input row of each run explicitly.
         o_ptr, o_ind, o_pos = _compact(o_ptr, keep), o_ind[keep], np.minimum.reduceat(o_pos, np.flatnonzero(keep))
     n_kept = o_ind.size
-    # The forward stream is (src, dst)-sorted, so a stable counting sort by dst yields (dst, src)
-    # order directly, and its data (positions in the forward stream) are the forward edge ids.
-    rows = np.repeat(np.arange(num_src, dtype=idx_t), np.diff(o_ptr))
-    i_ptr, i_ind, in_eid = _counting_csr(num_dst, num_src, o_ind, rows, idx_t, sort_rows=False)
+    # The forward stream is (src, dst)-sorted, so its stable counting sort by dst (CSR -> CSC)
+    # yields (dst, src) order directly, and the data (forward positions) are the forward edge ids.
+    i_ptr, i_ind, in_eid = np.empty(num_dst + 1, idx_t), np.empty(n_kept, idx_t), np.empty(n_kept, idx_t)
+    _st.csr_tocsc(num_src, num_dst, o_ptr.astype(idx_t, copy=False), o_ind, np.arange(n_kept, dtype=idx_t),
+                  i_ptr, i_ind, in_eid)
     t = lambda a, dt: torch.from_numpy(np.ascontiguousarray(a)).to(dt)  # noqa: E731
     return (t(o_ptr, torch.int64), t(o_ind, index_dtype(num_dst)), t(i_ptr, torch.int64),
             t(i_ind, index_dtype(num_src)), t(in_eid, index_dtype(n_kept)), torch.from_numpy(o_pos))
