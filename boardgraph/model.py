@@ -9,6 +9,10 @@ Kinds (``ObjectiveConfig.kind``):
 * ``content``: image-text + pin-modality alignment only: no graph signal.
 * ``coboard``: content terms + InfoNCE of a pin against one board-mate's own embedding (no
   cross-attention): the ablation isolating what the fusion adds.
+
+The ``matryoshka`` term repeats the kind's main pin-level term (``mates``, ``coboard``, or
+``pin_modality`` for content-only) on every shorter prefix of the embedding
+(``PinEncoderConfig.matryoshka_dims``), so truncated embeddings stay useful.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from boardgraph.encoders import BoardMateAttention, PinEncoder, gather_mates
+from boardgraph.encoders import BoardMateAttention, PinEncoder, gather_mates, truncate_embedding
 from boardgraph.encoders.registry import MODALITIES, TowerOutput
 from boardgraph.objectives import ClipLoss, CoBoardContrastiveLoss, NeighborAlignmentLoss, SigLipLoss
 
@@ -25,9 +29,9 @@ __all__ = ["PinCLIPModel", "DEFAULT_WEIGHTS", "StepInputs"]
 
 #: Loss weights used when the config gives none.
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
-    "neighbor": {"clip": 1.0, "pin_modality": 1.0, "mates": 1.0, "board": 0.5},
-    "content": {"clip": 1.0, "pin_modality": 1.0},
-    "coboard": {"clip": 1.0, "pin_modality": 1.0, "coboard": 1.0},
+    "neighbor": {"clip": 1.0, "pin_modality": 1.0, "mates": 1.0, "board": 0.5, "matryoshka": 0.5},
+    "content": {"clip": 1.0, "pin_modality": 1.0, "matryoshka": 0.5},
+    "coboard": {"clip": 1.0, "pin_modality": 1.0, "coboard": 1.0, "matryoshka": 0.5},
 }
 
 
@@ -142,5 +146,25 @@ class PinCLIPModel(nn.Module):
             out.update({k: v for k, v in terms.items() if weights.get(k, 0)})
         elif self.kind == "coboard":
             mates, mask = gather_mates(table, step.mates_local[:, :1])
-            out["coboard"] = self.coboard(seeds, mates[:, 0], step.pin_boards, has_mate=mask[:, 0])
+            target = mates[:, 0]
+            out["coboard"] = self.coboard(seeds, target, step.pin_boards, has_mate=mask[:, 0])
+        if weights.get("matryoshka", 0):
+            out["matryoshka"] = self._matryoshka(pe, seeds, present, step, target if self.kind != "content" else None,
+                                                 mask if self.kind != "content" else None)
         return out
+
+    def _matryoshka(self, pe, seeds: Tensor, present: Tensor, step: StepInputs, target: Tensor | None,
+                    mask: Tensor | None) -> Tensor:
+        """The kind's main pin-level term on each shorter embedding prefix, averaged."""
+        dims = self.encoder.config.matryoshka_dims[:-1]
+        terms = []
+        for d in dims:
+            t = lambda x: truncate_embedding(x, d)  # noqa: E731
+            if self.kind == "neighbor":
+                terms.append(self.neighbor(t(seeds), t(target), step.pin_boards, has_mates=mask.any(1))["mates"])
+            elif self.kind == "coboard":
+                terms.append(self.coboard(t(seeds), t(target), step.pin_boards, has_mate=mask[:, 0]))
+            else:
+                terms += [self.pin_modality(t(seeds), t(pe.modality[m][step.seed_local]),
+                                            present[:, MODALITIES.index(m)]) for m in pe.modality]
+        return torch.stack(terms).mean() if terms else seeds.sum() * 0.0
