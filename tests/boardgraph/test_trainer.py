@@ -48,11 +48,16 @@ def test_loss_falls_and_metrics_are_written(tmp_path):
     assert (tmp_path / "run" / "config.yaml").exists() and (tmp_path / "run" / "checkpoint.pt").exists()
 
 
-def test_resume_is_bit_for_bit(tmp_path):
-    straight = Trainer(tiny_config(tmp_path / "a", steps=20)).fit()
-    first = Trainer(tiny_config(tmp_path / "b", steps=20))
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_resume_is_bit_for_bit(tmp_path, accumulate):
+    def cfg(d):
+        c = tiny_config(tmp_path / d, steps=20)
+        c.optim.accumulate = accumulate  # resumes at micro-batch 2 * step with accumulation
+        return c
+    straight = Trainer(cfg("a")).fit()
+    first = Trainer(cfg("b"))
     first.fit(steps=10)
-    second = Trainer(tiny_config(tmp_path / "b", steps=20))
+    second = Trainer(cfg("b"))
     resumed = second.fit(resume=True)
     assert second.step == 20 and len(resumed.history) == 10
     a = [h["total"] for h in straight.history[10:]]
