@@ -8,12 +8,19 @@ from boardgraph.cli import main
 from boardgraph.graph import PinBoardGraph
 
 
-def test_demo_prints_describe(capsys, tmp_path):
-    assert main(["demo", "--pins", "300", "--boards", "30", "--save", str(tmp_path / "g")]) == 0
+def test_demo_trains_both_models_and_prints_the_table(capsys, tmp_path):
+    rc = main(["demo", "--pins", "400", "--boards", "40", "--steps", "20", "--out-dir", str(tmp_path / "demo"),
+               "--no-progress"])
+    assert rc == 0
     out = capsys.readouterr().out
-    assert "pin                 300" in out and "board                30" in out
-    assert "connected components:" in out and "style (label)" in out
-    assert PinBoardGraph.load(tmp_path / "g").num_nodes("pin") == 300
+    assert "pin                 400" in out and "connected components:" in out and "style (label)" in out
+    assert "style purity@10" in out and "neighbor alignment / content-only:" in out
+    rows = [r for r in (line.split() for line in out.splitlines()) if len(r) == 5 and r[0] in ("content", "neighbor")]
+    assert [r[0] for r in rows] == ["content", "neighbor"]
+    assert all(0.0 <= float(r[1]) <= 1.0 for r in rows)
+    for kind in ("content", "neighbor"):
+        assert (tmp_path / "demo" / kind / "embeddings.npy").exists()
+        assert (tmp_path / "demo" / kind / "metrics.csv").exists()
 
 
 def test_build_and_describe_from_csv(capsys, tmp_path):

@@ -10,6 +10,7 @@ import torch
 
 from boardgraph.checkpoint import CheckpointMismatchError
 from boardgraph.config import TrainConfig
+from boardgraph.demo import style_purity
 from boardgraph.embed import embed_pins, load_embeddings
 from boardgraph.trainer import Trainer, padded_rows
 
@@ -150,14 +151,6 @@ def test_padded_rows_fixed_width_cuts_long_rows():
     indices = torch.tensor([4, 5, 6, 7, 8])
     assert padded_rows(indptr, indices, torch.tensor([2, 0]), width=2).tolist() == [[6, 7], [4, 5]]
     assert padded_rows(indptr, indices, torch.tensor([1]), width=4).tolist() == [[-1, -1, -1, -1]]
-
-
-def style_purity(emb: torch.Tensor, style: torch.Tensor, k: int = 10) -> float:
-    """Mean fraction of each pin's k nearest pins (cosine, itself excluded) that share its style."""
-    sim = emb @ emb.T
-    sim.fill_diagonal_(-2.0)
-    nn = sim.topk(k, dim=1).indices
-    return (style[nn] == style[:, None]).float().mean().item()
 
 
 @pytest.mark.slow

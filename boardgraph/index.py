@@ -1,0 +1,466 @@
+"""A FAISS index over pin embeddings, with external ids, metadata filters and atomic save/load.
+
+Scores are inner products of L2-normalised vectors (cosine similarity): embeddings are normalised
+when the index is built and queries when it is searched.
+
+Kinds:
+
+* ``"flat"``: exact search (``IndexFlatIP``). Filtered and excluded searches are exact too.
+* ``"hnsw"``: ``IndexHNSWFlat`` graph search, for large catalogues.
+* ``"ivf"``: ``IndexIVFFlat`` (inverted lists over k-means cells), for large catalogues.
+
+Filters (``filter={"category": ["shoes", "bags"]}``) are applied inside FAISS through an
+``IDSelector``, so only allowed rows are ever returned. For the approximate kinds a restrictive
+filter can starve the graph / the probed cells of results; when the allowed rows are few
+(``<= exact_fallback`` of them) or a query comes back short, that query is answered by exact search
+over the allowed rows instead.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Hashable, Iterable, Mapping, Sequence
+
+import faiss
+import numpy as np
+import pandas as pd
+import torch
+
+from boardgraph.graph.errors import BoardgraphError, DuplicateIdError, UnknownIdError
+
+__all__ = [
+    "IndexInputError",
+    "DimensionMismatchError",
+    "EmptyIndexError",
+    "UnknownFilterColumnError",
+    "IndexFormatError",
+    "IndexConfig",
+    "SearchResult",
+    "EmbeddingIndex",
+]
+
+FORMAT_VERSION = 1
+KINDS = ("flat", "hnsw", "ivf")
+
+
+class IndexInputError(BoardgraphError, ValueError):
+    """Bad input to :class:`EmbeddingIndex`: unknown kind, bad k, misaligned ids or metadata."""
+
+
+class DimensionMismatchError(IndexInputError):
+    """Vectors whose dimension differs from the index's."""
+
+
+class EmptyIndexError(IndexInputError):
+    """An index over zero embeddings was requested."""
+
+
+class UnknownFilterColumnError(IndexInputError, KeyError):
+    """A filter names a column the metadata does not have (or there is no metadata)."""
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class IndexFormatError(IndexInputError):
+    """A saved index directory is incomplete, inconsistent or from an unknown format version."""
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How the FAISS index is built and searched.
+
+    Attributes:
+        kind: ``"flat"``, ``"hnsw"`` or ``"ivf"``.
+        hnsw_m: HNSW neighbours per node.
+        ef_construction: HNSW build-time beam width.
+        ef_search: HNSW search-time beam width (raised to ``k`` when smaller).
+        nlist: IVF cells; ``None`` picks ``clamp(4 * sqrt(N), 1, N // 39)``.
+        nprobe: IVF cells probed per query; ``None`` picks ``max(1, nlist // 4)``.
+        exact_fallback: filtered searches whose allowed rows are at most this many are answered
+            exactly (approximate kinds only; flat is always exact).
+    """
+
+    kind: str = "flat"
+    hnsw_m: int = 32
+    ef_construction: int = 200
+    ef_search: int = 128
+    nlist: int | None = None
+    nprobe: int | None = None
+    exact_fallback: int = 10_000
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Top-k results of a search, best first.
+
+    Attributes:
+        ids: ``[Q, k]`` object ndarray of external ids; ``None`` where fewer than ``k`` rows
+            qualified.
+        scores: ``[Q, k]`` float32 cosine similarities; ``-inf`` at padding.
+        rows: ``[Q, k]`` int64 row numbers in the index; ``-1`` at padding.
+    """
+
+    ids: np.ndarray
+    scores: np.ndarray
+    rows: np.ndarray
+
+
+def _to_numpy_2d(x: Any, name: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x, dtype=np.float32)
+    if arr.ndim != 2:
+        raise IndexInputError(f"{name} must be a 2-D float array [n, D], got shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def _normalise(x: np.ndarray, name: str) -> np.ndarray:
+    bad = ~np.isfinite(x).all(axis=1)
+    norms = np.linalg.norm(x, axis=1)
+    bad |= norms == 0
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise IndexInputError(
+            f"{name} rows {rows[:5].tolist()}{' ...' if len(rows) > 5 else ''} are zero or not "
+            f"finite and cannot be L2-normalised; drop them or fix the encoder output")
+    return np.ascontiguousarray(x / norms[:, None], dtype=np.float32)
+
+
+class EmbeddingIndex:
+    """Cosine-similarity search over pin embeddings with external ids and metadata filters.
+
+    Build with :meth:`build`, query with :meth:`search`, persist with :meth:`save` / :meth:`load`.
+
+    Example::
+
+        index = EmbeddingIndex.build(emb, ids=pin_ids, kind="hnsw", metadata=pins[["category"]])
+        res = index.search(query_emb, k=10, filter={"category": "shoes"}, exclude_ids=["p1"])
+    """
+
+    def __init__(self, index: faiss.Index, ids: np.ndarray, metadata: pd.DataFrame | None,
+                 config: IndexConfig) -> None:
+        """Wrap a built FAISS index; prefer :meth:`build` or :meth:`load`."""
+        self._index = index
+        self._ids = ids
+        self._metadata = metadata
+        self.config = config
+        self._row_of = pd.Index(ids)
+        if not self._row_of.is_unique:
+            dup = self._row_of[self._row_of.duplicated()].unique()[:5].tolist()
+            raise DuplicateIdError(f"ids {dup} appear more than once", column="id",
+                                   fix="give every embedding a unique external id")
+
+    # ------------------------------------------------------------------------------------- build
+    @classmethod
+    def build(cls, embeddings: np.ndarray | torch.Tensor, ids: Sequence[Hashable] | np.ndarray,
+              kind: str = "flat", metadata: pd.DataFrame | None = None,
+              config: IndexConfig | None = None) -> "EmbeddingIndex":
+        """Build an index over ``embeddings``.
+
+        Args:
+            embeddings: ``[N, D]`` float (numpy or torch, any device); L2-normalised here.
+            ids: ``[N]`` unique external ids (str or int), aligned with the rows.
+            kind: ``"flat"`` (exact), ``"hnsw"`` or ``"ivf"``; overrides ``config.kind``.
+            metadata: optional DataFrame with ``N`` rows aligned with ``embeddings`` (its index is
+                ignored), e.g. a ``category`` column to filter on.
+            config: build/search parameters; defaults to :class:`IndexConfig`.
+
+        Raises:
+            EmptyIndexError: ``N == 0``.
+            IndexInputError: ``kind`` unknown, ``ids`` / ``metadata`` length differs from ``N``, or a row
+                is zero / not finite.
+            DuplicateIdError: an id appears twice.
+        """
+        if kind not in KINDS:
+            raise IndexInputError(f"unknown index kind {kind!r}; use one of {list(KINDS)}")
+        cfg = IndexConfig(**{**asdict(config or IndexConfig()), "kind": kind})
+        x = _to_numpy_2d(embeddings, "embeddings")
+        n, d = x.shape
+        if n == 0:
+            raise EmptyIndexError("cannot build an index over 0 embeddings; pass at least one row")
+        x = _normalise(x, "embeddings")
+        ids_arr = np.asarray(ids)
+        if ids_arr.ndim != 1 or ids_arr.shape[0] != n:
+            raise IndexInputError(f"ids has shape {ids_arr.shape} but embeddings has {n} rows; pass "
+                              f"one external id per row")
+        if metadata is not None:
+            if not isinstance(metadata, pd.DataFrame) or len(metadata) != n:
+                raise IndexInputError(
+                    f"metadata must be a DataFrame with {n} rows aligned with embeddings, got "
+                    f"{type(metadata).__name__} with {len(metadata) if hasattr(metadata, '__len__') else '?'} rows")
+            metadata = metadata.reset_index(drop=True)
+        if cfg.kind == "flat":
+            index: faiss.Index = faiss.IndexFlatIP(d)
+        elif cfg.kind == "hnsw":
+            index = faiss.IndexHNSWFlat(d, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = cfg.ef_construction
+            index.hnsw.efSearch = cfg.ef_search
+        else:
+            nlist = cfg.nlist or int(min(max(1, 4 * math.sqrt(n)), max(1, n // 39)))
+            nlist = max(1, min(nlist, n))
+            cfg = IndexConfig(**{**asdict(cfg), "nlist": nlist,
+                                 "nprobe": cfg.nprobe or max(1, nlist // 4)})
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+            index.train(x)
+            index.nprobe = cfg.nprobe
+            index.make_direct_map()  # lets reconstruct_batch serve the exact fallback
+        index.add(x)
+        return cls(index, ids_arr, metadata, cfg)
+
+    # ---------------------------------------------------------------------------------- accessors
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension ``D``."""
+        return int(self._index.d)
+
+    @property
+    def kind(self) -> str:
+        """``"flat"``, ``"hnsw"`` or ``"ivf"``."""
+        return self.config.kind
+
+    @property
+    def ids(self) -> np.ndarray:
+        """``[N]`` external ids, in row order (a copy)."""
+        return self._ids.copy()
+
+    @property
+    def metadata(self) -> pd.DataFrame | None:
+        """The metadata rows aligned with the index rows (a copy), or ``None``."""
+        return None if self._metadata is None else self._metadata.copy()
+
+    def rows_of(self, ids: Iterable[Hashable]) -> np.ndarray:
+        """Row numbers ``[n]`` int64 of external ``ids``.
+
+        Raises:
+            UnknownIdError: an id is not in the index.
+        """
+        ids_list = list(ids)
+        rows = self._row_of.get_indexer(ids_list) if ids_list else np.zeros(0, dtype=np.int64)
+        if (rows < 0).any():
+            missing = [ids_list[i] for i in np.flatnonzero(rows < 0)[:5]]
+            raise UnknownIdError(f"ids {missing} are not in the index", column="id",
+                                 fix="pass ids the index was built with (see EmbeddingIndex.ids)")
+        return rows.astype(np.int64)
+
+    # ------------------------------------------------------------------------------------- search
+    def _allowed_rows(self, filter: Mapping[str, Any] | None) -> np.ndarray | None:
+        """Bool ``[N]`` mask of the rows passing ``filter`` (``None`` = all rows)."""
+        if not filter:
+            return None
+        if self._metadata is None:
+            raise UnknownFilterColumnError(
+                f"filter on {list(filter)} but the index has no metadata; build it with "
+                f"metadata=DataFrame(...) holding those columns")
+        mask = np.ones(len(self), dtype=bool)
+        for col, allowed in filter.items():
+            if col not in self._metadata.columns:
+                raise UnknownFilterColumnError(
+                    f"unknown filter column {col!r}; the metadata has columns "
+                    f"{list(self._metadata.columns)}")
+            values = list(allowed) if isinstance(allowed, (list, tuple, set, frozenset, np.ndarray)) \
+                else [allowed]
+            mask &= self._metadata[col].isin(values).to_numpy()
+        return mask
+
+    def _exclusions(self, exclude_ids: Any, q: int) -> list[np.ndarray]:
+        """Per-query arrays of excluded rows (length ``q``); empty arrays when none."""
+        if exclude_ids is None:
+            return [np.zeros(0, dtype=np.int64)] * q
+        items = list(exclude_ids)
+        per_query = bool(items) and all(
+            isinstance(e, (list, tuple, set, frozenset, np.ndarray)) for e in items)
+        if per_query:
+            if len(items) != q:
+                raise IndexInputError(f"exclude_ids holds {len(items)} per-query lists but there are "
+                                  f"{q} queries; pass one list per query or one flat list for all")
+            return [self.rows_of(e) for e in items]
+        rows = self.rows_of(items)
+        return [rows] * q
+
+    def _exact(self, x: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` of ``x [q, D]`` over index ``rows``; returns (scores, rows) ``[q, k]``."""
+        q = x.shape[0]
+        out_s = np.full((q, k), -np.inf, dtype=np.float32)
+        out_r = np.full((q, k), -1, dtype=np.int64)
+        if rows.size == 0:
+            return out_s, out_r
+        vecs = self._index.reconstruct_batch(rows.astype(np.int64))
+        sims = x @ vecs.T
+        kk = min(k, rows.size)
+        top = np.argsort(-sims, axis=1, kind="stable")[:, :kk]
+        out_s[:, :kk] = np.take_along_axis(sims, top, axis=1)
+        out_r[:, :kk] = rows[top]
+        return out_s, out_r
+
+    def _faiss_search(self, x: np.ndarray, k: int, allowed: np.ndarray | None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        kind = self.kind
+        sel = None if allowed is None else faiss.IDSelectorBatch(
+            np.flatnonzero(allowed).astype(np.int64))
+        if kind == "hnsw":
+            params: Any = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.config.ef_search, k))
+        elif kind == "ivf":
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=self.config.nprobe)
+        else:
+            params = faiss.SearchParameters(sel=sel) if sel is not None else None
+        scores, rows = self._index.search(x, k, params=params)
+        scores = np.where(rows < 0, -np.inf, scores).astype(np.float32)
+        return scores, rows.astype(np.int64)
+
+    def search(self, queries: np.ndarray | torch.Tensor, k: int,
+               filter: Mapping[str, Any] | None = None, exclude_ids: Any = None) -> SearchResult:
+        """Top-``k`` rows by cosine similarity for each query.
+
+        Args:
+            queries: ``[Q, D]`` float (numpy or torch); L2-normalised here.
+            k: results per query, ``>= 1``. Fewer qualifying rows give ``None`` / ``-1`` padding.
+            filter: ``{column: value or list of values}``; a row qualifies when every column's
+                value is among the allowed ones.
+            exclude_ids: external ids never returned: one flat list for all queries, or a list of
+                ``Q`` lists (one per query, e.g. each query pin's own id).
+
+        Returns:
+            :class:`SearchResult` with ``[Q, k]`` ids, scores and rows, best first.
+
+        Raises:
+            IndexInputError: ``k < 1`` or a query row is zero / not finite.
+            DimensionMismatchError: ``D`` differs from :attr:`dim`.
+            UnknownFilterColumnError: ``filter`` names a column the metadata lacks.
+            UnknownIdError: ``exclude_ids`` names an id not in the index.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise IndexInputError(f"k must be an int >= 1, got {k!r}")
+        k = int(k)
+        x = _to_numpy_2d(queries, "queries")
+        if x.shape[1] != self.dim:
+            raise DimensionMismatchError(
+                f"queries have dimension {x.shape[1]} but the index holds {self.dim}-dimensional "
+                f"embeddings; embed the queries with the model that built the index")
+        q = x.shape[0]
+        if q == 0:
+            return SearchResult(np.empty((0, k), dtype=object), np.empty((0, k), np.float32),
+                                np.empty((0, k), np.int64))
+        x = _normalise(x, "queries")
+        allowed = self._allowed_rows(filter)
+        excl = self._exclusions(exclude_ids, q)
+        n_allowed = len(self) if allowed is None else int(allowed.sum())
+        # Over-fetch by the largest per-query exclusion so that k rows remain after dropping them.
+        extra = max((e.size for e in excl), default=0)
+        fetch = min(k + extra, len(self))
+
+        exact_only = self.kind == "flat" or (allowed is not None
+                                             and n_allowed <= self.config.exact_fallback)
+        if allowed is not None and exact_only and self.kind != "flat":
+            scores, rows = self._exact(x, np.flatnonzero(allowed), fetch)
+        else:
+            scores, rows = self._faiss_search(x, fetch, allowed)
+            if self.kind != "flat":
+                # Approximate search can come back short under a filter; redo those exactly.
+                short = (rows >= 0).sum(axis=1) < min(fetch, n_allowed)
+                if short.any() and allowed is not None:
+                    s2, r2 = self._exact(x[short], np.flatnonzero(allowed), fetch)
+                    scores[short], rows[short] = s2, r2
+
+        if extra:
+            codes = np.concatenate([i * len(self) + e for i, e in enumerate(excl)])
+            hit = np.isin(np.arange(q)[:, None] * len(self) + rows, codes) & (rows >= 0)
+            # Stable sort moves dropped entries to the end while keeping the score order.
+            order = np.argsort(hit, axis=1, kind="stable")
+            rows = np.take_along_axis(np.where(hit, -1, rows), order, axis=1)
+            scores = np.take_along_axis(np.where(hit, -np.inf, scores), order, axis=1)
+        rows, scores = rows[:, :k], scores[:, :k]
+        if rows.shape[1] < k:  # fewer rows in the index than k
+            pad = k - rows.shape[1]
+            rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        ids = np.full(rows.shape, None, dtype=object)
+        ids[rows >= 0] = self._ids[rows[rows >= 0]]
+        return SearchResult(ids=ids, scores=scores.astype(np.float32), rows=rows)
+
+    # ---------------------------------------------------------------------------------- save/load
+    def save(self, path: str | Path) -> None:
+        """Write the index to directory ``path`` atomically.
+
+        Files: ``index.faiss`` (``faiss.write_index``), ``ids.parquet``, ``metadata.parquet`` (when
+        there is metadata) and ``config.json``. They are written to a temporary directory beside
+        ``path`` which then replaces ``path``; no pickle is used.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        try:
+            faiss.write_index(self._index, str(tmp / "index.faiss"))
+            pd.DataFrame({"id": self._ids}).to_parquet(tmp / "ids.parquet", index=False)
+            if self._metadata is not None:
+                self._metadata.to_parquet(tmp / "metadata.parquet", index=False)
+            meta = {"format_version": FORMAT_VERSION, "n": len(self), "dim": self.dim,
+                    "has_metadata": self._metadata is not None, "config": asdict(self.config)}
+            (tmp / "config.json").write_text(json.dumps(meta, indent=2))
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            if path.exists():
+                os.replace(path, old)
+            os.replace(tmp, path)
+            if old.exists():
+                shutil.rmtree(old)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | Path) -> "EmbeddingIndex":
+        """Read an index written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: no directory at ``path``.
+            IndexFormatError: a file is missing, the format version is unknown, or the parts
+                disagree on the number of rows / the dimension.
+        """
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"no saved index at {path}")
+        cfg_file = path / "config.json"
+        for f in (cfg_file, path / "index.faiss", path / "ids.parquet"):
+            if not f.exists():
+                raise IndexFormatError(f"saved index {path} lacks {f.name}; save it again with "
+                                       f"EmbeddingIndex.save")
+        meta = json.loads(cfg_file.read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise IndexFormatError(f"saved index {path} has format version "
+                                   f"{meta.get('format_version')!r}; this version reads "
+                                   f"{FORMAT_VERSION}. Rebuild the index")
+        index = faiss.read_index(str(path / "index.faiss"))
+        ids = pd.read_parquet(path / "ids.parquet")["id"].to_numpy()
+        metadata = None
+        if meta.get("has_metadata"):
+            if not (path / "metadata.parquet").exists():
+                raise IndexFormatError(f"saved index {path} lacks metadata.parquet")
+            metadata = pd.read_parquet(path / "metadata.parquet")
+        n = int(meta["n"])
+        if index.ntotal != n or len(ids) != n or index.d != int(meta["dim"]) \
+                or (metadata is not None and len(metadata) != n):
+            raise IndexFormatError(
+                f"saved index {path} is inconsistent: config says {n} rows x {meta['dim']}, "
+                f"index.faiss has {index.ntotal} x {index.d}, ids.parquet {len(ids)} rows"
+                f"{'' if metadata is None else f', metadata.parquet {len(metadata)} rows'}; "
+                f"save it again")
+        cfg = IndexConfig(**meta["config"])
+        if cfg.kind == "hnsw":
+            index.hnsw.efSearch = cfg.ef_search
+        elif cfg.kind == "ivf":
+            index.nprobe = cfg.nprobe
+        return cls(index, ids, metadata, cfg)
+
+    def __repr__(self) -> str:
+        cols = [] if self._metadata is None else list(self._metadata.columns)
+        return f"EmbeddingIndex(kind={self.kind!r}, n={len(self)}, dim={self.dim}, metadata={cols})"
