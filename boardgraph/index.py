@@ -158,27 +158,30 @@ class EmbeddingIndex:
     # ------------------------------------------------------------------------------------- build
     @classmethod
     def build(cls, embeddings: np.ndarray | torch.Tensor, ids: Sequence[Hashable] | np.ndarray,
-              kind: str = "flat", metadata: pd.DataFrame | None = None,
+              kind: str | None = None, metadata: pd.DataFrame | None = None,
               config: IndexConfig | None = None) -> "EmbeddingIndex":
         """Build an index over ``embeddings``.
 
         Args:
             embeddings: ``[N, D]`` float (numpy or torch, any device); L2-normalised here.
             ids: ``[N]`` unique external ids (str or int), aligned with the rows.
-            kind: ``"flat"`` (exact), ``"hnsw"`` or ``"ivf"``; overrides ``config.kind``.
+            kind: ``"flat"`` (exact), ``"hnsw"`` or ``"ivf"``; ``None`` takes ``config.kind``
+                (``"flat"`` by default).
             metadata: optional DataFrame with ``N`` rows aligned with ``embeddings`` (its index is
                 ignored), e.g. a ``category`` column to filter on.
             config: build/search parameters; defaults to :class:`IndexConfig`.
 
         Raises:
             EmptyIndexError: ``N == 0``.
-            IndexInputError: ``kind`` unknown, ``ids`` / ``metadata`` length differs from ``N``, or a row
-                is zero / not finite.
+            IndexInputError: ``kind`` unknown, ``ids`` / ``metadata`` length differs from ``N``,
+                or a row is zero / not finite.
             DuplicateIdError: an id appears twice.
         """
+        cfg = config or IndexConfig()
+        kind = cfg.kind if kind is None else kind
         if kind not in KINDS:
             raise IndexInputError(f"unknown index kind {kind!r}; use one of {list(KINDS)}")
-        cfg = IndexConfig(**{**asdict(config or IndexConfig()), "kind": kind})
+        cfg = IndexConfig(**{**asdict(cfg), "kind": kind})
         x = _to_numpy_2d(embeddings, "embeddings")
         n, d = x.shape
         if n == 0:
@@ -186,13 +189,14 @@ class EmbeddingIndex:
         x = _normalise(x, "embeddings")
         ids_arr = np.asarray(ids)
         if ids_arr.ndim != 1 or ids_arr.shape[0] != n:
-            raise IndexInputError(f"ids has shape {ids_arr.shape} but embeddings has {n} rows; pass "
-                              f"one external id per row")
+            raise IndexInputError(f"ids has shape {ids_arr.shape} but embeddings has {n} rows; "
+                                  f"pass one external id per row")
         if metadata is not None:
             if not isinstance(metadata, pd.DataFrame) or len(metadata) != n:
+                got = len(metadata) if hasattr(metadata, "__len__") else "?"
                 raise IndexInputError(
                     f"metadata must be a DataFrame with {n} rows aligned with embeddings, got "
-                    f"{type(metadata).__name__} with {len(metadata) if hasattr(metadata, '__len__') else '?'} rows")
+                    f"{type(metadata).__name__} with {got} rows")
             metadata = metadata.reset_index(drop=True)
         if cfg.kind == "flat":
             index: faiss.Index = faiss.IndexFlatIP(d)
@@ -356,18 +360,16 @@ class EmbeddingIndex:
         extra = max((e.size for e in excl), default=0)
         fetch = min(k + extra, len(self))
 
-        exact_only = self.kind == "flat" or (allowed is not None
-                                             and n_allowed <= self.config.exact_fallback)
-        if allowed is not None and exact_only and self.kind != "flat":
+        approximate = self.kind != "flat"
+        if approximate and allowed is not None and n_allowed <= self.config.exact_fallback:
             scores, rows = self._exact(x, np.flatnonzero(allowed), fetch)
-        else:
+        else:  # flat is exact, with or without an IDSelector
             scores, rows = self._faiss_search(x, fetch, allowed)
-            if self.kind != "flat":
-                # Approximate search can come back short under a filter; redo those exactly.
+            if approximate and allowed is not None:
+                # A filter can starve the HNSW graph / the probed IVF cells; redo those exactly.
                 short = (rows >= 0).sum(axis=1) < min(fetch, n_allowed)
-                if short.any() and allowed is not None:
-                    s2, r2 = self._exact(x[short], np.flatnonzero(allowed), fetch)
-                    scores[short], rows[short] = s2, r2
+                if short.any():
+                    scores[short], rows[short] = self._exact(x[short], np.flatnonzero(allowed), fetch)
 
         if extra:
             codes = np.concatenate([i * len(self) + e for i, e in enumerate(excl)])

@@ -2,10 +2,8 @@ import subprocess
 import sys
 
 import pandas as pd
-import pytest
 
 from boardgraph.cli import main
-from boardgraph.graph import PinBoardGraph
 
 
 def test_demo_trains_both_models_and_prints_the_table(capsys, tmp_path):

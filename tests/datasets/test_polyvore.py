@@ -2,10 +2,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from boardgraph.datasets.polyvore import (DATA_ENV_VAR, FITB_STATUSES, PolyvoreData, find_data_dir,
+from boardgraph.datasets.polyvore import (DATA_ENV_VAR, PolyvoreData, find_data_dir,
                                           load_polyvore)
 from boardgraph.graph.errors import MalformedValueError
 

@@ -1,5 +1,4 @@
 import pandas as pd
-import torch
 
 from boardgraph.graph import PinBoardGraph, from_collections
 

@@ -1,5 +1,4 @@
 """Two CPU processes (gloo): gathering with gradient reproduces the single-process global batch."""
-import os
 
 import pytest
 import torch
