@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from boardgraph.graph import PinBoardGraph
@@ -59,8 +60,8 @@ def load_graph(path: Path) -> tuple[PinBoardGraph, float, int]:
     n_pins, n_boards = int(z["n_pins"]), int(z["n_boards"])
     t = time.perf_counter()
     g = PinBoardGraph()
-    g.add_node_type("pin", np.arange(n_pins))
-    g.add_node_type("board", np.arange(n_boards))
+    g.add_node_type("pin", pd.RangeIndex(n_pins))
+    g.add_node_type("board", pd.RangeIndex(n_boards))
     g.add_relation(FWD, pin, board, reverse="has")
     return g, time.perf_counter() - t, int(len(pin))
 

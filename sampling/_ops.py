@@ -7,19 +7,34 @@ of its inputs. "Segments" are CSR rows ``[start, end)`` of a flat array; offsets
 Performance notes (CPU, torch 2.x, 2 threads): ``index_select`` / ``gather`` are several times
 faster than advanced indexing ``t[idx]``; ``torch.sort`` and ``torch.unique`` are kept off the hot
 paths (relabelling uses a scatter into a scratch map instead); reductions over short leading
-dimensions are slow, so Floyd's rounds use elementwise updates only.
+dimensions are slow, so Floyd's rounds use elementwise updates only. On batch-sized arrays (~50k
+entries) torch's per-op dispatch and OpenMP fork/join cost more than the work, and int64 kernels
+and ``torch.where`` are several times slower than numpy's, so the uniform neighbor path runs on
+CPU in numpy (``NUMPY_CPU``; random bits from the same torch generator, the same distribution as
+the torch code, which CUDA runs, and the same results wherever that runs Floyd's sequential rounds).
 """
 from __future__ import annotations
 
 import threading
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from .errors import SamplingError
 
-__all__ = ["resolve_generator", "take", "random_bits", "scale_bits", "uniform_offsets", "floyd_subsets", "floyd_subsets_parallel",
-           "segment_search", "find_in_segments", "Compactor"]
+__all__ = ["resolve_generator", "take", "take_long", "random_bits", "scale_bits", "uniform_offsets", "floyd_subsets",
+           "floyd_subsets_parallel", "floyd_subsets_np", "uniform_offsets_np", "segment_search", "find_in_segments",
+           "Compactor"]
+
+#: Use the numpy kernels (:func:`uniform_offsets_np`, :func:`take_long`, the :class:`Compactor`'s
+#: numpy steps) for uniform neighbor sampling of CPU tensors: ~1 us per operation instead of torch's
+#: dispatch and OpenMP fork/join, which dominate on batch-sized arrays and stall when the cores are
+#: shared. They draw random bits from the same torch generator in the same layout as
+#: :func:`floyd_subsets`' sequential rounds, so they return the same offsets whenever the torch code
+#: runs those rounds (``n * k * k > 2**16``) and the same distribution always; the compaction is
+#: identical. Tests switch it off to cover both paths; CUDA tensors always take the torch path.
+NUMPY_CPU = True
 
 
 def resolve_generator(generator: torch.Generator | int | None, device: torch.device) -> torch.Generator | None:
@@ -43,6 +58,15 @@ def resolve_generator(generator: torch.Generator | int | None, device: torch.dev
 def take(src: Tensor, idx: Tensor) -> Tensor:
     """``src[idx]`` for 1-D ``src`` and any-shape integer ``idx`` (via ``index_select``, fast on CPU)."""
     return src.index_select(0, idx.reshape(-1)).view(idx.shape)
+
+
+def take_long(src: Tensor, idx: Tensor) -> Tensor:
+    """int64 ``src[idx]`` for 1-D integer ``src`` and 1-D ``idx``: numpy's ``take`` on CPU (with
+    ``NUMPY_CPU``; a random gather that torch may split over threads for no gain), else
+    :func:`take`."""
+    if src.device.type == "cpu" and NUMPY_CPU:
+        return torch.from_numpy(src.numpy().take(idx.numpy()).astype(np.int64, copy=False))
+    return take(src, idx).long()
 
 
 #: Random draws are 31-bit integers ``x``; ``(x * n) >> 31`` is uniform on ``0..n-1`` up to a
@@ -126,6 +150,55 @@ def floyd_subsets(deg: Tensor, k: int, generator: torch.Generator | None) -> Ten
         taken[m + 1:] |= same[m + 1:]
     torch.where(taken[k - 1], j[k - 1], c[k - 1], out=c[k - 1])
     return c.t()
+
+
+def floyd_subsets_np(deg: np.ndarray, k: int, generator: torch.Generator | None) -> np.ndarray:
+    """:func:`floyd_subsets`'s sequential rounds in numpy, for CPU: int64 ``deg`` ``[n]`` -> int32
+    ``[n, k]`` (a view of a ``[k, n]`` array). Draws ``random_bits((k, n))`` from ``generator``
+    exactly as :func:`floyd_subsets` does when it runs its loop (``n * k * k > 2**16``), so both
+    return the same offsets then.
+    """
+    n = deg.shape[0]
+    x = random_bits((k, n), generator, torch.device("cpu")).numpy()
+    j = (deg - k)[None, :] + np.arange(k, dtype=np.int64)[:, None]  # [k, n]
+    c = np.multiply(x, j + 1, dtype=np.int64)
+    c >>= RAND_BITS  # the draws t, then the choices; below 2**31, so the rounds run in int32
+    c, j = c.astype(np.int32), j.astype(np.int32)
+    taken = np.zeros((k, n), dtype=bool)
+    same = np.empty((k, n), dtype=bool)
+    for m in range(k - 1):
+        if m:
+            np.copyto(c[m], j[m], where=taken[m])
+        np.equal(c[m + 1:], c[m], out=same[m + 1:])
+        taken[m + 1:] |= same[m + 1:]
+    np.copyto(c[k - 1], j[k - 1], where=taken[k - 1])
+    return c.T
+
+
+def uniform_offsets_np(deg: np.ndarray, k: int, generator: torch.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`uniform_offsets` without replacement in numpy (CPU): same branches, same draws.
+
+    Args:
+        deg: int64 ``[n]`` row degrees (>= 0); k: samples per row (> 0).
+
+    Returns:
+        ``(offsets, count)``: integer ``[n, k]`` (entries ``>= count`` are padding) and int64 ``[n]``.
+    """
+    n = deg.shape[0]
+    big = deg > k
+    rows = np.flatnonzero(big)
+    if rows.size == n:
+        return floyd_subsets_np(deg, k, generator), np.full(n, k, dtype=np.int64)
+    count = np.minimum(deg, k)
+    if rows.size < n // 2:  # rows with d <= k take their whole row: offsets 0..d-1
+        off = np.empty((n, k), dtype=np.int64)
+        off[:] = np.arange(k, dtype=np.int64)
+        if rows.size:
+            off[rows] = floyd_subsets_np(deg[rows], k, generator)
+        return off, count
+    off = floyd_subsets_np(deg, k, generator)
+    np.copyto(off, np.arange(k, dtype=off.dtype), where=~big[:, None])
+    return off, count
 
 
 def floyd_subsets_parallel(deg: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
@@ -223,8 +296,12 @@ class Compactor:
         entry[1] += 1
         return entry[0], entry[1]
 
-    def __call__(self, key: str, num_nodes: int, ids: Tensor, prefix: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def __call__(self, key: str, num_nodes: int, ids: Tensor, prefix: Tensor | None = None, *,
+                 numpy_cpu: bool = False) -> tuple[Tensor, Tensor]:
         """``(unique, local)`` for ``ids`` (``[M]``), optionally after a distinct ``prefix``.
+
+        ``numpy_cpu``: on CPU (and with ``NUMPY_CPU``) run the same steps in numpy, with the same
+        results (the neighbor sampler's hot path).
 
         ``unique`` (int64) = ``prefix`` followed by the ids not in it, in first-appearance order;
         ``local`` (int64 ``[M]``) is the row of every entry of ``ids`` in ``unique``.
@@ -243,6 +320,8 @@ class Compactor:
         try:
             buf, stamp = self._scratch((key, num_nodes, str(dev), dtype), num_nodes, dev, dtype, owned)
             c = (stamp << bits) + (2**bits - 1)  # key of position 0
+            if numpy_cpu and dev.type == "cpu" and NUMPY_CPU:
+                return self._compact_np(buf.numpy(), c, prefix.numpy(), ids.numpy())
             if p:
                 buf.scatter_reduce_(0, prefix, torch.arange(c, c - p, -1, device=dev, dtype=dtype), "amax")
             key_x = torch.arange(c - p, c - p - m, -1, device=dev, dtype=dtype)
@@ -260,3 +339,22 @@ class Compactor:
         unique = torch.empty(int(local_of[-1]) + 1, dtype=torch.long, device=dev)
         unique[:p] = prefix
         return unique.scatter_(0, local, ids), local  # duplicates write equal values
+
+    @staticmethod
+    def _compact_np(buf: np.ndarray, c: int, prefix: np.ndarray, ids: np.ndarray) -> tuple[Tensor, Tensor]:
+        """:meth:`__call__`'s steps in numpy on the same scratch map (CPU; same results)."""
+        p, m = prefix.shape[0], ids.shape[0]
+        if p:
+            np.maximum.at(buf, prefix, np.arange(c, c - p, -1, dtype=buf.dtype))
+        key_x = np.arange(c - p, c - p - m, -1, dtype=buf.dtype)
+        np.maximum.at(buf, ids, key_x)  # deterministic: the first occurrence wins
+        g = buf.take(ids)
+        local_of = np.empty(p + m, dtype=np.int64)
+        local_of[:p] = np.arange(p, dtype=np.int64)
+        torch.cumsum(torch.from_numpy(g == key_x), 0, out=torch.from_numpy(local_of[p:]))  # ~3x numpy's
+        local_of[p:] += p - 1
+        local = local_of.take(c - g)  # c - key = position of the first occurrence
+        unique = np.empty(int(local_of[-1]) + 1, dtype=np.int64)
+        unique[:p] = prefix
+        unique[local] = ids  # duplicates write equal values, so their order does not matter
+        return torch.from_numpy(unique), torch.from_numpy(local)

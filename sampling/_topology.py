@@ -9,7 +9,7 @@ from torch import Tensor
 from boardgraph.graph import PinBoardGraph
 from boardgraph.graph.store import EdgeType
 
-from ._ops import Compactor, take
+from ._ops import Compactor, take, take_long
 from .errors import SamplingError
 from .exclusion import EdgeExclusion, _forward
 
@@ -35,7 +35,7 @@ class Direction:
 
     def eids_at(self, pos: Tensor) -> Tensor:
         """int64 forward eids of CSR positions ``pos``."""
-        return pos if self.eid is None else take(self.eid, pos).long()
+        return pos if self.eid is None else take_long(self.eid, pos)
 
 
 class PositionSet:

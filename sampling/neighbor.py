@@ -12,13 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from boardgraph.graph import PinBoardGraph
 from boardgraph.graph.store import EdgeType
 
-from ._ops import resolve_generator, take, uniform_offsets
+from . import _ops
+from ._ops import resolve_generator, take, take_long, uniform_offsets, uniform_offsets_np
 from ._topology import Direction, PositionSet, Topology
 from .errors import SamplingError
 from .exclusion import EdgeExclusion
@@ -103,6 +105,8 @@ def sample_row_positions(d: Direction, rows: Tensor, k: int, generator: torch.Ge
     Returns ``(pos, row)``: int64 ``[M]`` positions in ``d`` and the index into ``rows`` of each,
     grouped by row. Excluded positions are never drawn (the draw is uniform over the others).
     """
+    if k > 0 and not replace and excl is None and rows.device.type == "cpu" and _ops.NUMPY_CPU:
+        return _sample_row_positions_np(d, rows, k, generator)
     start, end = take(d.indptr, rows), take(d.ends, rows)
     deg = end - start
     if excl is not None:
@@ -128,6 +132,31 @@ def sample_row_positions(d: Direction, rows: Tensor, k: int, generator: torch.Ge
         return pos.reshape(-1), ar.repeat_interleave(k, output_size=total)
     keep = torch.arange(k, device=rows.device).unsqueeze(0) < count.unsqueeze(1)
     return pos.masked_select(keep), ar.repeat_interleave(count, output_size=total)
+
+
+def _sample_row_positions_np(d: Direction, rows: Tensor, k: int,
+                             generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """:func:`sample_row_positions` without replacement or exclusions, for CPU rows, in numpy:
+    the same distribution as the torch path, and the same ``(pos, row)`` wherever that runs Floyd's
+    sequential rounds (see ``_ops.NUMPY_CPU``)."""
+    indptr, r = d.indptr.numpy(), rows.numpy()
+    start = indptr.take(r)
+    deg = indptr.take(r + 1) - start
+    n = r.shape[0]
+    off, count = uniform_offsets_np(deg, k, generator)
+    pos = np.add(start[:, None], off, out=np.empty((n, k), dtype=np.int64))  # row-major: grouped by row
+    total = int(count.sum())
+    if total == n * k:  # every row is full: no compaction needed
+        return torch.from_numpy(pos.reshape(-1)), torch.from_numpy(np.repeat(np.arange(n, dtype=np.int64), k))
+    pos = pos[np.arange(k, dtype=np.int64)[None, :] < count[:, None]]
+    return torch.from_numpy(pos), torch.from_numpy(np.repeat(np.arange(n, dtype=np.int64), count))
+
+
+def _stack_pair(a: Tensor, b: Tensor) -> Tensor:
+    """``torch.stack([a, b])`` (numpy's copy on CPU: no OpenMP fork/join for a plain copy)."""
+    if a.device.type == "cpu" and _ops.NUMPY_CPU:
+        return torch.from_numpy(np.stack([a.numpy(), b.numpy()]))
+    return torch.stack([a, b])
 
 
 class NeighborSampler:
@@ -193,7 +222,7 @@ class NeighborSampler:
         nodes = torch.as_tensor(nodes, device=topo.device).long()
         pos, row = sample_row_positions(d, nodes, int(fanout), resolve_generator(generator, topo.device),
                                         self.replace, topo.position_set(d, exclude))
-        return take(d.indices, pos).long(), take(nodes, row), topo.source_eids(d.fwd, d.eids_at(pos))
+        return take_long(d.indices, pos), take(nodes, row), topo.source_eids(d.fwd, d.eids_at(pos))
 
     def sample(self, seeds: Tensor | Mapping[str, Tensor], generator: torch.Generator | int | None = None,
                exclude: EdgeExclusion | None = None) -> SampledSubgraph:
@@ -217,7 +246,7 @@ class NeighborSampler:
         seed_local: dict[str, Tensor] = {}
         for t, s in seeds.items():
             s = check_seeds(s, topo.num_nodes(t), t, dev)
-            frontier[t], seed_local[t] = topo.compact(t, topo.num_nodes(t), s)
+            frontier[t], seed_local[t] = topo.compact(t, topo.num_nodes(t), s, numpy_cpu=True)
         seeds_u = dict(frontier)
         blocks: list[Block] = []
         for hop in range(self.num_hops):
@@ -229,7 +258,7 @@ class NeighborSampler:
                 d = self._dirs[etype]
                 pos, row = sample_row_positions(d, frontier[etype[2]], k, gen, self.replace,
                                                 topo.position_set(d, exclude))
-                nbr = take(d.indices, pos).long()
+                nbr = take_long(d.indices, pos)
                 eid = topo.source_eids(d.fwd, d.eids_at(pos))
                 parts.append((etype, row, nbr, eid))
             src_nodes: dict[str, Tensor] = {}
@@ -243,12 +272,12 @@ class NeighborSampler:
                     src_nodes[t] = prefix
                     continue
                 ids = torch.cat([parts[i][2] for i in mine]) if len(mine) > 1 else parts[mine[0]][2]
-                src_nodes[t], local = topo.compact(t, topo.num_nodes(t), ids, prefix)
+                src_nodes[t], local = topo.compact(t, topo.num_nodes(t), ids, prefix, numpy_cpu=True)
                 for i, loc in zip(mine, torch.split(local, [parts[i][2].numel() for i in mine])):
                     src_local[i] = loc
             block = Block(src_nodes, frontier)
             for i, (etype, row, _, eid) in enumerate(parts):
-                block.edge_index[etype] = torch.stack([src_local[i], row])
+                block.edge_index[etype] = _stack_pair(src_local[i], row)
                 block.edge_ids[etype] = eid
             blocks.append(block)
             frontier = src_nodes

@@ -90,3 +90,13 @@ def chi2():
         return float(chisquare(obs[keep], exp).pvalue)
 
     return pvalue
+
+
+@pytest.fixture(params=["numpy", "torch"])
+def cpu_path(request, monkeypatch):
+    """Runs a test on both CPU kernel paths: the numpy one (the default on CPU) and the torch one
+    (the code CUDA runs), by switching ``_ops.NUMPY_CPU``."""
+    from boardgraph.sampling import _ops
+
+    monkeypatch.setattr(_ops, "NUMPY_CPU", request.param == "numpy")
+    return request.param

@@ -17,7 +17,7 @@ def _global_edges(block: Block, etype) -> set[tuple[int, int, int]]:
     return set(zip(src, dst, block.edge_ids[etype].tolist()))
 
 
-def test_full_fanout_returns_exact_neighborhoods(tiny, gen):
+def test_full_fanout_returns_exact_neighborhoods(tiny, gen, cpu_path):
     sub = NeighborSampler(tiny, {REV: [-1]}).sample(torch.tensor([1, 5, 1]), gen())
     assert sub.seeds["pin"].tolist() == [1, 5]
     assert sub.seed_local["pin"].tolist() == [0, 1, 0]
@@ -30,7 +30,7 @@ def test_full_fanout_returns_exact_neighborhoods(tiny, gen):
     assert sub.num_sampled_edges == 4
 
 
-def test_two_hops_with_large_fanouts_cover_the_two_hop_neighborhood(tiny, gen):
+def test_two_hops_with_large_fanouts_cover_the_two_hop_neighborhood(tiny, gen, cpu_path):
     s = NeighborSampler(tiny, {REV: [10, 0], FWD: [0, 10]})
     sub = s.sample(torch.tensor([0]), gen())
     outer, inner = sub.blocks
@@ -42,7 +42,7 @@ def test_two_hops_with_large_fanouts_cover_the_two_hop_neighborhood(tiny, gen):
     assert sub.input_nodes is outer.src_nodes
 
 
-def test_exact_sample_under_a_fixed_generator(make_tiny):
+def test_exact_sample_under_a_fixed_generator(make_tiny, cpu_path):
     # Board 1 holds pins 1, 3, 4, 5; choose 2 by Floyd's algorithm, replayed here in plain Python
     # from the same generator stream: with 31-bit draws x_i, t_i = x_i * (j_i + 1) >> 31 for
     # j_i = d - k + i; keep t_i unless taken, else take j_i.
@@ -64,7 +64,7 @@ def test_exact_sample_under_a_fixed_generator(make_tiny):
     assert sorted(again.blocks[0].src_nodes["pin"].tolist()) == got[0]
 
 
-def test_fanout_bounds_and_validity_on_a_real_graph(lookbook, gen):
+def test_fanout_bounds_and_validity_on_a_real_graph(lookbook, gen, cpu_path):
     g = lookbook
     deg_pin = g.degree(FWD).cpu()
     deg_board = g.degree(REV).cpu()
@@ -88,7 +88,7 @@ def test_fanout_bounds_and_validity_on_a_real_graph(lookbook, gen):
         assert torch.equal(ei[1], torch.sort(ei[1]).values)  # grouped by destination
 
 
-def test_neighbor_choice_is_uniform(tiny, gen, chi2):
+def test_neighbor_choice_is_uniform(tiny, gen, chi2, cpu_path):
     # many independent calls on board 1 (4 pins, fanout 1): each pin with probability 1/4
     s = NeighborSampler(tiny, {FWD: [1]}, seed_type="board")
     g = gen(11)
@@ -163,7 +163,7 @@ def test_bad_arguments_raise_specific_errors(tiny):
         s.sample(torch.tensor([0.5], device=tiny.device))
 
 
-def test_one_hop_in_global_ids(tiny, gen):
+def test_one_hop_in_global_ids(tiny, gen, cpu_path):
     s = NeighborSampler(tiny, {REV: [-1]})
     src, dst, eid = s.sample_neighbors(torch.tensor([5, 1], device=tiny.device), REV, -1, gen())
     assert list(zip(src.tolist(), dst.tolist(), eid.tolist())) == [(1, 5, 7), (2, 5, 8), (0, 1, 1), (1, 1, 2)]
@@ -171,3 +171,37 @@ def test_one_hop_in_global_ids(tiny, gen):
     assert torch.bincount(dst.cpu()).tolist() == [0, 2, 1]  # board 1: 2 of 4 pins; board 2: its one pin
     pin, board = tiny.edges(FWD)
     assert torch.equal(pin[eid], src) and torch.equal(board[eid], dst)
+
+
+def test_numpy_and_torch_cpu_paths_sample_the_same_blocks(monkeypatch):
+    # Large enough that the torch path runs Floyd's sequential rounds (n * k * k > 2**16), which
+    # draw the same bits in the same layout as the numpy path: both must give identical results.
+    from boardgraph.graph import PinBoardGraph
+    from boardgraph.sampling import _ops
+
+    gen = torch.Generator().manual_seed(0)
+    n_pins, n_boards = 6000, 900
+    deg = torch.randint(1, 26, (n_pins,), generator=gen)  # pins with 1..25 boards: both sides of k
+    pin = torch.repeat_interleave(torch.arange(n_pins), deg)
+    board = torch.randint(0, n_boards, (pin.numel(),), generator=gen)
+    key = torch.unique(pin * n_boards + board)
+    g = PinBoardGraph()
+    g.add_node_type("pin", list(range(n_pins)))
+    g.add_node_type("board", list(range(n_boards)))
+    g.add_relation(FWD, key // n_boards, key % n_boards, reverse="has")
+    seeds = torch.randint(0, n_pins, (3000,), generator=gen)
+    out = {}
+    for flag in (True, False):
+        monkeypatch.setattr(_ops, "NUMPY_CPU", flag)
+        s = NeighborSampler(g, {REV: [10, 0], FWD: [0, 10]})
+        out[flag] = (s.sample(seeds, 7), s.sample_neighbors(seeds[:1000], REV, 10, 8))
+    (a, a1), (b, b1) = out[True], out[False]
+    assert torch.equal(a.seed_local["pin"], b.seed_local["pin"])
+    for x, y in zip(a.blocks, b.blocks):
+        for xs, ys in ((x.src_nodes, y.src_nodes), (x.dst_nodes, y.dst_nodes)):
+            assert xs.keys() == ys.keys() and all(torch.equal(xs[t], ys[t]) for t in xs)
+        assert x.edge_index.keys() == y.edge_index.keys()
+        for e in x.edge_index:
+            assert torch.equal(x.edge_index[e], y.edge_index[e]) and torch.equal(x.edge_ids[e], y.edge_ids[e])
+            assert x.edge_index[e].dtype == y.edge_index[e].dtype == torch.long
+    assert all(torch.equal(u, v) for u, v in zip(a1, b1))

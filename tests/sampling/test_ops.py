@@ -2,12 +2,14 @@
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from boardgraph.sampling._ops import (Compactor, find_in_segments, floyd_subsets, floyd_subsets_parallel,
-                                      resolve_generator,
-                                      segment_search, uniform_offsets)
+from boardgraph.sampling import _ops
+from boardgraph.sampling._ops import (Compactor, find_in_segments, floyd_subsets, floyd_subsets_np,
+                                      floyd_subsets_parallel, resolve_generator, segment_search,
+                                      uniform_offsets, uniform_offsets_np)
 from boardgraph.sampling._topology import PositionSet
 from boardgraph.sampling.errors import SamplingError
 
@@ -111,13 +113,14 @@ def test_position_set_maps_offsets_around_excluded_positions():
     assert segment_search(cum, start[1].expand(3), end[1].expand(3), coord).tolist() == [10, 12, 14]
 
 
-def test_compactor_first_appearance_with_prefix(device):
+def test_compactor_first_appearance_with_prefix(device, cpu_path):
     c = Compactor()
     for _ in range(3):  # stale entries of earlier calls must not leak into later ones
-        uniq, local = c("pin", 10, torch.tensor([5, 3, 5, 7, 3, 1], device=device), torch.tensor([7, 2], device=device))
+        uniq, local = c("pin", 10, torch.tensor([5, 3, 5, 7, 3, 1], device=device), torch.tensor([7, 2], device=device),
+                        numpy_cpu=True)
         assert uniq.tolist() == [7, 2, 5, 3, 1]
         assert local.tolist() == [2, 3, 2, 0, 3, 4]
-    uniq, local = c("pin", 10, torch.tensor([9, 9, 0], device=device))
+    uniq, local = c("pin", 10, torch.tensor([9, 9, 0], device=device), numpy_cpu=True)
     assert uniq.tolist() == [9, 0] and local.tolist() == [0, 0, 1]
 
 
@@ -141,12 +144,66 @@ def test_parallel_floyd_matches_floyd_in_distribution(chi2, d, k):
         assert chi2(torch.bincount(off.reshape(-1), minlength=d), torch.ones(d)) > ALPHA
 
 
-def test_compactor_survives_stamp_wraparound():
+def test_compactor_survives_stamp_wraparound(cpu_path):
     c = Compactor()
     ids = torch.tensor([4, 1, 4, 9])
     for i in range(2 * 2**11 + 5):  # the int32 map runs out of stamps twice and is zeroed
-        c("pin", 12, ids if i % 2 else ids.flip(0), torch.tensor([i % 12]) if i % 3 == 0 else None)
-    uniq, local = c("pin", 12, ids)
+        c("pin", 12, ids if i % 2 else ids.flip(0), torch.tensor([i % 12]) if i % 3 == 0 else None, numpy_cpu=True)
+    uniq, local = c("pin", 12, ids, numpy_cpu=True)
     assert uniq.tolist() == [4, 1, 9] and local.tolist() == [0, 1, 0, 2]
-    uniq, local = c("pin", 12, torch.tensor([3, 3]), torch.tensor([3, 5]))
+    uniq, local = c("pin", 12, torch.tensor([3, 3]), torch.tensor([3, 5]), numpy_cpu=True)
     assert uniq.tolist() == [3, 5] and local.tolist() == [0, 0]
+
+
+def test_numpy_floyd_is_uniform(chi2):
+    d, k = 6, 3
+    off = floyd_subsets_np(np.full(4000, d), k, torch.Generator().manual_seed(3))
+    assert all(len(set(r)) == k for r in off.tolist())
+    counts = _subset_counts(torch.from_numpy(np.ascontiguousarray(off)), d, k)
+    assert chi2(counts, [1] * len(counts)) > ALPHA
+
+
+@pytest.mark.parametrize("d,k", [(12, 10), (40, 7)])
+def test_numpy_floyd_inclusion_is_uniform(chi2, d, k):
+    off = floyd_subsets_np(np.full(6000, d), k, torch.Generator().manual_seed(9))
+    assert all(len(set(r)) == k and max(r) < d for r in off.tolist())
+    assert chi2(np.bincount(off.reshape(-1), minlength=d), torch.ones(d)) > ALPHA
+
+
+def test_numpy_floyd_matches_torch_floyd():
+    # floyd_subsets runs its sequential rounds when n * k * k > 2**16: same draws, same offsets
+    deg = torch.randint(11, 5000, (3000,), generator=torch.Generator().manual_seed(4))
+    deg[::7] = 11  # chain-heavy rows (d close to k)
+    a = floyd_subsets(deg, 10, torch.Generator().manual_seed(5))
+    b = floyd_subsets_np(deg.numpy(), 10, torch.Generator().manual_seed(5))
+    assert torch.equal(a, torch.from_numpy(b).long())
+
+
+@pytest.mark.parametrize("frac_big", [0.0, 0.3, 0.8, 1.0])
+def test_uniform_offsets_np_matches_torch(frac_big):
+    # every branch: no row / a minority / a majority / every row needs a random subset
+    g = torch.Generator().manual_seed(6)
+    n, k = 8000, 10
+    big = torch.rand(n, generator=g) < frac_big
+    deg = torch.where(big, torch.randint(k + 1, 300, (n,), generator=g), torch.randint(0, k + 1, (n,), generator=g))
+    off_t, count_t = uniform_offsets(deg, k, torch.Generator().manual_seed(7), replace=False)
+    off_n, count_n = uniform_offsets_np(deg.numpy(), k, torch.Generator().manual_seed(7))
+    assert torch.equal(count_t, torch.from_numpy(count_n))
+    valid = torch.arange(k) < count_t.unsqueeze(1)
+    assert torch.equal(off_t[valid], torch.from_numpy(np.ascontiguousarray(off_n)).long()[valid])
+
+
+def test_compactor_numpy_matches_torch(monkeypatch):
+    g = torch.Generator().manual_seed(8)
+    res = {}
+    for flag in (True, False):
+        monkeypatch.setattr(_ops, "NUMPY_CPU", flag)
+        c, out = Compactor(), []
+        for n, m, p in ((1000, 5000, 30), (50, 300, 0), (10**6, 2**20 + 5, 100), (1000, 5000, 30)):
+            gg = torch.Generator().manual_seed(n + m + p)  # the same inputs for both paths
+            ids = torch.randint(0, n, (m,), generator=gg)
+            prefix = torch.randperm(n, generator=gg)[:p] if p else None
+            out.append(c("pin", n, ids, prefix, numpy_cpu=True))
+        res[flag] = out
+    for (u1, l1), (u2, l2) in zip(res[True], res[False]):
+        assert torch.equal(u1, u2) and torch.equal(l1, l2) and u1.dtype == l1.dtype == torch.long
