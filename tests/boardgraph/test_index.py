@@ -7,6 +7,9 @@ import pytest
 import torch
 
 from boardgraph.graph.errors import DuplicateIdError, UnknownIdError
+
+pytest.importorskip("faiss", reason="faiss-cpu is a dependency; skip only where it is absent (a lent GPU image)")
+
 from boardgraph.index import (DimensionMismatchError, EmbeddingIndex, EmptyIndexError,
                               IndexConfig, IndexFormatError, IndexInputError,
                               UnknownFilterColumnError)
