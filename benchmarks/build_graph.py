@@ -17,16 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from _common import emit, reference_graph, run_peer
-from boardgraph.graph import PinBoardGraph, from_collections
-
-
-def build_from_arrays(pin: torch.Tensor, board: torch.Tensor, n_pins: int, n_boards: int) -> PinBoardGraph:
-    g = PinBoardGraph()
-    g.add_node_type("pin", pd.RangeIndex(n_pins))
-    g.add_node_type("board", pd.RangeIndex(n_boards))
-    g.add_relation(("pin", "in", "board"), pin, board, reverse="has")
-    return g
+from _common import build_from_arrays, emit, load_arrays, reference_graph, run_peer
+from boardgraph.graph import from_collections
 
 
 def sync(device: str) -> None:
@@ -44,9 +36,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     path = reference_graph(args.graph)
-    z = np.load(path)
-    n_pins, n_boards = int(z["n_pins"]), int(z["n_boards"])
-    pin, board = torch.from_numpy(z["pin"]).to(args.device), torch.from_numpy(z["board"]).to(args.device)
+    pin, board, n_pins, n_boards = load_arrays(path)
+    pin_np, board_np = pin.numpy(), board.numpy()
+    pin, board = pin.to(args.device), board.to(args.device)
     build_from_arrays(pin[:1000], board[:1000], n_pins, n_boards)  # warm-up
     times = []
     for _ in range(args.repeats):
@@ -66,11 +58,11 @@ def main() -> None:
     ours = {"build_from_arrays": build_s}
 
     if args.device == "cpu":
-        rows = min(args.rows, len(z["pin"]))
+        rows = min(args.rows, len(pin_np))
         rng = np.random.default_rng(0)
-        take = rng.choice(len(z["pin"]), size=rows, replace=rows > len(z["pin"]))
-        df = pd.DataFrame({"board_id": pd.Series(z["board"][take]).map("b{}".format),
-                           "pin_id": pd.Series(z["pin"][take]).map("p{}".format)})
+        take = rng.choice(len(pin_np), size=rows, replace=rows > len(pin_np))
+        df = pd.DataFrame({"board_id": pd.Series(board_np[take]).map("b{}".format),
+                           "pin_id": pd.Series(pin_np[take]).map("p{}".format)})
         times = []
         for _ in range(max(1, args.repeats - 1)):
             gc.collect()

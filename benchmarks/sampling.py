@@ -29,40 +29,26 @@ and ``ratio_median`` lines give the median of each ratio.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 
+from _common import MEMBER, SHARED_BENCH, build_from_arrays, emit, load_arrays, reference_graph, run_peer
 from boardgraph.graph import PinBoardGraph
 from boardgraph.sampling import (BoardMateSampler, GraphFeatureFetcher, NeighborSampler, PinBoardLoader,
                                  PinSageSampler)
 
-BENCH_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "bench"
-FWD, REV = ("pin", "in", "board"), ("board", "has", "pin")
+FWD, REV = MEMBER, ("board", "has", "pin")
 N_BATCHES = 30
 
 
-def emit(rec: dict) -> None:
-    print(json.dumps(rec), flush=True)
-
-
 def load_graph(path: Path) -> tuple[PinBoardGraph, float, int]:
-    z = np.load(path)
-    pin, board = torch.from_numpy(z["pin"]), torch.from_numpy(z["board"])
-    n_pins, n_boards = int(z["n_pins"]), int(z["n_boards"])
+    pin, board, n_pins, n_boards = load_arrays(path)
     t = time.perf_counter()
-    g = PinBoardGraph()
-    g.add_node_type("pin", pd.RangeIndex(n_pins))
-    g.add_node_type("board", pd.RangeIndex(n_boards))
-    g.add_relation(FWD, pin, board, reverse="has")
+    g = build_from_arrays(pin, board, n_pins, n_boards)
     return g, time.perf_counter() - t, int(len(pin))
 
 
@@ -87,18 +73,6 @@ def timed(name: str, fn, seeds_all: list[torch.Tensor], device: torch.device, re
            "sampled_edges_per_s": round(int(edges) / dt), **(extra or {})}
     emit(rec)
     return rec
-
-
-def run_peer(peer_python: str, graph_path: Path, bench_dir: Path) -> dict[str, dict]:
-    out = subprocess.run([peer_python, str(bench_dir / "dgl_peer_bench.py"), str(graph_path)],
-                         capture_output=True, text=True, check=True)
-    recs = {}
-    for line in out.stdout.splitlines():
-        if line.startswith("{"):
-            r = json.loads(line)
-            recs[r["op"]] = r
-            emit({"peer": "dgl", **r})
-    return recs
 
 
 def run_ours(g: PinBoardGraph, seeds_all: list[torch.Tensor], device: torch.device, repeat: int) -> dict[str, dict]:
@@ -172,15 +146,12 @@ def main(argv: list[str] | None = None) -> None:
                    help="seeds per batch (1024 mirrors the DGL peer; ratios are printed only for 1024)")
     p.add_argument("--repeat", type=int, default=1,
                    help="run our suite (and the peer) this many times, alternating, and print median ratios")
-    p.add_argument("--bench-dir", type=Path, default=BENCH_DIR,
+    p.add_argument("--bench-dir", type=Path, default=SHARED_BENCH,
                    help="folder holding make_bench_graph.py and dgl_peer_bench.py (default ../shared/bench)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    if not args.graph.exists():
-        subprocess.run([sys.executable, str(args.bench_dir / "make_bench_graph.py"), str(args.graph)], check=True,
-                       stdout=subprocess.DEVNULL)
-
+    reference_graph(args.graph, args.bench_dir)
     g, build_s, n_edges = load_graph(args.graph)
     emit({"op": "build", "edges": g.num_edges(FWD), "input_rows": n_edges, "seconds": round(build_s, 3)})
     gen = torch.Generator().manual_seed(0)
@@ -195,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         ours = run_ours(g, seeds_all, device, rep)
         if not peer_python:
             continue
-        peer = run_peer(peer_python, args.graph, args.bench_dir)
+        peer = run_peer(args.graph, peer_python, args.bench_dir)
         for name, value in ratios(ours, peer, build_s).items():
             all_ratios.setdefault(name, []).append(value)
             metric = "dgl_seconds/our_seconds" if name == "build" else "sampled_edges_per_s ours/dgl"
