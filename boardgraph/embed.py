@@ -13,7 +13,18 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["embed_pins", "load_embeddings"]
+__all__ = ["encode_pins", "embed_pins", "load_embeddings"]
+
+
+def encode_pins(encoder, idx: Tensor, *, cache=None, builder=None, features=None,
+                device: torch.device | str = "cpu") -> Tensor:
+    """L2-normalised embeddings ``[len(idx), E]`` of pins ``idx``: from cached tower outputs
+    (``cache``) or by running the towers on ``builder(features, idx)``. Runs in the encoder's
+    current mode; wrap in ``torch.no_grad()`` for inference."""
+    if cache is not None:
+        outputs, present = cache.get(idx, device)
+        return encoder.fuse(outputs, present).embedding
+    return encoder(builder(features, idx).to(device)).embedding
 
 
 @torch.no_grad()
@@ -49,11 +60,7 @@ def embed_pins(encoder, num_pins: int, path: str | Path, *, cache=None, builder=
             if marker.exists():
                 continue
             idx = torch.arange(c * batch_size, min((c + 1) * batch_size, num_pins))
-            if cache is not None:
-                outputs, present = cache.get(idx, device)
-                emb = encoder.fuse(outputs, present).embedding
-            else:
-                emb = encoder(builder(features, idx).to(device)).embedding
+            emb = encode_pins(encoder, idx, cache=cache, builder=builder, features=features, device=device)
             if dim is not None:
                 emb = truncate_embedding(emb, dim)
             out[idx.numpy()] = emb.float().cpu().numpy()

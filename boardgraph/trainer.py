@@ -25,6 +25,7 @@ from torch import Tensor
 from boardgraph.checkpoint import load_checkpoint, save_checkpoint
 from boardgraph.config import TrainConfig
 from boardgraph.data import DataSplit, load_graph_for, split_memberships
+from boardgraph.embed import encode_pins
 from boardgraph.encoders import FeatureCache
 from boardgraph.factory import build_model
 from boardgraph.model import DEFAULT_WEIGHTS, StepInputs
@@ -229,9 +230,8 @@ class Trainer:
         self.model.eval()
         for start in range(0, n, 1024):
             idx = torch.arange(start, min(start + 1024, n))
-            kw = self._encode_kwargs(idx)
-            pe = self.model.encoder(kw["inputs"]) if "inputs" in kw else self.model.encoder.fuse(**kw)
-            self.model.update_bank(idx, pe.embedding)
+            self.model.update_bank(idx, encode_pins(self.model.encoder, idx, cache=self.cache, builder=self.builder,
+                                                    features=self.split.graph.features("pin"), device=self.device))
         self.model.train(was)
 
     # -- checkpoints --------------------------------------------------------------------------

@@ -109,22 +109,27 @@ class MiniBatch:
 
     # -- builders used by the samplers ----------------------------------------------------------
     @classmethod
+    def _seeds_then(cls, seeds: Tensor, nodes: Tensor, mask: Tensor, topo: "Topology",
+                    seed_type: str) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """Input nodes = seeds, then the distinct valid entries of ``nodes [B, K]``; returns
+        ``(input_nodes, seed_local [B], local [B, K] with -1 padding)``."""
+        b = seeds.numel()
+        ids, local = topo.compact(seed_type, topo.num_nodes(seed_type), torch.cat([seeds, nodes.masked_select(mask)]))
+        return {seed_type: ids}, local[:b], _local(local, mask, b)
+
+    @classmethod
     def from_board_mates(cls, bm: "BoardMates", topo: "Topology", seed_type: str) -> "MiniBatch":
         """Input pins = seeds, then distinct mates; ``seed_local`` and ``mates_local`` index them."""
-        b = bm.seeds.numel()
-        ids = torch.cat([bm.seeds, bm.mates.masked_select(bm.mask)])
-        nodes, local = topo.compact(seed_type, topo.num_nodes(seed_type), ids)
-        return cls(seeds=bm.seeds, seed_type=seed_type, input_nodes={seed_type: nodes}, seed_local=local[:b],
-                   board_mates=bm, mates_local=_local(local, bm.mask, b))
+        inputs, seed_local, local = cls._seeds_then(bm.seeds, bm.mates, bm.mask, topo, seed_type)
+        return cls(seeds=bm.seeds, seed_type=seed_type, input_nodes=inputs, seed_local=seed_local,
+                   board_mates=bm, mates_local=local)
 
     @classmethod
     def from_neighbors(cls, nb: "ImportanceNeighbors", topo: "Topology", seed_type: str) -> "MiniBatch":
         """Input pins = seeds, then distinct random-walk neighbors."""
-        b = nb.seeds.numel()
-        ids = torch.cat([nb.seeds, nb.neighbors.masked_select(nb.mask)])
-        nodes, local = topo.compact(seed_type, topo.num_nodes(seed_type), ids)
-        return cls(seeds=nb.seeds, seed_type=seed_type, input_nodes={seed_type: nodes}, seed_local=local[:b],
-                   neighbors=nb, neighbors_local=_local(local, nb.mask, b))
+        inputs, seed_local, local = cls._seeds_then(nb.seeds, nb.neighbors, nb.mask, topo, seed_type)
+        return cls(seeds=nb.seeds, seed_type=seed_type, input_nodes=inputs, seed_local=seed_local,
+                   neighbors=nb, neighbors_local=local)
 
     def with_negatives(self, neg: "Negatives", topo: "Topology") -> "MiniBatch":
         """A copy with ``neg`` attached and its nodes appended to ``input_nodes[neg.ntype]``.
