@@ -61,6 +61,7 @@ class ModelConfig:
     mate_heads: int = 4
     freeze_towers: bool = True
     mate_encoding: str = "bank"          # "bank" (mates read from a refreshed embedding bank) or "full"
+    mate_values: str = "mates"           # "mates" (attention averages the mates' own embeddings) or "projected"
     text_max_length: int = 32
 
 
@@ -71,7 +72,7 @@ class ObjectiveConfig:
     ``kind``: ``"neighbor"`` (PinCLIP: image-text alignment + neighbor alignment), ``"content"``
     (image-text alignment only) or ``"coboard"`` (pairwise co-board contrastive ablation).
     ``weights`` maps loss terms to weights
-    (``clip``, ``pin_modality``, ``mates``, ``board``, ``coboard``).
+    (``clip``, ``pin_modality``, ``mates``, ``board``, ``pairs``, ``coboard``, ``matryoshka``).
     """
 
     kind: str = "neighbor"
@@ -157,6 +158,8 @@ class TrainConfig:
             raise ConfigError(f"objective.negatives {o.negatives!r} must be none, uniform or popularity")
         if self.model.mate_encoding not in ("bank", "full"):
             raise ConfigError(f"model.mate_encoding {self.model.mate_encoding!r} must be 'bank' or 'full'")
+        if self.model.mate_values not in ("mates", "projected"):
+            raise ConfigError(f"model.mate_values {self.model.mate_values!r} must be 'mates' or 'projected'")
         if r.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"run.precision {r.precision!r} must be auto, fp32 or bf16")
         if r.batch_size < 2 or r.steps < 1:

@@ -5,7 +5,8 @@ Kinds (``ObjectiveConfig.kind``):
 
 * ``neighbor`` (PinCLIP): image-text alignment + pin-modality alignment + neighbor alignment
   (the pin's content embedding vs the cross-attention fusion of its board-mates, and vs a board
-  it is on).
+  it is on). An optional ``pairs`` term (weight 0 by default) adds pairwise co-board InfoNCE
+  against each of the K sampled mates.
 * ``content``: image-text + pin-modality alignment only: no graph signal.
 * ``coboard``: content terms + InfoNCE of a pin against one board-mate's own embedding (no
   cross-attention): the ablation isolating what the fusion adds.
@@ -69,13 +70,16 @@ class PinCLIPModel(nn.Module):
         alignment: ``clip`` or ``siglip`` for the image-text term.
         mate_heads: heads of the board-mate cross-attention.
         gather: gather in-batch negatives across ranks (torch.distributed).
+        project_values: the mate attention's values go through learned projections; by default
+            (False) the target is an attention-weighted average of the mates' own embeddings, in
+            the space retrieval uses.
         bank_size: pins of the embedding bank (0: no bank). With a bank, board-mates and sampled
             negatives are read from it (detached, refreshed with every seed's new embedding) instead
             of being encoded in the step: a neighbor step then costs about one content-only step.
     """
 
     def __init__(self, encoder: PinEncoder, num_boards: int, kind: str = "neighbor", alignment: str = "clip",
-                 mate_heads: int = 4, gather: bool = True, bank_size: int = 0) -> None:
+                 mate_heads: int = 4, gather: bool = True, bank_size: int = 0, project_values: bool = False) -> None:
         super().__init__()
         if kind not in DEFAULT_WEIGHTS:
             raise ValueError(f"kind must be one of {sorted(DEFAULT_WEIGHTS)}, got {kind!r}")
@@ -84,7 +88,7 @@ class PinCLIPModel(nn.Module):
         self.align = (ClipLoss if alignment == "clip" else SigLipLoss)(gather=gather)
         self.pin_modality = ClipLoss(gather=gather)
         if kind == "neighbor":
-            self.mate_attention = BoardMateAttention(dim, mate_heads, residual=False)
+            self.mate_attention = BoardMateAttention(dim, mate_heads, residual=False, project_values=project_values)
             self.board_embedding = nn.Embedding(num_boards, dim)
             nn.init.normal_(self.board_embedding.weight, std=dim ** -0.5)
             self.neighbor = NeighborAlignmentLoss(gather=gather)
@@ -131,6 +135,11 @@ class PinCLIPModel(nn.Module):
         if self.kind == "neighbor":
             mates, mask = gather_mates(table, step.mates_local)
             target = self.mate_attention(seeds, mates, mask)
+            if weights.get("pairs", 0):
+                # pairwise co-board InfoNCE against every sampled mate (K positives per seed)
+                cols = [k for k in range(mates.shape[1]) if bool(mask[:, k].any())]
+                out["pairs"] = torch.stack([self.neighbor(seeds, mates[:, k], step.pin_boards, has_mates=mask[:, k])["mates"]
+                                            for k in cols]).mean() if cols else seeds.sum() * 0.0
             negatives = neg_logq = None
             if step.negatives_local is not None:
                 valid = step.negatives_local >= 0

@@ -35,6 +35,9 @@ class BoardMateAttention(nn.Module):
         dropout: dropout on the attention weights (training only).
         normalize: L2-normalise the output (use with L2-normalised pin embeddings).
         residual: add the gated context to the pin (default) or return the context alone.
+        project_values: values pass through learned value/output projections (default), or the
+            context is the attention-weighted average of the mates themselves (head by head), so
+            it lies in the pins' embedding space.
 
     Shapes:
         pin ``[B, D]``, mates ``[B, K, D]``, mask bool ``[B, K]`` (True = real mate; the sampler's
@@ -46,12 +49,14 @@ class BoardMateAttention(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int = 4, dropout: float = 0.0, normalize: bool = True,
-                 residual: bool = True) -> None:
+                 residual: bool = True, project_values: bool = True) -> None:
         super().__init__()
-        self.dim, self.normalize, self.residual = dim, normalize, residual
+        self.dim, self.normalize, self.residual, self.project_values = dim, normalize, residual, project_values
         self.norm_q = nn.LayerNorm(dim)
         self.norm_kv = nn.LayerNorm(dim)
         self.attn = MultiHeadAttention(dim, num_heads, dropout=dropout)
+        if not project_values:  # only the attention weights are used: no value/output projections to train
+            self.attn.v = self.attn.out = None
         # the gate only mixes context into the pin: without the residual it would be an unused parameter
         self.gate = nn.Linear(2 * dim, dim) if residual else None
         self.reset_parameters()
@@ -59,7 +64,9 @@ class BoardMateAttention(nn.Module):
     def reset_parameters(self) -> None:
         self.norm_q.reset_parameters()
         self.norm_kv.reset_parameters()
-        self.attn.reset_parameters()
+        for lin in (self.attn.q, self.attn.k, self.attn.v, self.attn.out):
+            if lin is not None:
+                lin.reset_parameters()
         if self.gate is not None:
             self.gate.reset_parameters()
 
@@ -73,7 +80,17 @@ class BoardMateAttention(nn.Module):
         has = mask.any(1, keepdim=True)  # [B, 1]
         # padding rows may hold anything (even NaN): zero them so that 0-weights cannot meet NaN values
         kv = self.norm_kv(mates.masked_fill(~mask.unsqueeze(-1), 0.0))
-        ctx, w = self.attn(self.norm_q(pin).unsqueeze(1), kv, key_mask=mask)
+        if self.project_values:
+            ctx, w = self.attn(self.norm_q(pin).unsqueeze(1), kv, key_mask=mask)
+        else:
+            # each head's weights average that head's slice of the raw mates: the context stays in
+            # the pins' own embedding space (the space retrieval uses)
+            a, (b, k, d) = self.attn, mates.shape
+            q, key = a._split(a.q(self.norm_q(pin).unsqueeze(1))), a._split(a.k(kv))
+            scores = (q @ key.transpose(-2, -1)) * (a.head_dim ** -0.5)
+            w = a.dropout(scores.masked_fill(~mask[:, None, None, :], torch.finfo(scores.dtype).min).softmax(-1))
+            raw = mates.masked_fill(~mask.unsqueeze(-1), 0.0).reshape(b, k, a.num_heads, a.head_dim)
+            ctx = torch.einsum("bhk,bkhe->bhe", w[:, :, 0, :], raw).reshape(b, 1, d)
         ctx = torch.where(has, ctx.squeeze(1), torch.zeros_like(pin))
         out = pin + torch.sigmoid(self.gate(torch.cat([pin, ctx], -1))) * ctx if self.residual else ctx
         if self.normalize:
@@ -83,7 +100,8 @@ class BoardMateAttention(nn.Module):
         return out
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, num_heads={self.attn.num_heads}, normalize={self.normalize}, residual={self.residual}"
+        return (f"dim={self.dim}, num_heads={self.attn.num_heads}, normalize={self.normalize}, "
+                f"residual={self.residual}, project_values={self.project_values}")
 
 
 def gather_mates(table: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:

@@ -77,10 +77,15 @@ def test_checkpoint_from_another_config_is_refused(tmp_path):
         Trainer(other).fit(resume=True)
 
 
-@pytest.mark.parametrize("kind,terms", [("content", {"clip", "pin_modality", "matryoshka"}),
-                                        ("coboard", {"clip", "pin_modality", "coboard", "matryoshka"})])
-def test_baseline_kinds_train(tmp_path, kind, terms):
-    res = Trainer(tiny_config(tmp_path / kind, kind=kind, steps=3)).fit()
+@pytest.mark.parametrize("kind,terms,weights", [
+    ("content", {"clip", "pin_modality", "matryoshka"}, None),
+    ("coboard", {"clip", "pin_modality", "coboard", "matryoshka"}, None),
+    ("neighbor", {"clip", "mates", "pairs", "board"}, {"clip": 1.0, "mates": 1.0, "pairs": 1.0, "board": 0.5}),
+])
+def test_kinds_and_loss_terms_train(tmp_path, kind, terms, weights):
+    cfg = tiny_config(tmp_path / kind, kind=kind, steps=3)
+    cfg.objective.weights = weights
+    res = Trainer(cfg).fit()
     assert set(res.history[-1]) - {"total", "lr", "step", "grad_norm", "pins_per_s"} == terms
 
 

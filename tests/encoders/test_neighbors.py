@@ -102,3 +102,23 @@ def test_context_only_mode_excludes_the_pin():
     assert torch.equal(out[2], torch.zeros(8))          # no mates: zeros, no NaN
     assert torch.allclose(out[:2].norm(dim=-1), torch.ones(2), atol=1e-5)
     assert "residual=False" in repr(att)
+
+
+def test_unprojected_values_average_the_mates_themselves():
+    """project_values=False: each head's output slice is a convex combination of the mates' slices
+    (so the context lies in the pins' space); with equal keys the weights are uniform."""
+    torch.manual_seed(0)
+    att = BoardMateAttention(8, num_heads=2, residual=False, normalize=False, project_values=False)
+    assert att.attn.v is None and att.attn.out is None
+    pin = torch.randn(2, 8)
+    mates = torch.randn(2, 3, 8)
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    out, w = att(pin, mates, mask, return_weights=True)
+    heads = out.reshape(2, 2, 4)
+    expect = torch.einsum("bhk,bkhe->bhe", w, mates.reshape(2, 3, 2, 4))
+    torch.testing.assert_close(heads, expect)
+    torch.testing.assert_close(out[1], mates[1, 0])          # one mate: the context is that mate
+    assert torch.all(w[:, :, 2] == 0) and torch.allclose(w.sum(-1), torch.ones(2, 2))
+    same = mates[:, :1].expand(2, 3, 8).contiguous()          # identical keys -> uniform weights
+    _, w2 = att(pin, same, torch.ones(2, 3, dtype=torch.bool), return_weights=True)
+    torch.testing.assert_close(w2, torch.full((2, 2, 3), 1 / 3))
