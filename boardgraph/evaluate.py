@@ -1,82 +1,327 @@
-"""Board completion (warm and cold start) on held-out memberships.
+"""Board completion (warm and cold start) on held-out memberships, and cross-modal retrieval.
 
-Protocol: memberships are held out before training (:func:`~boardgraph.data.split_memberships`).
-For each board with held-out pins, the board is represented by the normalised mean of the
-embeddings of its *training* pins; every pin is ranked by cosine similarity to it, the board's
-training pins excluded. Warm queries score the held-out memberships of pins the model trained on
-(with their other boards); cold queries score the pins held out entirely (no membership seen in
-training: embedded from content only). Held-out pins of the other group are excluded from a
-query's ranking, so each group is measured on its own.
+**Board completion.** Memberships are held out before training
+(:func:`~boardgraph.data.split_memberships`). Every board with held-out pins is a query; a
+:class:`Scorer` gives every pin a score for it, computed from the *training* graph only. Pin
+embeddings are one scorer (:class:`EmbeddingScorer`: cosine to the normalised mean of the board's
+training pins); the score-based baselines of :mod:`boardgraph.baselines` (random, popularity) are
+others, and all of them go through the same protocol:
+
+* the board's training pins are excluded from its ranking;
+* warm queries score the held-out memberships of pins the model trained on (with their other
+  boards); cold queries score the pins held out entirely (no membership seen in training);
+* every held-out pin that is not a positive of the query (warm or cold, of any board) is excluded
+  from its ranking, so warm queries never rank cold pins, cold queries never rank the warm
+  held-out pins, and each group is measured on its own;
+* ranks are filtered and ties count against the positive (:mod:`boardgraph.metrics`).
+
+Per-board values (:class:`~boardgraph.metrics.RankingResult`, for bootstrap CIs) and the rank of
+every held-out membership (:class:`HeldOutRanks`, for slicing by an attribute of the pin) are kept.
+
+**Cross-modal retrieval** (:func:`cross_modal`): image -> text and text -> image among the pins
+that have both modalities; the positive of a pin's image is its own text and vice versa.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from boardgraph.data import DataSplit
-from boardgraph.metrics import RankingResult, ranking_metrics
+from boardgraph.metrics import MetricInputError, RankingResult, positive_ranks, ranking_metrics
 
-__all__ = ["BoardCompletion", "board_completion"]
+__all__ = ["BoardCompletion", "CrossModal", "EmbeddingScorer", "HeldOutRanks", "Scorer", "board_completion",
+           "cross_modal", "DEFAULT_KS", "CURVE_KS"]
 
 MEMBER = ("pin", "in", "board")
+#: Cut-offs of :func:`board_completion` by default.
+DEFAULT_KS: tuple[int, ...] = (10, 50)
+#: Cut-offs for Recall@K curves.
+CURVE_KS: tuple[int, ...] = (1, 5, 10, 20, 50, 100)
+GROUPS = ("warm", "cold")
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Anything that scores every pin for query boards.
+
+    ``score(boards, split)`` takes int64 ``boards [Q]`` and returns finite float scores
+    ``[Q, N_pins]`` (higher = more likely on the board) on CPU, using only ``split.train_graph``
+    (and pin content): the held-out memberships must not leak into the scores.
+    """
+
+    def score(self, boards: Tensor, split: DataSplit) -> Tensor: ...
+
+
+class EmbeddingScorer:
+    """Cosine similarity of each pin to the normalised mean of a board's training pins.
+
+    Args:
+        emb: float ``[N_pins, E]`` pin embeddings (any device; normalised here, scored on CPU).
+            A zero row (a pin without an embedding) scores 0 against every board.
+    """
+
+    def __init__(self, emb: Tensor) -> None:
+        if not isinstance(emb, Tensor) or emb.dim() != 2:
+            raise MetricInputError(f"emb must be a 2-D tensor [N_pins, E], got "
+                                   f"{tuple(getattr(emb, 'shape', ()))}")
+        self.emb = F.normalize(emb.detach().float().cpu(), dim=1)
+
+    def board_embeddings(self, split: DataSplit) -> Tensor:
+        """``[N_boards, E]`` normalised mean embedding of each board's training pins (0 if none)."""
+        g = split.train_graph
+        indptr, indices, _ = g.csr(("board", "has", "pin"))
+        deg = indptr[1:] - indptr[:-1]
+        b_of_edge = torch.repeat_interleave(torch.arange(g.num_nodes("board")), deg)
+        out = torch.zeros(g.num_nodes("board"), self.emb.shape[1]).index_add_(0, b_of_edge, self.emb[indices.long()])
+        return F.normalize(out, dim=1)
+
+    def score(self, boards: Tensor, split: DataSplit) -> Tensor:
+        n = split.graph.num_nodes("pin")
+        if self.emb.shape[0] != n:
+            raise MetricInputError(f"emb has {self.emb.shape[0]} rows but the graph has {n} pins; "
+                                   f"embed every pin (row i = pin i)")
+        return self.board_embeddings(split)[boards] @ self.emb.T
+
+
+@dataclass
+class HeldOutRanks:
+    """The rank of every scored held-out membership of one group (one row per ``(pin, board)``).
+
+    Attributes:
+        pins, boards: int64 ``[H]`` the held-out membership.
+        ranks: int64 ``[H]`` filtered rank of the pin in its board's query (1 = top; other
+            held-out pins of the board do not push it down; ties count against it).
+    """
+
+    pins: Tensor
+    boards: Tensor
+    ranks: Tensor
+
+    def __len__(self) -> int:
+        return int(self.pins.numel())
+
+    def recall(self, k: int) -> Tensor:
+        """float64 ``[H]``: 1 where the pin is in its board's top ``k``, else 0."""
+        return (self.ranks <= k).double()
+
+    def reciprocal_rank(self) -> Tensor:
+        """float64 ``[H]``: ``1 / rank``."""
+        return 1.0 / self.ranks.double()
+
+    def frame(self) -> pd.DataFrame:
+        """Columns ``pin``, ``board``, ``rank`` (node indices; map to ids with ``graph.ids``)."""
+        return pd.DataFrame({"pin": self.pins.numpy(), "board": self.boards.numpy(), "rank": self.ranks.numpy()})
 
 
 @dataclass
 class BoardCompletion:
-    """Metrics of one model on one split: ``warm`` and ``cold`` map metric name -> RankingResult
-    (per-board values, for bootstrap CIs); ``boards`` are the query boards of each group."""
+    """Board completion of one model on one split.
+
+    Attributes:
+        warm, cold: metric name -> :class:`~boardgraph.metrics.RankingResult` with one value per
+            query board (``"recall@K"``, ``"hit_rate@K"``, ``"ndcg@K"`` for every K, ``"mrr"``).
+        warm_boards, cold_boards: int64 ``[Q]`` the query boards, aligned with the per-query values.
+        warm_pairs, cold_pairs: the rank of every held-out membership (:class:`HeldOutRanks`).
+        ks: the cut-offs.
+    """
 
     warm: dict[str, RankingResult]
     cold: dict[str, RankingResult]
     warm_boards: Tensor
     cold_boards: Tensor
+    warm_pairs: HeldOutRanks | None = None
+    cold_pairs: HeldOutRanks | None = None
+    ks: tuple[int, ...] = field(default=DEFAULT_KS)
+
+    def metrics(self, group: str) -> dict[str, RankingResult]:
+        """``warm`` or ``cold`` metrics by name."""
+        return getattr(self, _check_group(group))
+
+    def boards(self, group: str) -> Tensor:
+        """The query boards of ``group`` (int64 ``[Q]``)."""
+        return getattr(self, f"{_check_group(group)}_boards")
+
+    def pairs(self, group: str) -> HeldOutRanks:
+        """The held-out memberships of ``group`` and their ranks."""
+        return getattr(self, f"{_check_group(group)}_pairs")
 
     def summary(self) -> dict[str, float]:
+        """``{"warm_<metric>", "cold_<metric>": mean}`` and ``cold_warm_recall@10`` when defined."""
         out = {f"warm_{k}": v.mean for k, v in self.warm.items()}
         out.update({f"cold_{k}": v.mean for k, v in self.cold.items()})
         if "recall@10" in self.warm and "recall@10" in self.cold and self.warm["recall@10"].mean > 0:
             out["cold_warm_recall@10"] = self.cold["recall@10"].mean / self.warm["recall@10"].mean
         return out
 
+    def curve(self, group: str = "warm", metric: str = "recall") -> dict[int, float]:
+        """``{K: mean metric@K}`` over the cut-offs (a Recall@K curve)."""
+        m = self.metrics(group)
+        return {k: m[f"{metric}@{k}"].mean for k in self.ks}
 
-def _queries(pairs: tuple[Tensor, Tensor], n_boards: int, n_pins: int) -> tuple[Tensor, Tensor]:
-    """(boards with held-out pins [Q], positives bool [Q, N_pins])."""
-    pin, board = pairs
-    boards = torch.unique(board)
-    row = torch.full((n_boards,), -1, dtype=torch.long)
-    row[boards] = torch.arange(boards.numel())
-    pos = torch.zeros(boards.numel(), n_pins, dtype=torch.bool)
-    pos[row[board], pin] = True
-    return boards, pos
+    def per_query(self, group: str = "warm") -> pd.DataFrame:
+        """One row per query board: ``board`` (node index), ``n_heldout`` and every metric
+        (``NaN`` for skipped queries), for slicing by an attribute of the board."""
+        pairs = self.pairs(group)
+        boards = self.boards(group)
+        n_held = torch.zeros(0, dtype=torch.long) if pairs is None else torch.bincount(
+            torch.searchsorted(boards, pairs.boards), minlength=boards.numel())
+        cols = {"board": boards.numpy()}
+        if pairs is not None:
+            cols["n_heldout"] = n_held.numpy()
+        cols.update({name: r.per_query.cpu().numpy() for name, r in self.metrics(group).items()})
+        return pd.DataFrame(cols)
 
 
-def board_completion(emb: Tensor, split: DataSplit, ks: tuple[int, ...] = (10, 50)) -> BoardCompletion:
-    """Board-completion metrics of pin embeddings ``emb [N_pins, E]`` on ``split`` (see module doc)."""
+def _check_group(group: str) -> str:
+    if group not in GROUPS:
+        raise MetricInputError(f"group must be 'warm' or 'cold', got {group!r}")
+    return group
+
+
+def _as_scorer(model: Tensor | Scorer) -> Scorer:
+    if isinstance(model, Tensor):
+        return EmbeddingScorer(model)
+    if not callable(getattr(model, "score", None)):
+        raise TypeError(f"board_completion needs pin embeddings [N_pins, E] or a Scorer (an object with "
+                        f"score(boards, split) -> [Q, N_pins]), got {type(model).__name__}")
+    return model
+
+
+def board_completion(model: Tensor | Scorer, split: DataSplit, ks: tuple[int, ...] = DEFAULT_KS,
+                     chunk_size: int = 1024) -> BoardCompletion:
+    """Board-completion metrics on ``split`` (see the module docstring).
+
+    Args:
+        model: pin embeddings ``[N_pins, E]`` (scored by :class:`EmbeddingScorer`) or a :class:`Scorer`.
+        split: the split the model was trained on.
+        ks: cut-offs of Recall@K, hit-rate@K and NDCG@K (e.g. :data:`CURVE_KS` for curves).
+        chunk_size: query boards scored at once (peak memory ~ a few ``chunk_size * N_pins``).
+
+    Raises:
+        MetricInputError: embeddings of the wrong size, scores of the wrong shape or non-finite, bad ks.
+        TypeError: ``model`` is neither a tensor nor a scorer.
+    """
+    scorer = _as_scorer(model)
     g = split.train_graph
     n_pins, n_boards = g.num_nodes("pin"), g.num_nodes("board")
-    emb = F.normalize(emb.float(), dim=1)
     indptr, indices, _ = g.csr(("board", "has", "pin"))
+    indptr, indices = indptr.long(), indices.long()
     deg = indptr[1:] - indptr[:-1]
-    b_of_edge = torch.repeat_interleave(torch.arange(n_boards), deg)
-    board_emb = torch.zeros(n_boards, emb.shape[1]).index_add_(0, b_of_edge, emb[indices.long()])
-    board_emb = F.normalize(board_emb, dim=1)
     held_all = torch.zeros(n_pins, dtype=torch.bool)
     held_all[split.heldout[0]] = True
     held_all[split.cold_edges[0]] = True
-    results = []
-    for pairs in (split.heldout, split.cold_edges):
-        keep = deg[pairs[1]] > 0  # a board needs training pins to describe it
-        boards, pos = _queries((pairs[0][keep], pairs[1][keep]), n_boards, n_pins)
-        exclude = torch.zeros_like(pos)
-        sel = torch.isin(b_of_edge, boards)
+    out: dict[str, tuple] = {}
+    for name, (pin, board) in zip(GROUPS, (split.heldout, split.cold_edges)):
+        keep = deg[board] > 0  # a board needs training pins to describe it
+        pin, board = pin[keep], board[keep]
+        boards = torch.unique(board)
         row = torch.full((n_boards,), -1, dtype=torch.long)
         row[boards] = torch.arange(boards.numel())
-        exclude[row[b_of_edge[sel]], indices.long()[sel]] = True   # the board's training pins
-        exclude |= held_all[None, :] & ~pos                        # the other group's held-out pins
-        scores = board_emb[boards] @ emb.T
-        results.append((boards, ranking_metrics(scores, pos, ks=ks, exclude=exclude)))
-    (wb, warm), (cb, cold) = results
-    return BoardCompletion(warm, cold, wb, cb)
+        parts: list[dict[str, RankingResult]] = []
+        pair_ranks = torch.empty(pin.numel(), dtype=torch.long)
+        for s in range(0, boards.numel(), chunk_size):
+            qb = boards[s:s + chunk_size]
+            scores = scorer.score(qb, split).float().cpu()
+            if scores.shape != (qb.numel(), n_pins):
+                raise MetricInputError(f"scorer {type(scorer).__name__} returned scores of shape "
+                                       f"{tuple(scores.shape)} for {qb.numel()} boards and {n_pins} pins")
+            pos = torch.zeros(qb.numel(), n_pins, dtype=torch.bool)
+            in_chunk = (row[board] >= s) & (row[board] < s + qb.numel())
+            pos[row[board[in_chunk]] - s, pin[in_chunk]] = True
+            exclude = held_all.expand_as(pos) & ~pos                    # every other held-out pin
+            starts, ends = indptr[qb], indptr[qb + 1]
+            lens = ends - starts
+            q_of = torch.repeat_interleave(torch.arange(qb.numel()), lens)
+            offs = torch.arange(int(lens.sum())) - torch.repeat_interleave(torch.cumsum(lens, 0) - lens, lens)
+            exclude[q_of, indices[torch.repeat_interleave(starts, lens) + offs]] = True   # the board's training pins
+            parts.append(ranking_metrics(scores, pos, ks=ks, exclude=exclude, chunk_size=chunk_size))
+            ranks = positive_ranks(scores, pos, exclude, chunk_size=chunk_size)
+            pair_ranks[in_chunk] = ranks[row[board[in_chunk]] - s, pin[in_chunk]]
+        metrics = _concat(parts, ks)
+        order = torch.argsort(row[board] * n_pins + pin)
+        out[name] = (metrics, boards, HeldOutRanks(pin[order], board[order], pair_ranks[order]))
+    (warm, wb, wp), (cold, cb, cp) = out["warm"], out["cold"]
+    return BoardCompletion(warm, cold, wb, cb, wp, cp, tuple(ks))
+
+
+def _concat(parts: list[dict[str, RankingResult]], ks: tuple[int, ...]) -> dict[str, RankingResult]:
+    if not parts:  # no query board in this group: empty results
+        empty = ranking_metrics(torch.zeros(0, 1), torch.zeros(0, 1, dtype=torch.bool), ks=ks)
+        return empty
+    if len(parts) == 1:
+        return parts[0]
+    return {name: RankingResult(name, torch.cat([p[name].per_query for p in parts]),
+                                torch.cat([p[name].valid for p in parts])) for name in parts[0]}
+
+
+# ------------------------------------------------------------------------------ cross-modal retrieval
+@dataclass
+class CrossModal:
+    """Cross-modal retrieval among the pins that have both an image and a text.
+
+    Attributes:
+        image_to_text, text_to_image: metric name (``"recall@K"`` per K, ``"mrr"``) ->
+            :class:`~boardgraph.metrics.RankingResult` with one value per query pin.
+        pins: int64 ``[M]`` the pins taking part, aligned with the per-query values.
+    """
+
+    image_to_text: dict[str, RankingResult]
+    text_to_image: dict[str, RankingResult]
+    pins: Tensor
+
+    def summary(self) -> dict[str, float]:
+        """``{"i2t_<metric>", "t2i_<metric>": mean}``."""
+        out = {f"i2t_{k}": v.mean for k, v in self.image_to_text.items()}
+        out.update({f"t2i_{k}": v.mean for k, v in self.text_to_image.items()})
+        return out
+
+
+def cross_modal(image_emb: Tensor, text_emb: Tensor, present_mask: Tensor, ks: tuple[int, ...] = (1, 10),
+                chunk_size: int = 1024) -> CrossModal:
+    """Image -> text and text -> image retrieval: Recall@K and MRR, ties against the positive.
+
+    Among the ``M`` pins having both modalities, each pin's image queries all ``M`` texts by
+    cosine similarity (its own text is the one positive), and each text queries all images.
+
+    Args:
+        image_emb, text_emb: float ``[N, E]`` per-modality embeddings (normalised here).
+        present_mask: bool ``[N]`` (pin has both) or ``[N, >=2]`` with image and text in columns 0
+            and 1 (the order of :data:`~boardgraph.encoders.registry.MODALITIES`).
+        ks: Recall@K cut-offs.
+        chunk_size: query pins scored at once (memory ~ ``chunk_size * M``).
+
+    Raises:
+        MetricInputError: shapes do not match, or no pin has both modalities.
+    """
+    if image_emb.dim() != 2 or image_emb.shape != text_emb.shape:
+        raise MetricInputError(f"image_emb and text_emb must both be [N, E], got {tuple(image_emb.shape)} "
+                               f"and {tuple(text_emb.shape)}")
+    mask = torch.as_tensor(present_mask, dtype=torch.bool).cpu()
+    if mask.dim() == 2 and mask.shape[1] >= 2:
+        mask = mask[:, 0] & mask[:, 1]
+    if mask.shape != (image_emb.shape[0],):
+        raise MetricInputError(f"present_mask must be [N] or [N, >=2] with N={image_emb.shape[0]}, got "
+                               f"{tuple(torch.as_tensor(present_mask).shape)}")
+    pins = torch.nonzero(mask).squeeze(1)
+    if pins.numel() == 0:
+        raise MetricInputError("no pin has both an image and a text; cross-modal retrieval needs both")
+    img = F.normalize(image_emb.detach().float().cpu()[pins], dim=1)
+    txt = F.normalize(text_emb.detach().float().cpu()[pins], dim=1)
+    names = [f"recall@{k}" for k in ks] + ["mrr"]
+
+    def retrieve(q: Tensor, c: Tensor) -> dict[str, RankingResult]:
+        parts = []
+        for s in range(0, q.shape[0], chunk_size):
+            scores = q[s:s + chunk_size] @ c.T
+            pos = torch.zeros_like(scores, dtype=torch.bool)
+            pos[torch.arange(scores.shape[0]), torch.arange(s, s + scores.shape[0])] = True
+            res = ranking_metrics(scores, pos, ks=ks, chunk_size=chunk_size)
+            parts.append({n: res[n] for n in names})
+        return _concat(parts, ks) if len(parts) > 1 else parts[0]
+
+    return CrossModal(retrieve(img, txt), retrieve(txt, img), pins)

