@@ -9,7 +9,7 @@ from torch import Tensor
 from boardgraph.config import ConfigError, DataConfig
 from boardgraph.graph import PinBoardGraph
 
-__all__ = ["DataSplit", "load_graph_for", "split_memberships"]
+__all__ = ["DataSplit", "load_graph_for", "split_memberships", "split_reserved_boards"]
 
 MEMBER = ("pin", "in", "board")
 
@@ -89,6 +89,65 @@ def split_memberships(graph: PinBoardGraph, holdout_fraction: float = 0.0, cold_
     train = graph.remove_edges(MEMBER, eids=remove) if remove.numel() else graph
     return DataSplit(graph=graph, train_graph=train, heldout=(pin[held], board[held]), cold_pins=cold,
                      cold_edges=(pin[cold_edge], board[cold_edge]))
+
+
+def split_reserved_boards(graph: PinBoardGraph, reserved_boards: Tensor, cold_fraction: float = 0.2,
+                          seed: int = 0) -> DataSplit:
+    """A cold-start split that never trains on ``reserved_boards`` (e.g. outfits another protocol
+    such as fill-in-the-blank evaluates).
+
+    The training graph keeps every node but drops (a) every membership of a reserved board and
+    (b) every membership of ``cold_fraction`` of the pins of the other boards, drawn reproducibly;
+    those pins are the cold pins, their memberships the cold queries (ranked from the rest of their
+    board). No warm membership is held out: for data whose items never recur across boards
+    (Polyvore outfits) every held-out item is a cold item. A board keeps at least one training pin.
+
+    Args:
+        graph: the full graph.
+        reserved_boards: int64 ``[R]`` board indices never trained on, or bool ``[N_boards]``.
+        cold_fraction: share of the non-reserved boards' pins held out entirely, in ``[0, 1)``.
+        seed: sampling seed.
+    """
+    if not 0 <= cold_fraction < 1:
+        raise ConfigError("cold_fraction must lie in [0, 1)")
+    n_pins, n_boards = graph.num_nodes("pin"), graph.num_nodes("board")
+    reserved = torch.as_tensor(reserved_boards)
+    if reserved.dtype != torch.bool:
+        mask = torch.zeros(n_boards, dtype=torch.bool)
+        mask[reserved.long()] = True
+        reserved = mask
+    if reserved.shape != (n_boards,):
+        raise ConfigError(f"reserved_boards must be board indices or a bool mask of {n_boards} boards")
+    pin, board = graph.edges(MEMBER)
+    pin, board = pin.cpu(), board.cpu()
+    open_edge = ~reserved[board]
+    g = torch.Generator().manual_seed(seed)
+    # candidate cold pins: pins of open boards, in random order; a pin goes cold unless one of its
+    # boards would lose its last training pin
+    cand = torch.unique(pin[open_edge])
+    cand = cand[torch.randperm(cand.numel(), generator=g)][: int(round(cold_fraction * cand.numel()))]
+    is_cold = torch.zeros(n_pins, dtype=torch.bool)
+    left = torch.bincount(board[open_edge], minlength=n_boards)
+    order_rank = torch.full((n_pins,), -1, dtype=torch.long)
+    order_rank[cand] = torch.arange(cand.numel())
+    e = torch.nonzero(open_edge & (order_rank[pin] >= 0)).squeeze(1)
+    e = e[torch.argsort(order_rank[pin[e]])]  # the candidates' edges in candidate order
+    removed = torch.zeros(n_boards, dtype=torch.long)
+    # sequential only over candidate pins (vectorising this greedy rule gains little at this size)
+    by_pin: dict[int, list[int]] = {}
+    for i in e.tolist():
+        by_pin.setdefault(int(pin[i]), []).append(int(board[i]))
+    for p, bs in by_pin.items():
+        if all(removed[b] + 1 < left[b] for b in bs):
+            is_cold[p] = True
+            for b in bs:
+                removed[b] += 1
+    cold_edge = open_edge & is_cold[pin]
+    remove = torch.nonzero(~open_edge | cold_edge).squeeze(1)
+    train = graph.remove_edges(MEMBER, eids=remove) if remove.numel() else graph
+    empty = torch.zeros(0, dtype=torch.long)
+    return DataSplit(graph=graph, train_graph=train, heldout=(empty, empty),
+                     cold_pins=torch.nonzero(is_cold).squeeze(1), cold_edges=(pin[cold_edge], board[cold_edge]))
 
 
 def _rank_within(keys: Tensor) -> Tensor:
