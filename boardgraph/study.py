@@ -1,0 +1,194 @@
+"""One evaluation study end to end: run models on seeded splits, compare them, write the report.
+
+:func:`evaluate_graph` is what ``boardgraph evaluate``, ``boardgraph demo`` and
+``examples/reproduce_results.py`` call: it runs :func:`~boardgraph.experiments.run_experiment`,
+builds the main table (models x metrics, warm and cold, with paired differences to the reference
+models), the Recall@K curves, the similarity histograms, the cross-modal retrieval, an optional
+bias audit and optional extra scores (e.g. fill-in-the-blank), and writes them with
+:func:`~boardgraph.report.write_report`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+from torch import Tensor
+
+from boardgraph.experiments import Experiment, MakeConfig, SplitFn, run_experiment
+from boardgraph.graph import PinBoardGraph
+
+__all__ = ["StudyResult", "evaluate_graph", "results_table"]
+
+log = logging.getLogger(__name__)
+
+GROUPS = ("warm", "cold")
+#: ``(model, embeddings [N_pins, E], experiment, seed) -> {column: value}``: extra per-model scores
+#: (averaged over seeds) added to the main table, e.g. fill-in-the-blank accuracy.
+ExtraScore = Callable[[str, Tensor, Experiment, int], dict[str, float]]
+
+
+@dataclass
+class StudyResult:
+    """What :func:`evaluate_graph` produced.
+
+    Attributes:
+        experiment: every run (per model and seed), with per-query values.
+        table: the main table as written in the report (one row per model).
+        report: path of ``report.md``.
+        extra: model -> the extra scores averaged over seeds.
+    """
+
+    experiment: Experiment
+    table: pd.DataFrame
+    report: Path
+    extra: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _fmt_ci(est: float, lo: float, hi: float, signed: bool = False) -> str:
+    if not math.isfinite(est):
+        return "-"
+    f = "+.3f" if signed else ".3f"
+    return f"{est:{f}} [{lo:{f}}, {hi:{f}}]"
+
+
+def _has(exp: Experiment, model: str, group: str, metric: str) -> bool:
+    return all(exp.run(model, s).completion.metrics(group)[metric].n_scored > 0 for s in exp.seeds)
+
+
+def results_table(exp: Experiment, metric: str = "recall@10", versus: Sequence[str] = ("content", "coboard"),
+                  n_boot: int = 1000) -> pd.DataFrame:
+    """Models x metrics: warm and cold ``metric`` (mean over seeds [95% CI]), Recall@50 and MRR,
+    the cold/warm ratio, and the paired difference of ``metric`` to each model of ``versus``
+    (pooled over seeds [95% CI]). Groups without scored queries (e.g. no warm hold-out) show ``-``."""
+    t = exp.table(metrics=(metric, "recall@50", "mrr"), ratio=metric, n_boot=n_boot)
+    groups = [g for g in GROUPS if exp.models and _has(exp, exp.models[0], g, metric)]
+    rows = {}
+    for model in exp.models:
+        r, row = t.loc[model], {}
+        for g in groups:
+            row[f"{g} {metric}"] = _fmt_ci(*(r[(f"{g} {metric}", s)] for s in ("mean", "low", "high")))
+        for m in ("recall@50", "mrr"):
+            for g in groups:
+                if (f"{g} {m}", "mean") in t.columns:
+                    row[f"{g} {m}"] = float(r[(f"{g} {m}", "mean")])
+        if len(groups) == 2:
+            row[f"cold/warm {metric}"] = float(r[(f"cold/warm {metric}", "mean")])
+        for o in versus:
+            if o not in exp.models:
+                continue
+            for g in groups:
+                if o == model:
+                    row[f"{g} - {o}"] = "-"
+                else:
+                    d = exp.paired(model, o, metric, g, n_boot=n_boot)
+                    row[f"{g} - {o}"] = _fmt_ci(d.estimate, d.low, d.high, signed=True)
+        rows[model] = row
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.name = "model"
+    return df
+
+
+def _cross_modal_table(exp: Experiment) -> pd.DataFrame | None:
+    rows = {}
+    for m in exp.models:
+        runs = [exp.run(m, s).cross_modal for s in exp.seeds]
+        if all(r is not None for r in runs):
+            sums = [r.summary() for r in runs]  # type: ignore[union-attr]
+            rows[m] = {k: sum(s[k] for s in sums) / len(sums) for k in sums[0]}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model") if rows else None
+
+
+def _audit_section(exp: Experiment, attribute: str, models: Sequence[str], threshold: float) -> str:
+    from boardgraph.audit import audit_board_completion, audit_frame
+
+    seed = exp.seeds[0]
+    split = exp.splits[seed]
+    parts = []
+    for group in GROUPS:
+        audits = {}
+        for m in models:
+            c = exp.run(m, seed).completion
+            if c.metrics(group)["recall@10"].n_scored == 0:
+                continue
+            audits[m] = audit_board_completion(c, split, attribute, group=group, threshold=threshold)
+        if not audits:
+            continue
+        parts.append(f"**{group}**, Recall@10 by `{attribute}` (seed {seed}):\n")
+        for m, a in audits.items():
+            parts.append(f"- {m}: {a.summary()}")
+        frame = audit_frame(audits)
+        keep = [c for c in ("model", "group", "n", "mean", "ci_low", "ci_high", "ratio_to_best") if c in frame.columns]
+        from boardgraph.report import markdown_table
+
+        parts.append("\n" + markdown_table(frame[keep].reset_index(drop=True)) + "\n")
+    return "\n".join(parts) if parts else "No scored queries to audit."
+
+
+def evaluate_graph(graph: PinBoardGraph, out_dir: str | Path, *, models: Sequence[str], seeds: Sequence[int],
+                   make_config: MakeConfig | None, title: str, holdout: float = 0.2, cold: float = 0.1,
+                   split_fn: SplitFn | None = None, audit_by: Sequence[str] = (), audit_threshold: float = 0.8,
+                   extra_score: ExtraScore | None = None, extra_section: Callable[[dict], str] | None = None,
+                   notes: str = "", metric: str = "recall@10", versus: Sequence[str] = ("content", "coboard"),
+                   **experiment_kwargs: Any) -> StudyResult:
+    """Run ``models`` on one split per seed and write ``<out_dir>/report.md`` with its figures.
+
+    Args:
+        graph: the full graph.
+        out_dir: where the report goes (also the parent of the training runs, unless
+            ``make_config`` puts them elsewhere).
+        models, seeds, make_config, holdout, cold, split_fn: as in
+            :func:`~boardgraph.experiments.run_experiment`.
+        title, notes: the report's heading and introduction (say the data and the command).
+        audit_by: pin attributes (feature names) to slice Recall@10 by, for the trained models
+            and the first seed; groups whose worst/best ratio is below ``audit_threshold`` are flagged.
+        extra_score: per-model scores added as table columns (see :data:`ExtraScore`).
+        extra_section: ``extra -> Markdown`` appended as a report section (e.g. FITB counts).
+        metric: the headline metric; versus: models every other model is compared with.
+        experiment_kwargs: passed on to :func:`~boardgraph.experiments.run_experiment`.
+    """
+    from boardgraph.report import similarity_samples, write_report
+
+    exp = run_experiment(graph, models, seeds, make_config, holdout=holdout, cold=cold, split_fn=split_fn,
+                         **experiment_kwargs)
+    table = results_table(exp, metric, versus)
+    extra: dict[str, dict[str, float]] = {}
+    if extra_score is not None:
+        for m in exp.models:
+            per_seed = [extra_score(m, exp.run(m, s).embeddings, exp, s) for s in exp.seeds
+                        if exp.run(m, s).embeddings is not None]
+            if per_seed:
+                extra[m] = {k: sum(d[k] for d in per_seed) / len(per_seed) for k in per_seed[0]}
+        for m, scores in extra.items():
+            for k, v in scores.items():
+                table.loc[m, k] = v
+    curves = {}
+    for g in GROUPS:
+        if exp.models and _has(exp, exp.models[0], g, metric):
+            for m, row in exp.curves(g).iterrows():
+                curves.setdefault(str(m), {})[g] = {int(k): float(v) for k, v in row.items()}
+    split0 = exp.splits[exp.seeds[0]]
+    sims = {m: similarity_samples(exp.run(m, exp.seeds[0]).embeddings, split0)
+            for m in exp.models if exp.run(m, exp.seeds[0]).embeddings is not None}
+    sections: dict[str, str | pd.DataFrame] = {}
+    cm = _cross_modal_table(exp)
+    if cm is not None:
+        sections["Cross-modal retrieval (image <-> text, mean over seeds)"] = cm
+    trained = [m for m in exp.models if m in ("content", "coboard", "neighbor")]
+    for attribute in audit_by:
+        sections[f"Bias audit by {attribute}"] = _audit_section(exp, attribute, trained, audit_threshold)
+    if extra_section is not None and extra:
+        sections["Additional scores"] = extra_section(extra)
+    if exp.skipped:
+        sections["Skipped models"] = "\n".join(f"- {m}: {why}" for m, why in exp.skipped.items())
+    n_q = {g: sum(exp.run(exp.models[0], s).completion.metrics(g)[metric].n_scored for s in exp.seeds)
+           / len(exp.seeds) for g in GROUPS} if exp.models else {}
+    how = (f"{len(exp.seeds)} seed(s) {list(exp.seeds)}; per seed about {n_q.get('warm', 0):.0f} warm and "
+           f"{n_q.get('cold', 0):.0f} cold query boards. Metric CIs: bootstrap over the query boards within "
+           f"seeds; differences (`warm - content` ...): paired bootstrap over the query boards of all seeds.")
+    report = write_report(out_dir, table, title=title, recall_curves=curves or None, similarity=sims or None,
+                          graph=graph, sections=sections, notes=(notes + "\n\n" + how).strip())
+    return StudyResult(exp, table, report, extra)
