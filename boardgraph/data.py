@@ -25,6 +25,8 @@ class DataSplit:
         heldout: ``(pin, board)`` int64 ``[H]`` memberships of warm pins held out.
         cold_pins: int64 ``[C]`` pins held out entirely (cold start).
         cold_edges: ``(pin, board)`` int64 ``[E_c]`` the memberships of the cold pins.
+        candidates: bool ``[N_pins]`` the pins a board-completion query ranks (None: every pin,
+            other groups' held-out pins excluded; see :func:`~boardgraph.evaluate.board_completion`).
     """
 
     graph: PinBoardGraph
@@ -32,6 +34,7 @@ class DataSplit:
     heldout: tuple[Tensor, Tensor]
     cold_pins: Tensor
     cold_edges: tuple[Tensor, Tensor]
+    candidates: Tensor | None = None
 
 
 def load_graph_for(cfg: DataConfig) -> PinBoardGraph:
@@ -92,7 +95,7 @@ def split_memberships(graph: PinBoardGraph, holdout_fraction: float = 0.0, cold_
 
 
 def split_reserved_boards(graph: PinBoardGraph, reserved_boards: Tensor, cold_fraction: float = 0.2,
-                          seed: int = 0) -> DataSplit:
+                          seed: int = 0, rank_among_cold: bool = True) -> DataSplit:
     """A cold-start split that never trains on ``reserved_boards`` (e.g. outfits another protocol
     such as fill-in-the-blank evaluates).
 
@@ -107,6 +110,8 @@ def split_reserved_boards(graph: PinBoardGraph, reserved_boards: Tensor, cold_fr
         reserved_boards: int64 ``[R]`` board indices never trained on, or bool ``[N_boards]``.
         cold_fraction: share of the non-reserved boards' pins held out entirely, in ``[0, 1)``.
         seed: sampling seed.
+        rank_among_cold: a query ranks only the cold pins ("which of the new items completes this
+            board": the split's ``candidates``); False ranks every pin.
     """
     if not 0 <= cold_fraction < 1:
         raise ConfigError("cold_fraction must lie in [0, 1)")
@@ -147,7 +152,8 @@ def split_reserved_boards(graph: PinBoardGraph, reserved_boards: Tensor, cold_fr
     train = graph.remove_edges(MEMBER, eids=remove) if remove.numel() else graph
     empty = torch.zeros(0, dtype=torch.long)
     return DataSplit(graph=graph, train_graph=train, heldout=(empty, empty),
-                     cold_pins=torch.nonzero(is_cold).squeeze(1), cold_edges=(pin[cold_edge], board[cold_edge]))
+                     cold_pins=torch.nonzero(is_cold).squeeze(1), cold_edges=(pin[cold_edge], board[cold_edge]),
+                     candidates=is_cold.clone() if rank_among_cold else None)
 
 
 def _rank_within(keys: Tensor) -> Tensor:

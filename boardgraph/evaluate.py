@@ -13,6 +13,8 @@ others, and all of them go through the same protocol:
 * every held-out pin that is not a positive of the query (warm or cold, of any board) is excluded
   from its ranking, so warm queries never rank cold pins, cold queries never rank the warm
   held-out pins, and each group is measured on its own;
+* unless the split names its ``candidates`` (e.g. :func:`~boardgraph.data.split_reserved_boards`:
+  only the new, cold items): then a query ranks exactly the candidates (minus its training pins);
 * ranks are filtered and ties count against the positive (:mod:`boardgraph.metrics`).
 
 Per-board values (:class:`~boardgraph.metrics.RankingResult`, for bootstrap CIs) and the rank of
@@ -233,7 +235,10 @@ def board_completion(model: Tensor | Scorer, split: DataSplit, ks: tuple[int, ..
             pos = torch.zeros(qb.numel(), n_pins, dtype=torch.bool)
             in_chunk = (row[board] >= s) & (row[board] < s + qb.numel())
             pos[row[board[in_chunk]] - s, pin[in_chunk]] = True
-            exclude = held_all.expand_as(pos) & ~pos                    # every other held-out pin
+            if split.candidates is None:
+                exclude = held_all.expand_as(pos) & ~pos                # every other held-out pin
+            else:
+                exclude = (~split.candidates.cpu()).expand_as(pos) & ~pos   # pins outside the candidates
             starts, ends = indptr[qb], indptr[qb + 1]
             lens = ends - starts
             q_of = torch.repeat_interleave(torch.arange(qb.numel()), lens)

@@ -18,8 +18,8 @@ Protocols:
   (frozen) when the ``pretrained`` extra is installed.
 * polyvore: outfits touched by a fill-in-the-blank question are never trained on
   (:func:`boardgraph.data.split_reserved_boards`); 20% of the other outfits' items are held out
-  (items never recur across outfits, so every held-out item is cold). Outfit completion ranks all
-  15k items; fill-in-the-blank accuracy is strict (fully resolved questions) and relaxed (full +
+  (items never recur across outfits, so every held-out item is cold). Outfit completion ranks the
+  held-out (new) items for each outfit; fill-in-the-blank accuracy is strict (fully resolved questions) and relaxed (full +
   partial), with 1/ties credit.
 
 Models: random, popularity, minilm (pretrained text only, no training), towers (frozen tower
@@ -103,7 +103,7 @@ def run(data: str, args, out: Path) -> Path:
             f"Credit 1/ties among candidates with exactly equal top scores.\n\n"
             + markdown_table(__import__("pandas").DataFrame(extra).T.rename_axis("model")))
         note = (f"{len(reserved)} outfits touched by FITB questions are never trained on; 20% of the other "
-                f"outfits' items are held out (cold). Outfit completion ranks all {graph.num_nodes('pin')} items.")
+                f"outfits' items are held out (cold); outfit completion ranks these new items for each outfit.")
 
     def make(kind, seed):
         cfg = demo_config(kind, out / data / "runs" / f"seed{seed}", steps=steps, seed=seed)

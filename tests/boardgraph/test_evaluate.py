@@ -130,3 +130,34 @@ def test_cross_modal_hand_example_ties_count_against_the_positive():
         cross_modal(img, txt, torch.zeros(4, dtype=torch.bool))
     with pytest.raises(MetricInputError):
         cross_modal(img, txt[:3], torch.ones(4, dtype=torch.bool))
+
+
+def test_candidates_of_the_split_restrict_the_ranking():
+    """With split.candidates, only candidate pins compete: a positive outranked only by
+    non-candidates gets rank 1."""
+    import dataclasses
+
+    import pandas as pd
+
+    from boardgraph.data import DataSplit
+    from boardgraph.evaluate import board_completion
+    from boardgraph.graph import from_collections
+
+    rows = [("b0", "p0"), ("b0", "p1"), ("b0", "p2"), ("b1", "p3"), ("b1", "p4")]
+    g, _ = from_collections(pd.DataFrame(rows, columns=["board_id", "pin_id"]))
+    p = lambda name: int(g.index("pin", [name])[0])  # noqa: E731
+    b0 = int(g.index("board", ["b0"])[0])
+    eid = torch.nonzero(g.edges(("pin", "in", "board"))[0] == p("p2")).squeeze(1)
+    train = g.remove_edges(("pin", "in", "board"), eids=eid)
+    emb = torch.zeros(5, 2)
+    emb[[p("p0"), p("p1")]] = torch.tensor([1.0, 0.0])    # board b0's training pins
+    emb[p("p3")] = torch.tensor([1.0, 0.05])              # closest to b0, but not a candidate
+    emb[p("p2")] = torch.tensor([1.0, 0.2])               # the held-out positive
+    emb[p("p4")] = torch.tensor([0.0, 1.0])
+    empty = torch.zeros(0, dtype=torch.long)
+    split = DataSplit(g, train, (empty, empty), torch.tensor([p("p2")]), (torch.tensor([p("p2")]), torch.tensor([b0])))
+    mrr_all = board_completion(emb, split, ks=(1,)).cold["mrr"].mean
+    cand = torch.zeros(5, dtype=torch.bool)
+    cand[[p("p2"), p("p4")]] = True
+    mrr_cand = board_completion(emb, dataclasses.replace(split, candidates=cand), ks=(1,)).cold["mrr"].mean
+    assert mrr_all == pytest.approx(0.5) and mrr_cand == pytest.approx(1.0)
