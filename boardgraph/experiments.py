@@ -371,7 +371,8 @@ def format_table(exp: Experiment, metric: str = "recall@10", reference: str = "c
         cells.append(f"{r[(f'cold/warm {metric}', 'mean')]:.2f}")
         for o in others:
             for g in GROUPS:
-                cells.append("-" if o == model else _ci(exp.paired(model, o, metric, g, n_boot=n_boot)))
+                scored = all(exp.run(model, s).completion.metrics(g)[metric].n_scored for s in exp.seeds)
+                cells.append("-" if o == model or not scored else _ci(exp.paired(model, o, metric, g, n_boot=n_boot)))
         lines.append("| " + " | ".join(cells) + " |")
     nq = {g: sum(exp.run(exp.models[0], s).completion.metrics(g)[metric].n_scored for s in exp.seeds)
           / len(exp.seeds) for g in GROUPS} if exp.models else {g: 0 for g in GROUPS}

@@ -140,3 +140,16 @@ def test_bad_arguments(tmp_path):
     make = make_config(tmp_path)
     with pytest.raises(ValueError, match="objective.kind"):
         run_experiment(graph, ["coboard"], [0], lambda k, s: make("content", s))
+
+
+def test_format_table_without_warm_queries_leaves_warm_differences_out():
+    from boardgraph.data import split_reserved_boards
+    from boardgraph.datasets import synthetic_lookbooks
+    from boardgraph.experiments import format_table, run_experiment
+
+    g = synthetic_lookbooks(300, 30, seed=0)
+    exp = run_experiment(g, ["random", "popularity"], [0],
+                         split_fn=lambda gg, s: split_reserved_boards(gg, torch.tensor([0, 1]), 0.2, s))
+    row = [r for r in format_table(exp, reference="random", versus=()).splitlines() if r.startswith("| popularity")][0]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[-2] == "-" and cells[-1].startswith("-0.")   # warm: no queries; cold: popularity below random
