@@ -30,6 +30,7 @@ split and trains every model on it.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import tempfile
@@ -109,10 +110,14 @@ def run(data: str, args, out: Path) -> Path:
         cfg = demo_config(kind, out / data / "runs" / f"seed{seed}", steps=steps, seed=seed)
         cfg.model.text = text
         cfg.run.batch_size, cfg.run.progress, cfg.run.tensorboard = batch, "off", False
+        if kind == "neighbor" and args.neighbor_weights:
+            cfg.objective.weights = json.loads(args.neighbor_weights)
         return cfg
 
     t0 = time.perf_counter()
     cmd = f"python examples/reproduce_results.py {data} --seeds {' '.join(map(str, args.seeds))}"
+    if args.neighbor_weights:
+        cmd += f" --neighbor-weights '{args.neighbor_weights}'"
     res = evaluate_graph(graph, out / data, models=models, seeds=args.seeds, make_config=make,
                          title=f"boardgraph results: {data}", holdout=holdout, cold=cold, audit_by=audit_by,
                          pinsage=PinSageConfig(steps=args.pinsage_steps),
@@ -133,6 +138,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="training steps (default 150 synthetic, 300 real data)")
     ap.add_argument("--pinsage-steps", type=int, default=150)
     ap.add_argument("--text", default=None, help="text tower (default minilm_l6 on real data when installed)")
+    ap.add_argument("--neighbor-weights", default=None,
+                    help='loss weights of the neighbor model as JSON, e.g. \'{"clip": 1, "pin_modality": 1, "pairs": 1, '
+                         '"mates": 1, "board": 0.5, "matryoshka": 0.5}\' (default: the built-in ones)')
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
     ap.add_argument("--out", default=None, help="output folder (default: a temporary one)")
     args = ap.parse_args()
