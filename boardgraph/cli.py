@@ -13,7 +13,7 @@ from typing import Sequence
 from boardgraph.graph.errors import BoardgraphError
 
 EPILOG_DEMO = """examples:
-  boardgraph demo                         # synthetic lookbooks, 2,000 pins, ~1 minute on 2 cores
+  boardgraph demo                         # synthetic lookbooks, 2,000 pins, about 2 minutes on 2 cores
   boardgraph demo --pins 10000 --boards 1000 --steps 300 --seed 1
 """
 EPILOG_BUILD = """examples:
@@ -27,26 +27,244 @@ EPILOG_TRAIN = """examples:
   boardgraph train --config run.yaml --resume --embed
   torchrun --nproc_per_node=2 -m boardgraph train --config run.yaml
 """
+EPILOG_EMBED = """examples:
+  boardgraph embed runs/demo/neighbor                      # -> runs/demo/neighbor/embeddings.npy
+  boardgraph embed runs/demo/neighbor --dim 16 --out emb16.npy   # 16-d Matryoshka prefix
+"""
+EPILOG_INDEX = """examples:
+  boardgraph index runs/demo/neighbor                      # exact (flat) index in runs/demo/neighbor/index
+  boardgraph index runs/demo/neighbor --kind hnsw --out /srv/pins.index
+"""
+EPILOG_SEARCH = """examples:
+  boardgraph search runs/demo/neighbor --pin p000042 --k 5
+  boardgraph search runs/demo/neighbor --text "rust linen dress" --filter category=dress
+  boardgraph search runs/demo/neighbor --image photo.jpg --filter category=bag --filter category=shoes
+
+Uses the index saved by `boardgraph index` (RUN_DIR/index) when there is one, else an exact
+in-memory index. Repeating a --filter column allows any of its values.
+"""
+EPILOG_PLACE = """examples:
+  boardgraph place runs/demo/neighbor --text "navy silk blouse" --meta brand=Kestrel --meta price=49
+  boardgraph place runs/demo/neighbor --image photo.jpg --k-boards 3 --k-pins 5
+"""
+EPILOG_EXPORT = """examples:
+  boardgraph export-onnx runs/demo/neighbor encoder.onnx
+
+The graph takes the encoder's raw inputs (present, images, input_ids, attention_mask, categorical,
+numeric, numeric_missing; batch size dynamic) and returns the L2-normalised embedding. The
+parity check compares ONNX Runtime with torch on pins of the run's graph.
+"""
+
+
+class UsageError(BoardgraphError, ValueError):
+    """A malformed command-line value (e.g. a --filter without '=')."""
+
+
+def _pairs(items: Sequence[str] | None, flag: str) -> list[tuple[str, str]]:
+    """``["col=value", ...]`` -> ``[(col, value), ...]``."""
+    out = []
+    for item in items or ():
+        col, sep, value = item.partition("=")
+        if not sep or not col.strip():
+            raise UsageError(f"{flag} {item!r} is not COLUMN=VALUE; write e.g. {flag} category=dress")
+        out.append((col.strip(), value))
+    return out
+
+
+def _filters(items: Sequence[str] | None, metadata) -> dict[str, list] | None:
+    """``--filter col=value`` pairs -> ``{col: [values]}``, values cast to the column's dtype."""
+    import pandas as pd
+
+    pairs = _pairs(items, "--filter")
+    if not pairs:
+        return None
+    out: dict[str, list] = {}
+    for col, value in pairs:
+        if metadata is not None and col in metadata.columns and pd.api.types.is_numeric_dtype(metadata[col]):
+            try:
+                value = float(value)
+            except ValueError:
+                raise UsageError(f"--filter {col}={value!r}: column {col!r} is numeric; give a number") from None
+        out.setdefault(col, []).append(value)
+    return out
+
+
+def _print_table(df) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.max_colwidth", 40, "display.width", 200):
+        print(df.to_string(index=False, formatters={"score": "{:.4f}".format}) if len(df) else "(no results)")
+
+
+def _open_search(run_dir: str, index_dir: str | None):
+    from pathlib import Path
+
+    from boardgraph.apps import PinSearch
+
+    if index_dir is None and (Path(run_dir) / "index").is_dir():
+        index_dir = str(Path(run_dir) / "index")
+    return PinSearch.from_run(run_dir, index_dir=index_dir)
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from boardgraph.runs import load_run
+
+    t = time.perf_counter()
+    run = load_run(args.run_dir, device=args.device)
+    emb = run.embed_pins(path=args.out, dim=args.dim, overwrite=args.overwrite)
+    path = args.out or run.embeddings_path(args.dim)
+    print(f"embedded {emb.shape[0]} pins ({emb.shape[1]}-d) to {path} in {time.perf_counter() - t:.1f} s")
+    return 0
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from boardgraph.apps import catalogue_index
+    from boardgraph.runs import load_run
+
+    t = time.perf_counter()
+    run = load_run(args.run_dir, device=args.device)
+    emb = run.embed_pins(dim=args.dim)
+    index = catalogue_index(run.graph, emb, kind=args.kind)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "index"
+    index.save(out)
+    cols = [] if index.metadata is None else list(index.metadata.columns)
+    print(f"{index.kind} index of {len(index)} pins ({index.dim}-d), filter columns {cols}, saved to {out} "
+          f"in {time.perf_counter() - t:.1f} s")
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    search = _open_search(args.run_dir, args.index)
+    flt = _filters(args.filter, search.index.metadata)
+    if args.pin is not None:
+        df = search.similar(args.pin, k=args.k, filter=flt)
+    elif args.text is not None:
+        df = search.search_by_text(args.text, k=args.k, filter=flt)
+    else:
+        df = search.match_content(args.image, k=args.k, filter=flt)
+    _print_table(df)
+    return 0
+
+
+def _cmd_place(args: argparse.Namespace) -> int:
+    if args.text is None and args.image is None and not args.meta:
+        raise UsageError("give the new pin's content: --text, --image and/or --meta key=value")
+    search = _open_search(args.run_dir, args.index)
+    meta = dict(_pairs(args.meta, "--meta"))
+    placed = search.place_new_pin(image=args.image, text=args.text, metadata=meta or None, k_boards=args.k_boards,
+                                  k_pins=args.k_pins)
+    print("suggested boards:")
+    _print_table(placed.boards)
+    print("\nnearest pins:")
+    _print_table(placed.pins)
+    return 0
+
+
+def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    import copy
+    from pathlib import Path
+
+    import torch
+
+    from boardgraph.encoders import OnnxPinEncoder, export_onnx
+    from boardgraph.runs import load_run
+
+    parent = Path(args.out).resolve().parent
+    if not parent.is_dir():
+        raise UsageError(f"the folder {parent} for {args.out} does not exist; create it first")
+    run = load_run(args.run_dir)
+    feats, n = run.graph.features("pin"), run.graph.num_nodes("pin")
+    encoder = copy.deepcopy(run.encoder).cpu()
+    example = run.builder(feats, torch.arange(min(8, n)))
+    path = export_onnx(encoder, args.out, example, opset=args.opset, atol=args.atol)
+    session = OnnxPinEncoder(path)
+    print(f"exported the {'/'.join(encoder.modalities)} encoder ({encoder.config.embed_dim}-d) to {path}")
+    checks = [("export example", example), ("other pins", run.builder(feats, torch.arange(max(0, n - 3), n)))]
+    for what, x in checks:
+        with torch.no_grad():
+            want = encoder(x).embedding
+        err = float((session(x) - want).abs().max())
+        print(f"parity ({what}, {x.batch_size} pins): max |onnx - torch| = {err:.2e}  "
+              f"{'ok' if err <= args.atol else 'FAILED'} (atol {args.atol:g})")
+        if err > args.atol:
+            return 1
+    return 0
+
+
+EPILOG_EVALUATE = """examples:
+  boardgraph evaluate --graph out/graph --out reports/mine                      # content vs neighbor + baselines
+  boardgraph evaluate --config run.yaml --models popularity content coboard neighbor --seeds 0 1 2 \\
+      --holdout 0.2 --cold 0.1 --audit-by category --out reports/mine
+"""
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import copy
+    from pathlib import Path
+
+    from boardgraph.config import ConfigError, TrainConfig
+    from boardgraph.data import load_graph_for
+    from boardgraph.study import evaluate_graph
+
+    base = TrainConfig.load(args.config) if args.config else TrainConfig()
+    if args.graph:
+        base.data.source = args.graph
+    graph = load_graph_for(base.data)
+    for attr in args.audit_by:
+        if attr not in graph.features("pin").names():
+            raise ConfigError(f"--audit-by {attr!r}: the pins have no feature {attr!r}; "
+                              f"they have {graph.features('pin').names()}")
+    out = Path(args.out)
+    if args.no_progress:
+        base.run.progress = "off"
+
+    def make(kind: str, seed: int) -> TrainConfig:
+        cfg = copy.deepcopy(base)
+        cfg.objective.kind, cfg.run.seed = kind, seed
+        cfg.objective.weights = base.objective.weights if base.objective.kind == kind else None
+        cfg.run.out_dir = str(out / "runs" / f"seed{seed}" / kind)
+        if args.steps:
+            cfg.run.steps = args.steps
+        return cfg
+
+    cmd = (f"boardgraph evaluate {'--config ' + args.config + ' ' if args.config else ''}"
+           f"{'--graph ' + args.graph + ' ' if args.graph else ''}--models {' '.join(args.models)} "
+           f"--seeds {' '.join(map(str, args.seeds))} --holdout {args.holdout} --cold {args.cold} --out {args.out}")
+    res = evaluate_graph(graph, out, models=args.models, seeds=args.seeds, make_config=make,
+                         title=f"boardgraph evaluation: {base.data.source}", holdout=args.holdout, cold=args.cold,
+                         audit_by=args.audit_by, notes=f"Command: `{cmd}`.")
+    from boardgraph.report import markdown_table
+
+    print(markdown_table(res.table))
+    print(f"\nreport: {res.report}")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     import shutil
 
     from boardgraph.demo import run_demo
+    from boardgraph.report import markdown_table
 
-    t = time.perf_counter()
     out = args.out_dir
     shutil.rmtree(out, ignore_errors=True)  # the demo always starts fresh
-    results = run_demo(out, args.pins, args.boards, args.steps, args.seed, progress=not args.no_progress,
-                       echo=print)
-    print("\nHidden-style recovery (style purity@10 of pin embeddings; chance ~ 1/12):")
-    print(f"  {'model':<10} {'purity@10':>10} {'16-d prefix':>12} {'final loss':>11} {'time':>7}")
-    for r in results:
-        print(f"  {r.kind:<10} {r.purity:>10.3f} {r.purity_16d:>12.3f} {r.final_loss:>11.3f} {r.seconds:>6.1f}s")
-    ratio = results[1].purity / max(results[0].purity, 1e-9)
-    print(f"\nneighbor alignment / content-only: {ratio:.2f}x   (runs, metrics and embeddings in {out}; "
-          f"{time.perf_counter() - t:.0f} s in all)")
-    print("Board completion, cold start and the report arrive with the evaluation issue.")
+    res = run_demo(out, args.pins, args.boards, args.steps, args.seed, progress=not args.no_progress, echo=print)
+    print("\nBoard completion (warm: held-out memberships of known pins; cold: pins never seen in training):\n")
+    print(markdown_table(res.table))
+    print("\nHidden-style recovery (style purity@10 of the pin embeddings; chance ~ 1/12):")
+    print(f"  {'model':<10} {'purity@10':>10} {'16-d prefix':>12}")
+    for kind, (full, short) in res.purity.items():
+        print(f"  {kind:<10} {full:>10.3f} {short:>12.3f}")
+    t = res.table
+    if {"content", "neighbor"} <= set(t.index):
+        w = lambda m, g: float(str(t.loc[m, f"{g} recall@10"]).split()[0])  # noqa: E731
+        ratio = w("neighbor", "warm") / max(w("content", "warm"), 1e-9)
+        cold_warm = w("neighbor", "cold") / max(w("neighbor", "warm"), 1e-9)
+        print(f"\nneighbor alignment / content-only warm Recall@10: {ratio:.2f}x; neighbor cold/warm: {cold_warm:.2f}")
+    print(f"report: {res.report} (runs and embeddings in {out}/<model>; {res.seconds:.0f} s in all)")
+    print(f"next: boardgraph search {out}/neighbor --pin <pin id>   |   boardgraph place {out}/neighbor --text \"...\"")
     return 0
 
 
@@ -146,7 +364,74 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("describe", help="print counts, degree distributions and components of a saved graph")
     s.add_argument("graph", help="directory written by `boardgraph build` or graph.save()")
     s.set_defaults(fn=_cmd_describe)
+    _add_inference_commands(sub)
     return p
+
+
+def _add_inference_commands(sub) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    run_help = "a trained run directory (holds checkpoint.pt and config.yaml)"
+    e = sub.add_parser("embed", help="embed every pin of a trained run's graph (.npy)", epilog=EPILOG_EMBED,
+                       formatter_class=raw)
+    e.add_argument("run_dir", help=run_help)
+    e.add_argument("--out", help="output .npy (default RUN_DIR/embeddings.npy, or embeddings_<dim>.npy)")
+    e.add_argument("--dim", type=int, help="keep this Matryoshka prefix (renormalised)")
+    e.add_argument("--overwrite", action="store_true", help="recompute even if the file is up to date")
+    e.add_argument("--device", default="cpu", help="where the encoder runs (cpu, cuda)")
+    e.set_defaults(fn=_cmd_embed)
+    i = sub.add_parser("index", help="build and save a FAISS index over a run's pin embeddings", epilog=EPILOG_INDEX,
+                       formatter_class=raw)
+    i.add_argument("run_dir", help=run_help)
+    i.add_argument("--kind", choices=("flat", "hnsw", "ivf"), default="flat", help="exact or approximate")
+    i.add_argument("--out", help="index directory (default RUN_DIR/index)")
+    i.add_argument("--dim", type=int, help="index this Matryoshka prefix")
+    i.add_argument("--device", default="cpu", help="where the encoder runs when embedding is needed")
+    i.set_defaults(fn=_cmd_index)
+    s = sub.add_parser("search", help="pins similar to a pin, a text or an image", epilog=EPILOG_SEARCH,
+                       formatter_class=raw)
+    s.add_argument("run_dir", help=run_help)
+    q = s.add_mutually_exclusive_group(required=True)
+    q.add_argument("--pin", help="a pin id of the run's graph")
+    q.add_argument("--text", help="a free-text query")
+    q.add_argument("--image", help="an image file")
+    s.add_argument("--k", type=int, default=10, help="results (default 10)")
+    s.add_argument("--filter", action="append", metavar="COL=VALUE", help="keep pins with this value (repeatable)")
+    s.add_argument("--index", help="saved index directory (default RUN_DIR/index when present)")
+    s.set_defaults(fn=_cmd_search)
+    pl = sub.add_parser("place", help="suggest boards and neighbours for a new pin (cold start)",
+                        epilog=EPILOG_PLACE, formatter_class=raw)
+    pl.add_argument("run_dir", help=run_help)
+    pl.add_argument("--text", help="the new pin's text (title)")
+    pl.add_argument("--image", help="the new pin's image file")
+    pl.add_argument("--meta", action="append", metavar="KEY=VALUE", help="a metadata field, e.g. brand=Cobble")
+    pl.add_argument("--k-boards", type=int, default=5, help="boards to suggest (default 5)")
+    pl.add_argument("--k-pins", type=int, default=10, help="nearest pins to list (default 10)")
+    pl.add_argument("--index", help="saved index directory (default RUN_DIR/index when present)")
+    pl.set_defaults(fn=_cmd_place)
+    x = sub.add_parser("export-onnx", help="export a run's encoder to ONNX and check parity with torch",
+                       epilog=EPILOG_EXPORT, formatter_class=raw)
+    x.add_argument("run_dir", help=run_help)
+    x.add_argument("out", help="the .onnx file to write")
+    x.add_argument("--opset", type=int, default=17)
+    x.add_argument("--atol", type=float, default=1e-4, help="largest allowed |onnx - torch| (default 1e-4)")
+    x.set_defaults(fn=_cmd_export_onnx)
+    ev = sub.add_parser("evaluate", help="train models on held-out splits, score board completion (warm and cold), "
+                                         "write a Markdown report with plots", epilog=EPILOG_EVALUATE,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev.add_argument("--config", help="base TrainConfig (YAML/JSON); each model kind trains a copy of it")
+    ev.add_argument("--graph", help="saved graph directory (overrides the config's data.source)")
+    ev.add_argument("--models", nargs="+", default=["random", "popularity", "content", "neighbor"], metavar="MODEL",
+                    choices=["random", "popularity", "minilm", "towers", "pinsage", "content", "coboard", "neighbor"],
+                    help="models: trained kinds (content, coboard, neighbor) and baselines (random, popularity, "
+                         "minilm, towers, pinsage); default: random popularity content neighbor")
+    ev.add_argument("--seeds", nargs="+", type=int, default=[0], help="one split and training seed per seed")
+    ev.add_argument("--holdout", type=float, default=0.2, help="share of memberships held out (warm queries)")
+    ev.add_argument("--cold", type=float, default=0.1, help="share of pins held out entirely (cold start)")
+    ev.add_argument("--steps", type=int, help="override run.steps of every trained model")
+    ev.add_argument("--audit-by", nargs="*", default=[], help="pin features to slice Recall@10 by (bias audit)")
+    ev.add_argument("--out", required=True, help="report folder (report.md, PNG plots, runs/)")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ev.set_defaults(fn=_cmd_evaluate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -78,7 +78,7 @@ def run_demo(out_dir: str | Path = "runs/demo", n_pins: int = 2000, n_boards: in
          f"({steps} steps each) and scoring board completion ...")
 
     def make(kind: str, s: int) -> TrainConfig:
-        cfg = demo_config(kind, out_dir / "runs", n_pins, n_boards, steps, s)
+        cfg = demo_config(kind, out_dir, n_pins, n_boards, steps, s)  # runs in <out_dir>/<kind>
         cfg.run.progress = "on" if progress else "off"
         return cfg
 

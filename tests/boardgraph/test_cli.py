@@ -1,24 +1,71 @@
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
+import torch
 
 from boardgraph.cli import main
 
 
-def test_demo_trains_both_models_and_prints_the_table(capsys, tmp_path):
+def test_demo_trains_evaluates_and_writes_the_report(capsys, tmp_path):
     rc = main(["demo", "--pins", "400", "--boards", "40", "--steps", "20", "--out-dir", str(tmp_path / "demo"),
                "--no-progress"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "pin                 400" in out and "connected components:" in out and "style (label)" in out
-    assert "style purity@10" in out and "neighbor alignment / content-only:" in out
-    rows = [r for r in (line.split() for line in out.splitlines()) if len(r) == 5 and r[0] in ("content", "neighbor")]
-    assert [r[0] for r in rows] == ["content", "neighbor"]
-    assert all(0.0 <= float(r[1]) <= 1.0 for r in rows)
+    table = [line for line in out.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| model | warm recall@10 | cold recall@10")
+    assert [r.split("|")[1].strip() for r in table[2:]] == ["random", "popularity", "content", "neighbor"]
+    for r in table[2:]:
+        warm = float(r.split("|")[2].split()[0])
+        assert 0.0 <= warm <= 1.0
+    assert "style purity@10" in out and "neighbor alignment / content-only warm Recall@10:" in out
+    report = (tmp_path / "demo" / "report.md").read_text()
+    assert "| neighbor |" in report and "Bias audit by category" in report
+    for png in ("recall_at_k.png", "similarity_hist.png", "degree_distribution.png"):
+        assert (tmp_path / "demo" / png).stat().st_size > 1000
     for kind in ("content", "neighbor"):
-        assert (tmp_path / "demo" / kind / "embeddings.npy").exists()
+        assert (tmp_path / "demo" / kind / "checkpoint.pt").exists()
         assert (tmp_path / "demo" / kind / "metrics.csv").exists()
+    # the demo's runs are ready for the inference commands
+    assert main(["search", str(tmp_path / "demo" / "neighbor"), "--pin", "p000000", "--k", "3"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:] if line.strip()]
+    assert [r[0] for r in rows] == ["1", "2", "3"] and "p000000" not in [r[1] for r in rows]
+
+
+def test_evaluate_on_a_built_graph_writes_the_report(capsys, tmp_path):
+    from boardgraph.datasets import synthetic_lookbooks
+
+    synthetic_lookbooks(300, 30, seed=0).save(tmp_path / "g")
+    rc = main(["evaluate", "--graph", str(tmp_path / "g"), "--models", "popularity", "content", "--steps", "5",
+               "--seeds", "0", "1", "--audit-by", "category", "--out", str(tmp_path / "rep"), "--no-progress"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "| popularity |" in out and "| content |" in out and "report:" in out
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "2 seed(s) [0, 1]" in md and "Bias audit by category" in md
+    assert f"--graph {tmp_path / 'g'}" in md                                   # the command is recorded
+    assert (tmp_path / "rep" / "runs" / "seed1" / "content" / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--graph", "/nonexistent/graph"], "neither 'synthetic' nor an existing graph directory"),
+    (["--audit-by", "shoe_size"], "no feature 'shoe_size'"),
+])
+def test_evaluate_bad_input_is_one_line_exit_2(capsys, tmp_path, argv, needle):
+    assert main(["evaluate", *argv, "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+
+
+def test_evaluate_unknown_model_is_refused_by_argparse(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", "--models", "gnn9000", "--out", str(tmp_path)])
+    assert e.value.code == 2 and "invalid choice: 'gnn9000'" in capsys.readouterr().err
 
 
 def test_build_and_describe_from_csv(capsys, tmp_path):
@@ -48,3 +95,194 @@ def test_bad_input_is_one_line_exit_2(capsys, tmp_path):
 def test_module_entry_point_help():
     r = subprocess.run([sys.executable, "-m", "boardgraph", "build", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "examples:" in r.stdout and "--on-error" in r.stdout
+
+
+# -- inference commands on a tiny trained run -----------------------------------------------------
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """A tiny neighbor-alignment run on the synthetic lookbooks (trained once per session)."""
+    from boardgraph.demo import demo_config
+
+    base = tmp_path_factory.getbasetemp() / "tiny_synthetic_run"
+    cfg = demo_config("neighbor", base, n_pins=300, n_boards=30, steps=20, seed=0)
+    cfg.run.batch_size, cfg.run.progress, cfg.run.tensorboard = 128, "off", False
+    out = Path(cfg.run.out_dir)
+    if not (out / "checkpoint.pt").exists():
+        from boardgraph.trainer import Trainer
+
+        Trainer(cfg).fit()
+    return out
+
+
+@pytest.fixture
+def run_dir(trained_run, tmp_path) -> Path:
+    """A private copy of the run (checkpoint and config only): commands write into it."""
+    out = tmp_path / "run"
+    out.mkdir()
+    for f in ("checkpoint.pt", "config.yaml"):
+        shutil.copy2(trained_run / f, out / f)
+    return out
+
+
+def _one_line_error(capsys, prefix: str) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and err.startswith(prefix), err
+    return err
+
+
+def _rows(out: str) -> list[list[str]]:
+    """Data rows of a printed results table (lines starting with a rank)."""
+    return [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+
+
+def test_embed_writes_the_run_embeddings(capsys, run_dir):
+    from boardgraph.embed import load_embeddings
+    from boardgraph.runs import load_run
+
+    assert main(["embed", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"embedded 300 pins (64-d) to {run_dir / 'embeddings.npy'}")
+    emb = load_embeddings(run_dir / "embeddings.npy")
+    run = load_run(run_dir)
+    with torch.no_grad():
+        want = run.encoder(run.builder(run.graph.features("pin"), torch.arange(300))).embedding
+    torch.testing.assert_close(emb, want, atol=1e-5, rtol=0)
+    assert main(["embed", str(run_dir), "--dim", "16", "--out", str(run_dir / "e16.npy")]) == 0
+    assert "(16-d)" in capsys.readouterr().out
+    e16 = load_embeddings(run_dir / "e16.npy")
+    torch.testing.assert_close(e16, torch.nn.functional.normalize(want[:, :16], dim=1), atol=1e-5, rtol=0)
+
+
+def test_embed_errors(capsys, run_dir, tmp_path):
+    assert main(["embed", str(run_dir), "--dim", "999"]) == 2
+    _one_line_error(capsys, "boardgraph embed: error: embedding width 999 is not in 1..64")
+    assert main(["embed", str(tmp_path / "nope")]) == 2
+    _one_line_error(capsys, "boardgraph embed: error: no run directory")
+    (tmp_path / "untrained").mkdir()
+    assert main(["embed", str(tmp_path / "untrained")]) == 2
+    _one_line_error(capsys, "boardgraph embed: error: run directory")
+
+
+def test_index_embeds_first_and_saves_filterable_index(capsys, run_dir):
+    from boardgraph.index import EmbeddingIndex
+
+    assert not (run_dir / "embeddings.npy").exists()
+    assert main(["index", str(run_dir), "--kind", "hnsw"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("hnsw index of 300 pins (64-d), filter columns ['brand', 'category', 'price'], saved to")
+    assert (run_dir / "embeddings.npy").exists()
+    index = EmbeddingIndex.load(run_dir / "index")
+    assert index.kind == "hnsw" and len(index) == 300 and index.ids[0] == "p000000"
+    assert list(index.metadata.columns) == ["brand", "category", "price"]
+    assert main(["index", str(run_dir), "--kind", "flat", "--out", str(run_dir / "flat"), "--dim", "32"]) == 0
+    capsys.readouterr()
+    assert EmbeddingIndex.load(run_dir / "flat").dim == 32
+
+
+def test_index_errors(capsys, run_dir, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["index", str(run_dir), "--kind", "lsh"])
+    assert e.value.code == 2 and "invalid choice: 'lsh'" in capsys.readouterr().err
+    (tmp_path / "untrained").mkdir()
+    assert main(["index", str(tmp_path / "untrained")]) == 2
+    _one_line_error(capsys, "boardgraph index: error: run directory")
+
+
+def test_search_by_pin_text_and_image_match_the_api(capsys, run_dir, tmp_path):
+    from PIL import Image
+
+    from boardgraph.apps import PinSearch
+
+    api = PinSearch.from_run(run_dir)
+    assert main(["search", str(run_dir), "--pin", "p000005", "--k", "3"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    want = api.similar("p000005", k=3)
+    assert [r[1] for r in rows] == want.pin_id.tolist() and [r[0] for r in rows] == ["1", "2", "3"]
+    assert [float(r[2]) for r in rows] == pytest.approx(want.score.tolist(), abs=1e-4)
+    assert main(["search", str(run_dir), "--text", "rust linen dress", "--k", "4", "--filter", "category=dress",
+                 "--filter", "category=skirt"]) == 0
+    out = capsys.readouterr().out
+    want = api.search_by_text("rust linen dress", k=4, filter={"category": ["dress", "skirt"]})
+    assert [r[1] for r in _rows(out)] == want.pin_id.tolist() and set(want.category) <= {"dress", "skirt"}
+    img = api.run.graph.features("pin").tensors["image"][7]
+    Image.fromarray(img.permute(1, 2, 0).numpy()).save(tmp_path / "q.png")
+    assert main(["search", str(run_dir), "--image", str(tmp_path / "q.png"), "--k", "2",
+                 "--filter", "price=" + str(api.run.graph.features("pin").table.price[3])]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert [r[1] for r in rows] == ["p000003"]  # the only pin at that price
+
+
+def test_search_errors(capsys, run_dir, tmp_path):
+    cases = [(["--pin", "nope"], "unknown pin id 'nope'"),
+             (["--text", " "], "the text query ' ' is empty"),
+             (["--image", str(tmp_path / "missing.png")], "new pin 0, column 'image': cannot read image"),
+             (["--pin", "p000005", "--filter", "category"], "--filter 'category' is not COLUMN=VALUE"),
+             (["--pin", "p000005", "--filter", "colour=red"], "unknown filter column 'colour'"),
+             (["--pin", "p000005", "--filter", "price=cheap"], "--filter price='cheap': column 'price' is numeric"),
+             (["--pin", "p000005", "--k", "0"], "k must be an int >= 1")]
+    for extra, msg in cases:
+        assert main(["search", str(run_dir), *extra]) == 2, extra
+        _one_line_error(capsys, f"boardgraph search: error: {msg}")
+    with pytest.raises(SystemExit) as e:
+        main(["search", str(run_dir), "--pin", "a", "--text", "b"])
+    assert e.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_place_suggests_boards_and_pins(capsys, run_dir):
+    from boardgraph.apps import PinSearch
+
+    assert main(["place", str(run_dir), "--text", "navy silk blouse", "--meta", "brand=Kestrel", "--meta", "price=49",
+                 "--k-boards", "3", "--k-pins", "2"]) == 0
+    out = capsys.readouterr().out
+    boards_part, pins_part = out.split("nearest pins:")
+    assert boards_part.startswith("suggested boards:")
+    want = PinSearch.from_run(run_dir).place_new_pin(text="navy silk blouse",
+                                                     metadata={"brand": "Kestrel", "price": 49}, k_boards=3, k_pins=2)
+    assert [r[1] for r in _rows(boards_part)] == want.boards.board_id.tolist()
+    assert [int(r[3]) for r in _rows(boards_part)] == want.boards["size"].tolist()
+    assert [r[1] for r in _rows(pins_part)] == want.pins.pin_id.tolist()
+
+
+def test_place_errors(capsys, run_dir):
+    cases = [([], "give the new pin's content"),
+             (["--text", ""], "new pin(s) [0] have nothing the model can use"),
+             (["--text", "a", "--meta", "colour=red"], "new pins have column(s) ['colour']"),
+             (["--text", "a", "--meta", "price=cheap"], "numeric column 'price' of new pin 0 holds 'cheap'"),
+             (["--text", "a", "--meta", "brand"], "--meta 'brand' is not COLUMN=VALUE")]
+    for extra, msg in cases:
+        assert main(["place", str(run_dir), *extra]) == 2, extra
+        _one_line_error(capsys, f"boardgraph place: error: {msg}")
+
+
+def test_export_onnx_prints_the_parity_check(capsys, run_dir, tmp_path):
+    from boardgraph.encoders import OnnxPinEncoder
+    from boardgraph.runs import load_run
+
+    assert main(["export-onnx", str(run_dir), str(tmp_path / "enc.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert f"exported the image/text/metadata encoder (64-d) to {tmp_path / 'enc.onnx'}" in out
+    parity = [line for line in out.splitlines() if line.startswith("parity")]
+    assert len(parity) == 2 and all(line.endswith("ok (atol 0.0001)") for line in parity)
+    assert all(float(line.split("= ")[1].split()[0]) <= 1e-4 for line in parity)
+    run = load_run(run_dir)
+    x = run.builder(run.graph.features("pin"), torch.arange(20, 25))
+    with torch.no_grad():
+        want = run.encoder(x).embedding
+    np.testing.assert_allclose(OnnxPinEncoder(tmp_path / "enc.onnx")(x).numpy(), want.numpy(), atol=1e-4)
+    assert main(["export-onnx", str(run_dir), str(tmp_path / "no" / "enc.onnx")]) == 2
+    _one_line_error(capsys, "boardgraph export-onnx: error: the folder")
+    assert main(["export-onnx", str(tmp_path / "nope"), str(tmp_path / "enc2.onnx")]) == 2
+    _one_line_error(capsys, "boardgraph export-onnx: error: no run directory")
+
+
+@pytest.mark.parametrize("command", ["embed", "index", "search", "place", "export-onnx"])
+def test_inference_commands_have_help_with_examples(capsys, command):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "examples:" in out and f"boardgraph {command} " in out
+
+
+def test_module_entry_point_help_of_an_inference_command():
+    r = subprocess.run([sys.executable, "-m", "boardgraph", "place", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--k-boards" in r.stdout and "examples:" in r.stdout

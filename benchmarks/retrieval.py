@@ -1,0 +1,231 @@
+"""Retrieval benchmarks (prints JSON lines, one per figure).
+
+(a) ``ann``: approximate search against exact search on ``--n`` x ``--dim`` seeded random vectors
+    (L2-normalised; cosine), ``--queries`` queries from the same distribution, every search batched
+    through :class:`boardgraph.index.EmbeddingIndex`. Exact ``flat`` search gives the ground truth
+    and the baseline queries/s; an HNSW index built with ``--hnsw-m`` / ``--ef-construction`` is
+    searched at every ``--ef-search`` value, each line giving Recall@10 (share of the exact top 10
+    found) and the queries/s ratio HNSW / flat. The ``ann_choice`` line picks the fastest setting
+    with Recall@10 >= 0.95 (target: at >= 20x the flat queries/s), or says none reached it.
+    ``--data normal`` (the default) draws i.i.d. standard-normal vectors; ``--data lowrank`` draws
+    them from a ``--intrinsic``-dimensional subspace plus 5% noise, closer to real embeddings.
+(b) ``cold_start``: ``PinSearch.place_new_pin`` end to end on a trained small model (``--run``,
+    or a neighbor-alignment model trained here on 2,000 synthetic pins): embed a new pin from text
+    + metadata, score the boards, search the pins. The catalogue is the reference Pin-Board graph
+    (``../shared/bench``: 1M pins, 100k boards; ``--n`` pins of it) with seeded random-normal pin
+    embeddings of the model's width in an HNSW index. Reports p50 / p95 latency (target p50 <= 50 ms)
+    and the p50 of the embedding step alone.
+
+Threads: ``torch.set_num_threads(--threads)`` and ``faiss.omp_set_num_threads(--threads)`` (2 by
+default, as on the development machine); each record carries the 1-minute load average, since a
+busy machine inflates multi-threaded latencies. The torch and faiss-cpu wheels each bundle their
+own OpenMP runtime; with the default (spinning) wait policy their idle worker threads fight over
+the cores whenever the process alternates between encoder and index calls, which made part (b)
+~20x slower (p50 302 ms instead of 14 ms at 50k pins, 2 threads). The script therefore sets
+``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it; records carry the policy used.
+
+Usage::
+
+    python benchmarks/retrieval.py                                   # both parts, full size (~1 h on 2 cores)
+    python benchmarks/retrieval.py --part ann --n 20000 --dim 32 --queries 200   # smoke run, seconds
+    python benchmarks/retrieval.py --part cold --run runs/demo/neighbor
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch / faiss load their OpenMP runtimes
+
+import faiss
+import numpy as np
+import torch
+
+from _common import emit, load_arrays, reference_graph
+from boardgraph.index import EmbeddingIndex, IndexConfig
+
+RECALL_TARGET, SPEEDUP_TARGET, P50_TARGET_MS = 0.95, 20.0, 50.0
+
+
+def load1() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def machine(threads: int) -> dict:
+    return {"threads": threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "cpus": os.cpu_count()}
+
+
+def vectors(n: int, dim: int, seed: int, data: str, intrinsic: int) -> np.ndarray:
+    """``[n, dim]`` float32 rows: i.i.d. normal, or a seeded ``intrinsic``-dim subspace + noise."""
+    rng = np.random.default_rng(seed)
+    if data == "normal":
+        return rng.standard_normal((n, dim), dtype=np.float32)
+    basis = np.random.default_rng(12345).standard_normal((intrinsic, dim), dtype=np.float32)  # shared by queries
+    out = np.empty((n, dim), dtype=np.float32)
+    for s in range(0, n, 100_000):
+        m = min(n, s + 100_000) - s
+        z = rng.standard_normal((m, intrinsic), dtype=np.float32)
+        out[s:s + m] = z @ basis / np.sqrt(intrinsic) + 0.05 * rng.standard_normal((m, dim), dtype=np.float32)
+    return out
+
+
+def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of each row of ``truth [Q, k]`` that appears in the same row of ``found``."""
+    return float((found[:, :, None] == truth[:, None, :]).any(2).sum(1).mean() / truth.shape[1])
+
+
+def run_ann(args: argparse.Namespace) -> None:
+    n, dim, nq = args.n, args.dim, args.queries
+    x = vectors(n, dim, 0, args.data, args.intrinsic)
+    q = vectors(nq, dim, 1, args.data, args.intrinsic)
+    ids = np.arange(n)
+    base = {"n": n, "dim": dim, "queries": nq, "data": args.data, **machine(args.threads)}
+    if args.data == "lowrank":
+        base["intrinsic_dim"] = args.intrinsic
+
+    flat = EmbeddingIndex.build(x, ids, kind="flat")
+    flat.search(q[:8], 10)  # warm-up
+    t = time.perf_counter()
+    truth = flat.search(q, 10).rows
+    t_flat = time.perf_counter() - t
+    flat_qps = nq / t_flat
+    emit({"op": "ann_flat", **base, "seconds": round(t_flat, 3), "qps": round(flat_qps, 1), "load1": load1()})
+    del flat
+
+    cfg = IndexConfig(kind="hnsw", hnsw_m=args.hnsw_m, ef_construction=args.ef_construction)
+    t = time.perf_counter()
+    hnsw = EmbeddingIndex.build(x, ids, config=cfg)
+    emit({"op": "ann_hnsw_build", **base, "hnsw_m": args.hnsw_m, "ef_construction": args.ef_construction,
+          "seconds": round(time.perf_counter() - t, 1), "load1": load1()})
+    del x
+    points = []
+    for ef in args.ef_search:
+        # EmbeddingIndex reads efSearch from its config at search time; one index, several settings
+        hnsw.config = dataclasses.replace(hnsw.config, ef_search=ef)
+        hnsw.search(q[:8], 10)
+        t = time.perf_counter()
+        found = hnsw.search(q, 10).rows
+        dt = time.perf_counter() - t
+        rec = {"op": "ann_hnsw", **base, "hnsw_m": args.hnsw_m, "ef_construction": args.ef_construction,
+               "ef_search": ef, "recall_at_10": round(recall_at(found, truth), 4), "qps": round(nq / dt, 1),
+               "qps_ratio_vs_flat": round(nq / dt / flat_qps, 2), "load1": load1()}
+        points.append(rec)
+        emit(rec)
+    ok = [p for p in points if p["recall_at_10"] >= RECALL_TARGET]
+    best = max(ok, key=lambda p: p["qps"]) if ok else max(points, key=lambda p: p["recall_at_10"])
+    emit({"op": "ann_choice", **base, "hnsw_m": args.hnsw_m, "ef_construction": args.ef_construction,
+          "ef_search": best["ef_search"], "recall_at_10": best["recall_at_10"],
+          "qps_ratio_vs_flat": best["qps_ratio_vs_flat"], "recall_target": RECALL_TARGET,
+          "speedup_target": SPEEDUP_TARGET,
+          "target_met": bool(ok) and best["qps_ratio_vs_flat"] >= SPEEDUP_TARGET,
+          "note": "fastest setting with Recall@10 >= target" if ok else "no setting reached the recall target; "
+                  "highest-recall setting shown"})
+
+
+def _trained_run(args: argparse.Namespace, tmp: Path):
+    from boardgraph.runs import load_run
+
+    if args.run:
+        return load_run(args.run)
+    from boardgraph.demo import demo_config
+    from boardgraph.trainer import Trainer
+
+    cfg = demo_config("neighbor", tmp, n_pins=2000, n_boards=200, steps=args.train_steps, seed=0)
+    cfg.run.progress, cfg.run.tensorboard = "off", False
+    Trainer(cfg).fit()
+    return load_run(cfg.run.out_dir)
+
+
+def run_cold(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from boardgraph.apps import PinSearch
+    from boardgraph.graph import PinBoardGraph
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        run = _trained_run(args, Path(tmp))
+        t_train = time.perf_counter() - t
+        pin, board, n_pins, n_boards = load_arrays(reference_graph())
+        n = min(args.n, n_pins)
+        keep = pin < n
+        pin, board = pin[keep], board[keep]
+        g = PinBoardGraph()
+        g.add_node_type("pin", pd.RangeIndex(n))
+        g.add_node_type("board", pd.RangeIndex(n_boards))
+        g.add_relation(("pin", "in", "board"), pin, board, reverse="has")
+        dim = run.embed_dim
+        emb = torch.nn.functional.normalize(torch.from_numpy(vectors(n, dim, 2, "normal", 0)), dim=1)
+        cfg = IndexConfig(kind="hnsw", hnsw_m=args.cold_hnsw_m, ef_construction=args.cold_ef_construction,
+                          ef_search=args.cold_ef_search)
+        t = time.perf_counter()
+        index = EmbeddingIndex.build(emb, g.ids("pin"), config=cfg)
+        t_index = time.perf_counter() - t
+        search = PinSearch(run, emb, index, catalogue=g)
+        search.board_embeddings()  # computed once per catalogue, not per query
+
+        rng = np.random.default_rng(3)
+        table = run.graph.features("pin").table
+        rows = rng.integers(0, len(table), args.place_queries)
+        pins = [dict(text=f"{table.title[i]} {rng.choice(['new', 'gift', 'sale', 'summer'])}",
+                     metadata={"brand": table.brand[i], "category": table.category[i],
+                               "price": float(table.price[i]) * 1.1}) for i in rows]
+        for p in pins[:5]:  # warm-up
+            search.place_new_pin(**p, k_boards=5, k_pins=10)
+        total, embed = [], []
+        for p in pins:
+            t = time.perf_counter()
+            search.place_new_pin(**p, k_boards=5, k_pins=10)
+            total.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            run.embed_new([{"title": p["text"], **p["metadata"]}])
+            embed.append(time.perf_counter() - t)
+        total_ms, embed_ms = np.array(total) * 1e3, np.array(embed) * 1e3
+        p50 = float(np.percentile(total_ms, 50))
+        emit({"op": "cold_start_place_new_pin", "pins": n, "boards": n_boards, "memberships": int(pin.numel()),
+              "dim": dim,
+              "model": "given run" if args.run else f"neighbor, 2000 synthetic pins, {args.train_steps} steps",
+              "modalities": list(run.encoder.modalities), "hnsw_m": args.cold_hnsw_m,
+              "ef_construction": args.cold_ef_construction, "ef_search": args.cold_ef_search,
+              "k_boards": 5, "k_pins": 10, "queries": len(pins), **machine(args.threads),
+              "p50_ms": round(p50, 2), "p95_ms": round(float(np.percentile(total_ms, 95)), 2),
+              "embed_new_p50_ms": round(float(np.percentile(embed_ms, 50)), 2),
+              "p50_target_ms": P50_TARGET_MS, "target_met": p50 <= P50_TARGET_MS,
+              "index_build_s": round(t_index, 1), "train_s": round(t_train, 1), "load1": load1()})
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--part", choices=("ann", "cold", "all"), default="all")
+    p.add_argument("--n", type=int, default=1_000_000, help="catalogue vectors / pins")
+    p.add_argument("--dim", type=int, default=256, help="vector width of part (a)")
+    p.add_argument("--queries", type=int, default=2000, help="queries of part (a)")
+    p.add_argument("--data", choices=("normal", "lowrank"), default="normal")
+    p.add_argument("--intrinsic", type=int, default=32, help="subspace dimension of --data lowrank")
+    p.add_argument("--hnsw-m", type=int, default=32)
+    p.add_argument("--ef-construction", type=int, default=100)
+    p.add_argument("--ef-search", type=lambda s: [int(v) for v in s.split(",")],
+                   default=[16, 32, 64, 128, 256, 512, 1024, 2048], help="comma-separated efSearch values")
+    p.add_argument("--run", help="trained run for part (b) (default: train a small one here)")
+    p.add_argument("--train-steps", type=int, default=60)
+    p.add_argument("--place-queries", type=int, default=200)
+    p.add_argument("--cold-hnsw-m", type=int, default=32)
+    p.add_argument("--cold-ef-construction", type=int, default=64)
+    p.add_argument("--cold-ef-search", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
+    if args.part in ("ann", "all"):
+        run_ann(args)
+    if args.part in ("cold", "all"):
+        run_cold(args)
+
+
+if __name__ == "__main__":
+    main()
