@@ -13,7 +13,7 @@ from typing import Sequence
 from boardgraph.graph.errors import BoardgraphError
 
 EPILOG_DEMO = """examples:
-  boardgraph demo                         # synthetic lookbooks, 2,000 pins, about 2 minutes on 2 cores
+  boardgraph demo                         # synthetic lookbooks, 2,000 pins, about 30 s on 2 cores
   boardgraph demo --pins 10000 --boards 1000 --steps 300 --seed 1
 """
 EPILOG_BUILD = """examples:
@@ -442,3 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BoardgraphError, FileNotFoundError, PermissionError) as e:
         print(f"boardgraph {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
