@@ -286,3 +286,15 @@ def test_inference_commands_have_help_with_examples(capsys, command):
 def test_module_entry_point_help_of_an_inference_command():
     r = subprocess.run([sys.executable, "-m", "boardgraph", "place", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--k-boards" in r.stdout and "examples:" in r.stdout
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "--config", "{tmp}/missing.yaml"], "does not exist"),
+    (["train", "--config", "{tmp}/bad.yaml"], "unknown key(s) ['stpes']"),
+    (["demo", "--steps", "0", "--out-dir", "{tmp}/d"], "run.steps >= 1"),
+])
+def test_train_and_demo_bad_input_is_one_line_exit_2(capsys, tmp_path, argv, needle):
+    (tmp_path / "bad.yaml").write_text("run:\n  stpes: 10\n")
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
