@@ -82,9 +82,10 @@ def test_embed_pins_writes_then_reuses_the_file(run, run_dir):
     assert (run_dir / "embeddings_16.npy").exists() and e16.shape == (N_PINS, 16)
     torch.testing.assert_close(e16, truncate_embedding(emb, 16), atol=1e-5, rtol=0)
     # a newer checkpoint makes the file stale
-    os.utime(path, ns=(before - 10**10, before - 10**10))
+    old = (run_dir / "checkpoint.pt").stat().st_mtime_ns - 10**10   # older than the checkpoint
+    os.utime(path, ns=(old, old))
     torch.testing.assert_close(run.embed_pins(), emb, atol=1e-6, rtol=0)
-    assert path.stat().st_mtime_ns > before - 10**10
+    assert path.stat().st_mtime_ns > old                                # recomputed
     with pytest.raises(InferenceInputError, match="embedding width 65 is not in 1..64"):
         run.embed_pins(dim=65)
 
