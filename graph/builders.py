@@ -322,13 +322,17 @@ def _build(edges_obj: Any, *, src: str, dst: str, src_type: str, dst_type: str, 
     hint = f"pass the column names, e.g. {dst}=... / {src}=..."
     _require(df, [src, dst, weight, timestamp, order, consent], "edge", hint)
     if consent is not None:
+        before = df.index
         df, n = filter_consent(df, consent)
-        report.add("no_consent", n, message=f"column {consent!r} is not true")
+        report.add("no_consent", n, rows=before.difference(df.index, sort=False)[:10].tolist(),
+                   message=f"column {consent!r} is not true")
     if min_group > 1:  # groups are dst nodes (boards, or items), members are distinct src nodes
         k = min_group
+        before = df.index
         df, n = filter_min_group_size(df, dst, src, k, nulls="keep")  # null ids are checked below
         what = f"{dst_type} with fewer than {k} distinct {src_type}s"
-        report.add(f"{dst_type}_below_min_size", n, message=what)
+        report.add(f"{dst_type}_below_min_size", n, rows=before.difference(df.index, sort=False)[:10].tolist(),
+                   message=what)
 
     s_codes, s_uniq = pd.factorize(df[src])
     d_codes, d_uniq = pd.factorize(df[dst])

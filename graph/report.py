@@ -51,5 +51,6 @@ class BuildReport:
         for reason, n in sorted(self.counts.items()):
             ex = ", ".join(map(str, self.examples.get(reason, [])[:5]))
             msg = self.messages.get(reason, "")
-            lines.append(f"  {reason:<28} {n:>10,} rows  (e.g. rows {ex}){'  ' + msg if msg else ''}")
+            eg = f"  (e.g. rows {ex})" if ex else ""
+            lines.append(f"  {reason:<28} {n:>10,} rows{eg}{'  ' + msg if msg else ''}")
         return "\n".join(lines)

@@ -162,3 +162,25 @@ def test_million_row_string_build_is_vectorised():
     i = 12345
     p, b = g.index("pin", [df.pin_id[i]]), g.index("board", [df.board_id[i]])
     assert g.edge_ids("in", p, b).item() >= 0
+
+
+def test_report_lines_without_example_rows_show_no_empty_example_list():
+    from boardgraph.graph.report import BuildReport
+
+    r = BuildReport()
+    r.counts["no_consent"] = 3
+    text = str(r)
+    assert "no_consent" in text and "(e.g. rows )" not in text and "e.g." not in text
+
+
+def test_consent_and_min_board_size_report_example_rows():
+    import pandas as pd
+
+    from boardgraph.graph import from_collections
+
+    df = pd.DataFrame({"board_id": ["a", "a", "b", "c", "c"], "pin_id": ["1", "2", "3", "4", "5"],
+                       "ok": [True, True, True, False, True]})
+    _, report = from_collections(df, consent="ok", min_board_size=2)
+    assert report.counts == {"no_consent": 1, "board_below_min_size": 2}
+    assert report.examples["no_consent"] == [3] and report.examples["board_below_min_size"] == [2, 4]
+    assert "(e.g. rows 3)" in str(report) and "(e.g. rows 2, 4)" in str(report)
