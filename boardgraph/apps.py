@@ -33,12 +33,12 @@ from typing import Any, Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from boardgraph.encoders import truncate_embedding
 from boardgraph.graph import PinBoardGraph
 from boardgraph.graph.errors import BoardgraphError, UnknownIdError
+from boardgraph.evaluate import board_centroids
 from boardgraph.index import EmbeddingIndex, IndexConfig, IndexFormatError
 from boardgraph.runs import InferenceInputError, NoContentError, TrainedRun, load_run
 
@@ -227,17 +227,12 @@ class PinSearch:
 
     # ----------------------------------------------------------------------------------- boards
     def board_embeddings(self) -> tuple[Tensor, Tensor]:
-        """``(embeddings [B, D], sizes [B] int64)``: each board's L2-normalised mean member-pin
-        embedding (zero rows for empty boards) and its pin count. Computed once, then cached."""
+        """``(embeddings [B, D], sizes [B] int64)``: each board's L2-normalised mean of its member
+        pins' normalised embeddings (zero rows for empty boards; :func:`~boardgraph.evaluate.board_centroids`)
+        and its pin count. Computed once, then cached."""
         if self._boards is None:
-            pin, board = self.catalogue.edges(MEMBER)
-            n_boards = self.catalogue.num_nodes("board")
-            acc = torch.zeros(n_boards, self.dim)
-            step = 1 << 20  # bounded memory on large catalogues: emb[pin] would be [E_member, D]
-            for s in range(0, pin.numel(), step):
-                acc.index_add_(0, board[s:s + step], self.embeddings[pin[s:s + step]].float())
-            sizes = torch.bincount(board, minlength=n_boards)
-            self._boards = (F.normalize(acc, dim=1), sizes)
+            self._boards = (board_centroids(self.embeddings, self.catalogue),
+                            self.catalogue.degree(("board", "has", "pin")).long())
         return self._boards
 
     def place_new_pin(self, image: Any = None, text: str | None = None, metadata: Mapping[str, Any] | None = None,

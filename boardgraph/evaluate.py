@@ -34,9 +34,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from boardgraph.data import DataSplit
+from boardgraph.graph import PinBoardGraph
 from boardgraph.metrics import MetricInputError, RankingResult, positive_ranks, ranking_metrics
 
-__all__ = ["BoardCompletion", "CrossModal", "EmbeddingScorer", "HeldOutRanks", "Scorer", "board_completion",
+__all__ = ["BoardCompletion", "CrossModal", "EmbeddingScorer", "HeldOutRanks", "Scorer", "board_centroids", "board_completion",
            "cross_modal", "DEFAULT_KS", "CURVE_KS"]
 
 MEMBER = ("pin", "in", "board")
@@ -72,15 +73,14 @@ class EmbeddingScorer:
             raise MetricInputError(f"emb must be a 2-D tensor [N_pins, E], got "
                                    f"{tuple(getattr(emb, 'shape', ()))}")
         self.emb = F.normalize(emb.detach().float().cpu(), dim=1)
+        self._boards: tuple[PinBoardGraph, Tensor] | None = None
 
     def board_embeddings(self, split: DataSplit) -> Tensor:
-        """``[N_boards, E]`` normalised mean embedding of each board's training pins (0 if none)."""
-        g = split.train_graph
-        indptr, indices, _ = g.csr(("board", "has", "pin"))
-        deg = indptr[1:] - indptr[:-1]
-        b_of_edge = torch.repeat_interleave(torch.arange(g.num_nodes("board")), deg)
-        out = torch.zeros(g.num_nodes("board"), self.emb.shape[1]).index_add_(0, b_of_edge, self.emb[indices.long()])
-        return F.normalize(out, dim=1)
+        """``[N_boards, E]`` normalised mean embedding of each board's training pins (0 if none);
+        computed once per split (:meth:`score` runs once per chunk of query boards)."""
+        if self._boards is None or self._boards[0] is not split.train_graph:
+            self._boards = (split.train_graph, board_centroids(self.emb, split.train_graph))
+        return self._boards[1]
 
     def score(self, boards: Tensor, split: DataSplit) -> Tensor:
         n = split.graph.num_nodes("pin")
@@ -88,6 +88,18 @@ class EmbeddingScorer:
             raise MetricInputError(f"emb has {self.emb.shape[0]} rows but the graph has {n} pins; "
                                    f"embed every pin (row i = pin i)")
         return self.board_embeddings(split)[boards] @ self.emb.T
+
+
+def board_centroids(emb: Tensor, graph: PinBoardGraph, chunk_edges: int = 1 << 20) -> Tensor:
+    """``[N_boards, E]``: the L2-normalised mean of the L2-normalised embeddings ``emb [N_pins, E]``
+    of each board's pins in ``graph`` (zero rows for boards without pins), on ``emb``'s device.
+    Memberships are summed ``chunk_edges`` at a time, so memory stays near ``chunk_edges * E``."""
+    en = F.normalize(emb.float(), dim=1)
+    pin, board = (t.to(en.device).long() for t in graph.edges(MEMBER))
+    acc = torch.zeros(graph.num_nodes("board"), en.shape[1], device=en.device)
+    for s in range(0, pin.numel(), chunk_edges):
+        acc.index_add_(0, board[s:s + chunk_edges], en[pin[s:s + chunk_edges]])
+    return F.normalize(acc, dim=1)
 
 
 @dataclass

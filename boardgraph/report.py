@@ -329,18 +329,16 @@ def similarity_samples(emb: Tensor, split: DataSplit, n_neg: int | None = None,
             board with training pins, or no non-member pin can be found for the boards.
     """
     g = split.train_graph
-    n_pins, n_boards = g.num_nodes("pin"), g.num_nodes("board")
+    n_pins = g.num_nodes("pin")
     if not isinstance(emb, Tensor) or emb.dim() != 2 or emb.shape[0] != n_pins:
         raise ReportError(f"emb must be [N_pins={n_pins}, E], got "
                           f"{tuple(getattr(emb, 'shape', ())) or type(emb).__name__}")
     dev = emb.device
+    from boardgraph.evaluate import board_centroids
+
     en = F.normalize(emb.detach().float(), dim=1)
-    indptr, indices, _ = g.csr(("board", "has", "pin"))
-    deg = (indptr[1:] - indptr[:-1]).to(dev)
-    b_of_edge = torch.repeat_interleave(torch.arange(n_boards, device=dev), deg)
-    board_emb = torch.zeros(n_boards, en.shape[1], device=dev).index_add_(
-        0, b_of_edge, en[indices.to(dev).long()])
-    board_emb = F.normalize(board_emb, dim=1)
+    deg = g.degree(("board", "has", "pin")).to(dev)
+    board_emb = board_centroids(en, g)
     pin = torch.cat([split.heldout[0], split.cold_edges[0]]).to(dev).long()
     board = torch.cat([split.heldout[1], split.cold_edges[1]]).to(dev).long()
     keep = deg[board] > 0
