@@ -13,18 +13,25 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["encode_pins", "embed_pins", "load_embeddings"]
+__all__ = ["encode_pins", "encode_pins_full", "embed_pins", "load_embeddings"]
+
+
+def encode_pins_full(encoder, idx: Tensor, *, cache=None, builder=None, features=None,
+                     device: torch.device | str = "cpu"):
+    """The :class:`~boardgraph.encoders.PinEmbedding` of pins ``idx`` (fused embedding, per-modality
+    embeddings, presence): from cached tower outputs (``cache``) or by running the towers on
+    ``builder(features, idx)``. Runs in the encoder's current mode."""
+    if cache is not None:
+        outputs, present = cache.get(idx, device)
+        return encoder.fuse(outputs, present)
+    return encoder(builder(features, idx).to(device))
 
 
 def encode_pins(encoder, idx: Tensor, *, cache=None, builder=None, features=None,
                 device: torch.device | str = "cpu") -> Tensor:
-    """L2-normalised embeddings ``[len(idx), E]`` of pins ``idx``: from cached tower outputs
-    (``cache``) or by running the towers on ``builder(features, idx)``. Runs in the encoder's
-    current mode; wrap in ``torch.no_grad()`` for inference."""
-    if cache is not None:
-        outputs, present = cache.get(idx, device)
-        return encoder.fuse(outputs, present).embedding
-    return encoder(builder(features, idx).to(device)).embedding
+    """L2-normalised embeddings ``[len(idx), E]`` of pins ``idx`` (see :func:`encode_pins_full`).
+    Runs in the encoder's current mode; wrap in ``torch.no_grad()`` for inference."""
+    return encode_pins_full(encoder, idx, cache=cache, builder=builder, features=features, device=device).embedding
 
 
 @torch.no_grad()

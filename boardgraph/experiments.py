@@ -31,6 +31,7 @@ from torch import Tensor
 from boardgraph import baselines as bl
 from boardgraph.config import ConfigError, TrainConfig
 from boardgraph.data import DataSplit, split_memberships
+from boardgraph.embed import encode_pins_full
 from boardgraph.evaluate import CURVE_KS, GROUPS, BoardCompletion, CrossModal, board_completion, cross_modal
 from boardgraph.graph import PinBoardGraph
 from boardgraph.stats import BootstrapResult, paired_bootstrap
@@ -115,6 +116,11 @@ class Experiment:
                                         "board": p.boards.numpy(), "board_id": g.ids("board", p.boards),
                                         "rank": p.ranks.numpy()}))
         return pd.concat(frames, ignore_index=True)
+
+    def scored(self, model: str, group: str, metric: str = "recall@10") -> bool:
+        """Whether ``model`` has scored ``group`` queries on every seed (a protocol may hold out
+        no warm membership, e.g. :func:`~boardgraph.data.split_reserved_boards`)."""
+        return all(self.run(model, s).completion.metrics(group)[metric].n_scored > 0 for s in self.seeds)
 
     def _values(self, model: str, group: str, metric: str) -> list[Tensor]:
         out = []
@@ -214,11 +220,8 @@ def _encode_all(trainer, n: int, batch_size: int = 1024):
         with torch.no_grad():
             for s in range(0, n, batch_size):
                 idx = torch.arange(s, min(s + batch_size, n))
-                if trainer.cache is not None:
-                    outputs, pres = trainer.cache.get(idx, trainer.device)
-                    pe = enc.fuse(outputs, pres)
-                else:
-                    pe = enc(trainer.builder(trainer.split.graph.features("pin"), idx).to(trainer.device))
+                pe = encode_pins_full(enc, idx, cache=trainer.cache, builder=trainer.builder,
+                                      features=trainer.split.graph.features("pin"), device=trainer.device)
                 emb.append(pe.embedding.float().cpu())
                 present.append(pe.present.cpu())
                 for m, v in pe.modality.items():
@@ -371,8 +374,8 @@ def format_table(exp: Experiment, metric: str = "recall@10", reference: str = "c
         cells.append(f"{r[(f'cold/warm {metric}', 'mean')]:.2f}")
         for o in others:
             for g in GROUPS:
-                scored = all(exp.run(model, s).completion.metrics(g)[metric].n_scored for s in exp.seeds)
-                cells.append("-" if o == model or not scored else _ci(exp.paired(model, o, metric, g, n_boot=n_boot)))
+                cells.append("-" if o == model or not exp.scored(model, g, metric)
+                             else _ci(exp.paired(model, o, metric, g, n_boot=n_boot)))
         lines.append("| " + " | ".join(cells) + " |")
     nq = {g: sum(exp.run(exp.models[0], s).completion.metrics(g)[metric].n_scored for s in exp.seeds)
           / len(exp.seeds) for g in GROUPS} if exp.models else {g: 0 for g in GROUPS}

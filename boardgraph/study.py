@@ -55,17 +55,13 @@ def _fmt_ci(est: float, lo: float, hi: float, signed: bool = False) -> str:
     return f"{est:{f}} [{lo:{f}}, {hi:{f}}]"
 
 
-def _has(exp: Experiment, model: str, group: str, metric: str) -> bool:
-    return all(exp.run(model, s).completion.metrics(group)[metric].n_scored > 0 for s in exp.seeds)
-
-
 def results_table(exp: Experiment, metric: str = "recall@10", versus: Sequence[str] = ("content", "coboard"),
                   n_boot: int = 1000) -> pd.DataFrame:
     """Models x metrics: warm and cold ``metric`` (mean over seeds [95% CI]), Recall@50 and MRR,
     the cold/warm ratio, and the paired difference of ``metric`` to each model of ``versus``
     (pooled over seeds [95% CI]). Groups without scored queries (e.g. no warm hold-out) show ``-``."""
     t = exp.table(metrics=(metric, "recall@50", "mrr"), ratio=metric, n_boot=n_boot)
-    groups = [g for g in GROUPS if exp.models and _has(exp, exp.models[0], g, metric)]
+    groups = [g for g in GROUPS if exp.models and exp.scored(exp.models[0], g, metric)]
     rows = {}
     for model in exp.models:
         r, row = t.loc[model], {}
@@ -167,7 +163,7 @@ def evaluate_graph(graph: PinBoardGraph, out_dir: str | Path, *, models: Sequenc
                 table.loc[m, k] = v
     curves = {}
     for g in GROUPS:
-        if exp.models and _has(exp, exp.models[0], g, metric):
+        if exp.models and exp.scored(exp.models[0], g, metric):
             for m, row in exp.curves(g).iterrows():
                 curves.setdefault(str(m), {})[g] = {int(k): float(v) for k, v in row.items()}
     split0 = exp.splits[exp.seeds[0]]
