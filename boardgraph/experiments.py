@@ -122,6 +122,13 @@ class Experiment:
         no warm membership, e.g. :func:`~boardgraph.data.split_reserved_boards`)."""
         return all(self.run(model, s).completion.metrics(group)[metric].n_scored > 0 for s in self.seeds)
 
+    def queries_per_seed(self, metric: str = "recall@10") -> dict[str, float]:
+        """Mean number of scored query boards per seed, per group (0 when no model ran)."""
+        if not self.models:
+            return {g: 0.0 for g in GROUPS}
+        return {g: sum(self.run(self.models[0], s).completion.metrics(g)[metric].n_scored for s in self.seeds)
+                / len(self.seeds) for g in GROUPS}
+
     def _values(self, model: str, group: str, metric: str) -> list[Tensor]:
         out = []
         for s in self.seeds:
@@ -377,8 +384,7 @@ def format_table(exp: Experiment, metric: str = "recall@10", reference: str = "c
                 cells.append("-" if o == model or not exp.scored(model, g, metric)
                              else _ci(exp.paired(model, o, metric, g, n_boot=n_boot)))
         lines.append("| " + " | ".join(cells) + " |")
-    nq = {g: sum(exp.run(exp.models[0], s).completion.metrics(g)[metric].n_scored for s in exp.seeds)
-          / len(exp.seeds) for g in GROUPS} if exp.models else {g: 0 for g in GROUPS}
+    nq = exp.queries_per_seed(metric)
     lines.append("")
     lines.append(f"{len(exp.seeds)} seed(s) {exp.seeds}; {nq['warm']:.0f} warm / {nq['cold']:.0f} cold query boards "
                  f"per seed; metric CIs: bootstrap over query boards within seeds; differences: paired "

@@ -180,10 +180,9 @@ def evaluate_graph(graph: PinBoardGraph, out_dir: str | Path, *, models: Sequenc
         sections["Additional scores"] = extra_section(extra)
     if exp.skipped:
         sections["Skipped models"] = "\n".join(f"- {m}: {why}" for m, why in exp.skipped.items())
-    n_q = {g: sum(exp.run(exp.models[0], s).completion.metrics(g)[metric].n_scored for s in exp.seeds)
-           / len(exp.seeds) for g in GROUPS} if exp.models else {}
-    how = (f"{len(exp.seeds)} seed(s) {list(exp.seeds)}; per seed about {n_q.get('warm', 0):.0f} warm and "
-           f"{n_q.get('cold', 0):.0f} cold query boards. Metric CIs: bootstrap over the query boards within "
+    n_q = exp.queries_per_seed(metric)
+    how = (f"{len(exp.seeds)} seed(s) {list(exp.seeds)}; per seed about {n_q['warm']:.0f} warm and "
+           f"{n_q['cold']:.0f} cold query boards. Metric CIs: bootstrap over the query boards within "
            f"seeds; differences (`warm - content` ...): paired bootstrap over the query boards of all seeds.")
     report = write_report(out_dir, table, title=title, recall_curves=curves or None, similarity=sims or None,
                           graph=graph, sections=sections, notes=(notes + "\n\n" + how).strip())
