@@ -99,19 +99,8 @@ def test_module_entry_point_help():
 
 # -- inference commands on a tiny trained run -----------------------------------------------------
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    """A tiny neighbor-alignment run on the synthetic lookbooks (trained once per session)."""
-    from boardgraph.demo import demo_config
-
-    base = tmp_path_factory.getbasetemp() / "tiny_synthetic_run"
-    cfg = demo_config("neighbor", base, n_pins=300, n_boards=30, steps=20, seed=0)
-    cfg.run.batch_size, cfg.run.progress, cfg.run.tensorboard = 128, "off", False
-    out = Path(cfg.run.out_dir)
-    if not (out / "checkpoint.pt").exists():
-        from boardgraph.trainer import Trainer
-
-        Trainer(cfg).fit()
-    return out
+def trained_run(tiny_run_dir) -> Path:
+    return tiny_run_dir
 
 
 @pytest.fixture

@@ -15,28 +15,18 @@ import torch
 from boardgraph.checkpoint import CheckpointMismatchError
 from boardgraph.config import TrainConfig
 from boardgraph.datasets import synthetic_lookbooks
-from boardgraph.demo import demo_config
 from boardgraph.encoders import truncate_embedding
 from boardgraph.graph.errors import ImageReadError, MalformedValueError, SchemaError
 from boardgraph.runs import (InferenceInputError, NoContentError, RunFormatError, RunNotFoundError, image_tensor,
                              load_run)
 
-N_PINS, N_BOARDS, STEPS = 300, 30, 20
+N_PINS, N_BOARDS, STEPS = 300, 30, 20  # the shared tiny run (tiny_run_dir in conftest.py)
 FIELDS = ["title", "description", "brand", "category", "price"]
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    """A tiny neighbor-alignment run on the synthetic lookbooks (trained once per session)."""
-    base = tmp_path_factory.getbasetemp() / "tiny_synthetic_run"
-    cfg = demo_config("neighbor", base, n_pins=N_PINS, n_boards=N_BOARDS, steps=STEPS, seed=0)
-    cfg.run.batch_size, cfg.run.progress, cfg.run.tensorboard = 128, "off", False
-    out = Path(cfg.run.out_dir)
-    if not (out / "checkpoint.pt").exists():
-        from boardgraph.trainer import Trainer
-
-        Trainer(cfg).fit()
-    return out
+def run_dir(tiny_run_dir) -> Path:
+    return tiny_run_dir
 
 
 @pytest.fixture(scope="module")
