@@ -269,7 +269,9 @@ def from_collections(memberships: Any, collection: str = "board_id", item: str =
         weight, timestamp, order: membership columns stored as edge attributes
             (float32, int64 seconds since the epoch, int64).
         consent: optional column; only rows whose value is true are used (privacy).
-        min_board_size: boards with fewer distinct pins are dropped (privacy / noise).
+        min_board_size: boards with fewer distinct pins are dropped (privacy / noise): their
+            memberships and, when ``boards`` is given, their rows of it (counted as
+            ``board_table_below_min_size``); boards the table lists without any membership stay.
         on_error: ``"raise"`` or ``"skip"`` (drop bad rows, count them in the report).
 
     Returns:
@@ -299,7 +301,8 @@ def from_interactions(interactions: Any, user: str = "user_id", item: str = "pin
 
     Same conventions as :func:`from_collections`; node types ``user`` and ``pin``, relation
     ``("user", relation, "pin")`` with reverse ``("pin", reverse, "user")``. ``min_users`` drops
-    pins that fewer distinct users interacted with (k-anonymity for rare items). Repeated
+    pins that fewer distinct users interacted with (k-anonymity for rare items), from ``items`` too
+    (counted as ``pin_table_below_min_size``). Repeated
     (user, pin) rows are de-duplicated (the first row's attributes are kept) and counted.
     """
     return _build(interactions, src=user, dst=item, src_type="user", dst_type="pin", rel=(relation, reverse),
@@ -329,10 +332,22 @@ def _build(edges_obj: Any, *, src: str, dst: str, src_type: str, dst_type: str, 
     if min_group > 1:  # groups are dst nodes (boards, or items), members are distinct src nodes
         k = min_group
         before = df.index
+        groups_before = pd.Index(df[dst].dropna().unique())
         df, n = filter_min_group_size(df, dst, src, k, nulls="keep")  # null ids are checked below
         what = f"{dst_type} with fewer than {k} distinct {src_type}s"
         report.add(f"{dst_type}_below_min_size", n, rows=before.difference(df.index, sort=False)[:10].tolist(),
                    message=what)
+        if dst_table is not None:
+            # a group dropped for its size must not survive as a node of its own table (with its
+            # features) either: the filter is a privacy rule, not only a membership rule
+            dropped = groups_before.difference(pd.Index(df[dst].dropna().unique()))
+            if len(dropped):
+                t = read_table(dst_table, dst_type)
+                _require(t, [dst], dst_type, f"name the {dst_type} id column with the same name as in the edge table")
+                gone = t[dst].isin(dropped).to_numpy()
+                report.add(f"{dst_type}_table_below_min_size", int(gone.sum()), rows=t.index[gone][:10].tolist(),
+                           message=f"{dst_type} table rows of {what} (removed with their memberships)")
+                dst_table = t[~gone]
 
     s_codes, s_uniq = pd.factorize(df[src])
     d_codes, d_uniq = pd.factorize(df[dst])

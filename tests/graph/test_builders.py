@@ -184,3 +184,26 @@ def test_consent_and_min_board_size_report_example_rows():
     assert report.counts == {"no_consent": 1, "board_below_min_size": 2}
     assert report.examples["no_consent"] == [3] and report.examples["board_below_min_size"] == [2, 4]
     assert "(e.g. rows 3)" in str(report) and "(e.g. rows 2, 4)" in str(report)
+
+
+def test_min_board_size_removes_the_small_boards_from_the_board_table_too():
+    """A board dropped by the size rule must not stay behind as an isolated node with its
+    features (the rule is a privacy rule); the board table rows removed are counted."""
+    df = pd.DataFrame({"board_id": ["b1", "b1", "b2", "b3"], "pin_id": ["p1", "p2", "p3", "p4"]})
+    boards = pd.DataFrame({"board_id": ["b1", "b2", "b3", "b4"],
+                           "name": ["two pins", "private one", "another one", "never used"]})
+    g, rep = from_collections(df, boards=boards, board_text=["name"], min_board_size=2)
+    # b4 had no memberships to begin with: kept (a board table may list empty boards)
+    assert g.ids("board").tolist() == ["b1", "b4"]
+    assert g.features("board").text("name") == ["two pins", "never used"]
+    assert rep.counts == {"board_below_min_size": 2, "board_table_below_min_size": 2}
+    assert rep.examples["board_table_below_min_size"] == [1, 2]
+    assert g.num_edges("in") == 2 and sorted(g.ids("pin").tolist()) == ["p1", "p2"]
+
+
+def test_min_users_removes_the_rare_items_from_the_item_table_too():
+    df = pd.DataFrame({"user": ["u1", "u2", "u3"], "item": ["i1", "i1", "i2"]})
+    items = pd.DataFrame({"item": ["i1", "i2", "i3"], "title": ["popular", "rare", "cold"]})
+    g, rep = from_interactions(df, user="user", item="item", items=items, text=["title"], min_users=2)
+    assert g.ids("pin").tolist() == ["i1", "i3"] and g.features("pin").text("title") == ["popular", "cold"]
+    assert rep.counts == {"pin_below_min_size": 1, "pin_table_below_min_size": 1}
