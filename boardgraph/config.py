@@ -73,6 +73,8 @@ class ObjectiveConfig:
     (image-text alignment only) or ``"coboard"`` (pairwise co-board contrastive ablation).
     ``weights`` maps loss terms to weights
     (``clip``, ``pin_modality``, ``mates``, ``board``, ``pairs``, ``coboard``, ``matryoshka``).
+    ``symmetric``: the graph terms (``mates``, ``pairs``, ``coboard``) average the pin -> context
+    and context -> pin InfoNCE directions; None takes the kind's default (:meth:`is_symmetric`).
     """
 
     kind: str = "neighbor"
@@ -82,6 +84,12 @@ class ObjectiveConfig:
     mate_weighting: str = "uniform"      # "uniform", "board_size" or "recency"
     negatives: str = "none"              # "none", "uniform" or "popularity" (with logQ correction)
     num_negatives: int = 0
+    symmetric: bool | None = None        # graph terms average both InfoNCE directions (pin->context, context->pin);
+                                         # None: the kind's default (neighbor: True, coboard: False)
+
+    def is_symmetric(self) -> bool:
+        """``symmetric``, or the kind's default when None: True for ``neighbor``, else False."""
+        return self.kind == "neighbor" if self.symmetric is None else bool(self.symmetric)
 
 
 @dataclass
@@ -89,6 +97,7 @@ class OptimConfig:
     """AdamW with linear warmup then cosine decay to ``min_lr_ratio * lr``."""
 
     lr: float = 1e-3
+    tower_lr_scale: float = 1.0          # lr of unfrozen towers = lr * this (pretrained towers: e.g. 0.02)
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.98)
     warmup_steps: int = 20
@@ -162,6 +171,8 @@ class TrainConfig:
             raise ConfigError(f"model.mate_values {self.model.mate_values!r} must be 'mates' or 'projected'")
         if r.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"run.precision {r.precision!r} must be auto, fp32 or bf16")
+        if not self.optim.tower_lr_scale > 0:
+            raise ConfigError(f"optim.tower_lr_scale must be > 0, got {self.optim.tower_lr_scale}")
         if r.batch_size < 2 or r.steps < 1:
             raise ConfigError("run.batch_size must be >= 2 (in-batch negatives) and run.steps >= 1")
 

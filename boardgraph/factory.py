@@ -50,5 +50,5 @@ def build_model(cfg: TrainConfig, graph: PinBoardGraph, gather: bool = True) -> 
     model = PinCLIPModel(encoder, graph.num_nodes("board"), kind=cfg.objective.kind,
                          alignment=cfg.objective.alignment, mate_heads=cfg.model.mate_heads, gather=gather,
                          bank_size=graph.num_nodes("pin") if cfg.model.mate_encoding == "bank" else 0,
-                         project_values=cfg.model.mate_values == "projected")
+                         project_values=cfg.model.mate_values == "projected", symmetric=cfg.objective.is_symmetric())
     return ModelParts(model, builder, schema)

@@ -5,8 +5,12 @@ Kinds (``ObjectiveConfig.kind``):
 
 * ``neighbor`` (PinCLIP): image-text alignment + pin-modality alignment + neighbor alignment
   (the pin's content embedding vs the cross-attention fusion of its board-mates, and vs a board
-  it is on). An optional ``pairs`` term (weight 0 by default) adds pairwise co-board InfoNCE
-  against each of the K sampled mates.
+  it is on), plus the ``pairs`` term: InfoNCE against each of the K sampled mates on its own.
+  Its graph terms are symmetric by default (``ObjectiveConfig.symmetric``): each also asks the
+  board-mate side to pick its pin among the batch's pins, the direction of a board-completion
+  query. Measured on Steam bundles (fine-tuned MiniLM, 5 seeds), this recipe beats pairwise
+  co-board training by +0.015 Recall@10 [+0.004, +0.028]; without ``pairs`` and symmetry it
+  trailed it (docs/results).
 * ``content``: image-text + pin-modality alignment only: no graph signal.
 * ``coboard``: content terms + InfoNCE of a pin against one board-mate's own embedding (no
   cross-attention): the ablation isolating what the fusion adds.
@@ -30,7 +34,7 @@ __all__ = ["PinCLIPModel", "DEFAULT_WEIGHTS", "StepInputs"]
 
 #: Loss weights used when the config gives none.
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
-    "neighbor": {"clip": 1.0, "pin_modality": 1.0, "mates": 1.0, "board": 0.5, "matryoshka": 0.5},
+    "neighbor": {"clip": 1.0, "pin_modality": 1.0, "mates": 1.0, "pairs": 1.0, "board": 0.5, "matryoshka": 0.5},
     "content": {"clip": 1.0, "pin_modality": 1.0, "matryoshka": 0.5},
     "coboard": {"clip": 1.0, "pin_modality": 1.0, "coboard": 1.0, "matryoshka": 0.5},
 }
@@ -76,10 +80,13 @@ class PinCLIPModel(nn.Module):
         bank_size: pins of the embedding bank (0: no bank). With a bank, board-mates and sampled
             negatives are read from it (detached, refreshed with every seed's new embedding) instead
             of being encoded in the step: a neighbor step then costs about one content-only step.
+        symmetric: the graph terms (``mates``, ``pairs``, ``coboard``) average both InfoNCE
+            directions (see :class:`~boardgraph.objectives.NeighborAlignmentLoss`).
     """
 
     def __init__(self, encoder: PinEncoder, num_boards: int, kind: str = "neighbor", alignment: str = "clip",
-                 mate_heads: int = 4, gather: bool = True, bank_size: int = 0, project_values: bool = False) -> None:
+                 mate_heads: int = 4, gather: bool = True, bank_size: int = 0, project_values: bool = False,
+                 symmetric: bool = False) -> None:
         super().__init__()
         if kind not in DEFAULT_WEIGHTS:
             raise ValueError(f"kind must be one of {sorted(DEFAULT_WEIGHTS)}, got {kind!r}")
@@ -91,9 +98,9 @@ class PinCLIPModel(nn.Module):
             self.mate_attention = BoardMateAttention(dim, mate_heads, residual=False, project_values=project_values)
             self.board_embedding = nn.Embedding(num_boards, dim)
             nn.init.normal_(self.board_embedding.weight, std=dim ** -0.5)
-            self.neighbor = NeighborAlignmentLoss(gather=gather)
+            self.neighbor = NeighborAlignmentLoss(gather=gather, symmetric=symmetric)
         elif kind == "coboard":
-            self.coboard = CoBoardContrastiveLoss(gather=gather)
+            self.coboard = CoBoardContrastiveLoss(gather=gather, symmetric=symmetric)
         self.register_buffer("bank", torch.zeros(bank_size if kind != "content" else 0, dim))
 
     @torch.no_grad()

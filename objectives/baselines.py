@@ -55,9 +55,10 @@ class CoBoardContrastiveLoss(nn.Module):
     shared-board false negatives masked (same masking and logQ options as the mates term of
     :class:`~.neighbor.NeighborAlignmentLoss`, with ``mate [B, D]`` in place of the fusion)."""
 
-    def __init__(self, init_scale: float = 1 / 0.07, max_scale: float = 100.0, gather: bool = True) -> None:
+    def __init__(self, init_scale: float = 1 / 0.07, max_scale: float = 100.0, gather: bool = True,
+                 symmetric: bool = False) -> None:
         super().__init__()
-        self.inner = NeighborAlignmentLoss(init_scale, max_scale, gather)
+        self.inner = NeighborAlignmentLoss(init_scale, max_scale, gather, symmetric=symmetric)
 
     def forward(self, pin: Tensor, mate: Tensor, pin_boards: Tensor, *, has_mate: Tensor | None = None,
                 negatives: Tensor | None = None, neg_logq: Tensor | None = None) -> Tensor:

@@ -51,6 +51,8 @@ class NeighborAlignmentLoss(nn.Module):
     Args:
         init_scale, max_scale: learned logit scale (shared by both terms).
         gather: gather keys across torch.distributed ranks with gradient.
+        symmetric: the mates term averages both InfoNCE directions: pin -> fusions (which context is
+            mine?) and fusion -> pins (which pin completes this context?, the board-completion query).
 
     Forward args (``B`` seeds, ``D`` dims, ``L`` boards per pin, ``M`` sampled negatives):
         pin: ``[B, D]`` content embeddings of the seeds.
@@ -66,10 +68,12 @@ class NeighborAlignmentLoss(nn.Module):
         ``{"mates": scalar, "board": scalar}`` (``board`` only when given).
     """
 
-    def __init__(self, init_scale: float = 1 / 0.07, max_scale: float = 100.0, gather: bool = True) -> None:
+    def __init__(self, init_scale: float = 1 / 0.07, max_scale: float = 100.0, gather: bool = True,
+                 symmetric: bool = False) -> None:
         super().__init__()
         self.scale = LogitScale(init_scale, max_scale)
         self.gather = gather
+        self.symmetric = symmetric
 
     def _g(self, x: Tensor | None, grad: bool = True) -> Tensor | None:
         return gather_features(x, with_grad=grad) if (self.gather and x is not None) else x
@@ -90,6 +94,12 @@ class NeighborAlignmentLoss(nn.Module):
         same = shared_board_mask(boards_g, boards_g) | ~has_mates[None, :]  # keys without mates are no keys
         out = {"mates": info_nce(pin, mates, s, mask=same, key_logq=mates_logq, negatives=negatives,
                                  neg_logq=neg_logq, weight=has_mates)}
+        if self.symmetric:
+            # the retrieval direction: each seed's mate fusion picks its seed among the batch's pins
+            # (and the sampled negative pins); pins that share a board with the seed are no negatives
+            back = info_nce(mates, pin, s, mask=shared_board_mask(boards_g, boards_g), negatives=negatives,
+                            neg_logq=neg_logq, weight=has_mates)
+            out["mates"] = 0.5 * (out["mates"] + back)
         if board is not None:
             if board_index is None:
                 raise ValueError("board needs board_index (which board each row of `board` is)")

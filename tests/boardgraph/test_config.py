@@ -35,3 +35,25 @@ def test_fingerprint_tracks_model_not_schedule():
     assert a.model_fingerprint() == b.model_fingerprint()
     b.model.embed_dim = 64
     assert a.model_fingerprint() != b.model_fingerprint()
+
+
+def test_symmetric_defaults_per_kind_and_survives_a_roundtrip(tmp_path):
+    from boardgraph.factory import build_model
+    from boardgraph.datasets import synthetic_lookbooks
+
+    cfg = TrainConfig()
+    assert cfg.objective.symmetric is None and cfg.objective.is_symmetric()        # neighbor: two-way
+    cfg.objective.kind = "coboard"
+    assert not cfg.objective.is_symmetric()                                         # the baseline: one-way
+    cfg.objective.symmetric = True
+    assert cfg.objective.is_symmetric()
+    cfg.save(tmp_path / "c.yaml")
+    assert TrainConfig.load(tmp_path / "c.yaml").objective.symmetric is True
+    cfg.objective.symmetric = None
+    cfg.save(tmp_path / "d.yaml")
+    assert TrainConfig.load(tmp_path / "d.yaml").objective.symmetric is None
+    g = synthetic_lookbooks(60, 6, seed=0)
+    cfg.model.image = None
+    assert build_model(cfg, g, gather=False).model.coboard.inner.symmetric is False
+    cfg.objective.kind = "neighbor"
+    assert build_model(cfg, g, gather=False).model.neighbor.symmetric is True

@@ -111,6 +111,29 @@ def test_neighbor_alignment_masks_false_negatives_and_board_term():
     assert loss.scale.log_scale.grad is not None
 
 
+def test_symmetric_mates_term_averages_both_directions():
+    """symmetric=True: mean of pin -> fusion and fusion -> pin InfoNCE; in the reverse direction
+    pins sharing a board with the seed are masked, and a pin without mates is still a key."""
+    pin = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    mates = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    boards = torch.tensor([[0, -1], [0, 1], [2, -1]])  # pins 0 and 1 share board 0
+    p, m = F.normalize(pin, dim=-1), F.normalize(mates, dim=-1)
+    fwd, back = p @ m.T, m @ p.T
+    for t in (fwd, back):
+        t[0, 1] = t[1, 0] = float("-inf")
+    want = 0.5 * (F.cross_entropy(fwd, torch.arange(3)) + F.cross_entropy(back, torch.arange(3)))
+    got = NeighborAlignmentLoss(init_scale=1.0, gather=False, symmetric=True)(pin, mates, boards)["mates"]
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+    # pin 2 without mates: out of both directions as a query; a key only in the reverse one (it is a pin)
+    has = torch.tensor([True, True, False])
+    got2 = NeighborAlignmentLoss(init_scale=1.0, gather=False, symmetric=True)(pin, mates, boards, has_mates=has)
+    want2 = 0.5 * (F.cross_entropy(fwd[:2, :2], torch.arange(2)) + F.cross_entropy(back[:2], torch.arange(2)))
+    assert got2["mates"].item() == pytest.approx(want2.item(), rel=1e-6)
+    # co-board with symmetric=True is the same two-way loss against one mate
+    cb = CoBoardContrastiveLoss(init_scale=1.0, gather=False, symmetric=True)(pin, mates, boards)
+    assert cb.item() == pytest.approx(want.item(), rel=1e-6)
+
+
 def test_neighbor_sampled_negatives_with_logq():
     loss = NeighborAlignmentLoss(init_scale=1.0, gather=False)
     pin = torch.tensor([[1.0, 0.0]])
