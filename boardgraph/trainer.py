@@ -107,12 +107,14 @@ class Trainer:
         # Fixed width of each seed's board list: equal shapes on every rank (they are gathered);
         # pins on more boards keep their first MAX_BOARDS_PER_PIN for false-negative masking.
         self.board_width = max(1, min(MAX_BOARDS_PER_PIN, int(split.train_graph.degree(MEMBER).max())))
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        decay = [p for p in params if p.dim() >= 2]
-        no_decay = [p for p in params if p.dim() < 2]
         o = cfg.optim
-        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
-                                            {"params": no_decay, "weight_decay": 0.0}], lr=o.lr, betas=tuple(o.betas))
+        tower_ids = {id(p) for p in self.model.encoder.towers.parameters()}
+        groups = []
+        for towers, lr in ((False, o.lr), (True, o.lr * o.tower_lr_scale)):  # unfrozen towers: a smaller lr
+            params = [p for p in self.model.parameters() if p.requires_grad and (id(p) in tower_ids) == towers]
+            groups += [{"params": [p for p in params if p.dim() >= 2], "weight_decay": o.weight_decay, "lr": lr},
+                       {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0, "lr": lr}]
+        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=o.lr, betas=tuple(o.betas))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         if self.model.bank.numel():
             self._fill_bank()

@@ -106,6 +106,27 @@ def test_negatives_with_logq_and_end_to_end_towers(tmp_path, mate_encoding):
         assert t.model.bank.numel() == 0
 
 
+def test_unfrozen_towers_train_at_tower_lr_scale_times_the_lr(tmp_path):
+    cfg = tiny_config(tmp_path / "run", steps=3)
+    cfg.model.freeze_towers, cfg.optim.lr, cfg.optim.tower_lr_scale = False, 1e-3, 0.02
+    t = Trainer(cfg)
+    towers = {id(p) for p in t.model.encoder.towers.parameters()}
+    by_lr = {}
+    for g in t.optimizer.param_groups:
+        by_lr.setdefault(g["initial_lr"], set()).update(id(p) for p in g["params"])
+    assert sorted(by_lr) == [pytest.approx(2e-5), pytest.approx(1e-3)]
+    assert by_lr[min(by_lr)] == towers and not (by_lr[max(by_lr)] & towers)
+    before = [p.detach().clone() for p in t.model.encoder.towers.parameters()]
+    t.fit()
+    assert any(not torch.equal(a, b) for a, b in zip(before, t.model.encoder.towers.parameters()))
+    # frozen towers: no tower group at all (the checkpoints of earlier runs keep their two groups)
+    cfg2 = tiny_config(tmp_path / "frozen", steps=1)
+    assert len(Trainer(cfg2).optimizer.param_groups) == 2
+    cfg2.optim.tower_lr_scale = 0
+    with pytest.raises(Exception, match="tower_lr_scale must be > 0"):
+        cfg2.validate()
+
+
 def test_embed_pins_resumable(tmp_path):
     t = Trainer(tiny_config(tmp_path / "run", steps=2))
     t.fit()
