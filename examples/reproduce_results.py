@@ -4,6 +4,7 @@
     python examples/reproduce_results.py steam                # ../shared/data/steam-bundles
     python examples/reproduce_results.py polyvore             # ../shared/data/polyvore (+ fill-in-the-blank)
     python examples/reproduce_results.py all --seeds 0 1 2 --out results
+    python examples/reproduce_results.py steam --finetune --device cuda --seeds 0 1 2 3 4   # GPU
 
 Each data set gets ``<out>/<data>/report.md`` with the main table (models x metrics, warm and
 cold, paired differences to content-only and to pairwise co-board training), Recall@K curves,
@@ -112,16 +113,22 @@ def run(data: str, args, out: Path) -> Path:
         cfg.run.batch_size, cfg.run.progress, cfg.run.tensorboard = batch, "off", False
         if kind == "neighbor" and args.neighbor_weights:
             cfg.objective.weights = json.loads(args.neighbor_weights)
+        if args.finetune:  # fine-tune the (pretrained) towers at a small fraction of the lr
+            cfg.model.freeze_towers, cfg.optim.tower_lr_scale = False, args.tower_lr_scale
+        cfg.run.device = args.device
         return cfg
 
     t0 = time.perf_counter()
     cmd = f"python examples/reproduce_results.py {data} --seeds {' '.join(map(str, args.seeds))}"
     if args.neighbor_weights:
         cmd += f" --neighbor-weights '{args.neighbor_weights}'"
+    if args.finetune:
+        cmd += f" --finetune --tower-lr-scale {args.tower_lr_scale} --device {args.device}"
     res = evaluate_graph(graph, out / data, models=models, seeds=args.seeds, make_config=make,
                          title=f"boardgraph results: {data}", holdout=holdout, cold=cold, audit_by=audit_by,
                          pinsage=PinSageConfig(steps=args.pinsage_steps),
-                         notes=f"Command: `{cmd}`. Text tower: `{text}`; {steps} training steps, batch {batch}. "
+                         notes=f"Command: `{cmd}`. Text tower: `{text}` ({'fine-tuned' if args.finetune else 'frozen'}); "
+                               f"{steps} training steps, batch {batch}. "
                                f"{note}", **kwargs)
     logging.info("%s: %.0f s; report %s", data, time.perf_counter() - t0, res.report)
     print(f"\n## {data}\n")
@@ -141,6 +148,10 @@ def main() -> None:
     ap.add_argument("--neighbor-weights", default=None,
                     help='loss weights of the neighbor model as JSON, e.g. \'{"clip": 1, "pin_modality": 1, "pairs": 1, '
                          '"mates": 1, "board": 0.5, "matryoshka": 0.5}\' (default: the built-in ones)')
+    ap.add_argument("--finetune", action="store_true",
+                    help="fine-tune the towers (MiniLM on real data) instead of freezing them; wants a GPU")
+    ap.add_argument("--tower-lr-scale", type=float, default=0.02, help="with --finetune: tower lr = lr * this")
+    ap.add_argument("--device", default="auto", help="training device: auto, cpu, cuda")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
     ap.add_argument("--out", default=None, help="output folder (default: a temporary one)")
     args = ap.parse_args()
