@@ -24,6 +24,9 @@ def encode_pins_full(encoder, idx: Tensor, *, cache=None, builder=None, features
     if cache is not None:
         outputs, present = cache.get(idx, device)
         return encoder.fuse(outputs, present)
+    if builder is None or features is None:
+        raise ValueError("encoding pins needs cache= (frozen towers' FeatureCache) or builder= and features= "
+                         "(towers run end to end, e.g. Trainer.builder and graph.features('pin'))")
     return encoder(builder(features, idx).to(device))
 
 

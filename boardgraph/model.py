@@ -10,7 +10,7 @@ Kinds (``ObjectiveConfig.kind``):
   board-mate side to pick its pin among the batch's pins, the direction of a board-completion
   query. Measured on Steam bundles (fine-tuned MiniLM, 5 seeds), this recipe beats pairwise
   co-board training by +0.015 Recall@10 [+0.004, +0.028]; without ``pairs`` and symmetry it
-  trailed it (docs/results).
+  trailed it (README, Results).
 * ``content``: image-text + pin-modality alignment only: no graph signal.
 * ``coboard``: content terms + InfoNCE of a pin against one board-mate's own embedding (no
   cross-attention): the ablation isolating what the fusion adds.

@@ -146,6 +146,9 @@ def test_embed_pins_resumable(tmp_path):
     arr.flush()
     embed_pins(t.model.encoder, n, path, cache=t.cache, batch_size=128)
     assert torch.equal(load_embeddings(path), emb)
+    # neither a cache nor a builder (e.g. a run with unfrozen towers has no cache): a clear error
+    with pytest.raises(ValueError, match="needs cache= .* or builder= and features="):
+        embed_pins(t.model.encoder, n, tmp_path / "none.npy", cache=None, batch_size=128)
 
 
 def _free_port() -> int:
