@@ -91,13 +91,14 @@ class NeighborAlignmentLoss(nn.Module):
         pin, mates, boards_g = self._g(pin), self._g(mates), self._g(pin_boards, grad=False)
         has_mates, mates_logq = self._g(has_mates, grad=False), self._g(mates_logq, grad=False)
         s = self.scale()
-        same = shared_board_mask(boards_g, boards_g) | ~has_mates[None, :]  # keys without mates are no keys
+        shared = shared_board_mask(boards_g, boards_g)
+        same = shared | ~has_mates[None, :]  # keys without mates are no keys
         out = {"mates": info_nce(pin, mates, s, mask=same, key_logq=mates_logq, negatives=negatives,
                                  neg_logq=neg_logq, weight=has_mates)}
         if self.symmetric:
             # the retrieval direction: each seed's mate fusion picks its seed among the batch's pins
             # (and the sampled negative pins); pins that share a board with the seed are no negatives
-            back = info_nce(mates, pin, s, mask=shared_board_mask(boards_g, boards_g), negatives=negatives,
+            back = info_nce(mates, pin, s, mask=shared, negatives=negatives,
                             neg_logq=neg_logq, weight=has_mates)
             out["mates"] = 0.5 * (out["mates"] + back)
         if board is not None:
