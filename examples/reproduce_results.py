@@ -120,6 +120,10 @@ def run(data: str, args, out: Path) -> Path:
 
     t0 = time.perf_counter()
     cmd = f"python examples/reproduce_results.py {data} --seeds {' '.join(map(str, args.seeds))}"
+    if args.models != DEFAULT_MODELS:
+        cmd += f" --models {' '.join(args.models)}"
+    if args.steps:
+        cmd += f" --steps {args.steps}"
     if args.neighbor_weights:
         cmd += f" --neighbor-weights '{args.neighbor_weights}'"
     if args.finetune:
