@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine: install boardgraph (no deps, no network), run every CUDA test,
-# then the GPU benchmarks. Results go to $OUT (the device tool's output folder) or ./gpu_check_out.
+# then the GPU benchmarks, then (with .bench/ carried: benchmarks/prepare_gpu_carry.py) the
+# fine-tuned Steam table. Results go to $OUT (the device tool's output folder) or ./gpu_check_out.
 # Usage: bash benchmarks/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,3 +31,15 @@ timeout ${BUILD_TIMEOUT:-90} $PY build_graph.py --device cuda 2>&1 | grep '^{' |
 echo "== sampling benchmark (cuda)"
 timeout ${SAMPLING_TIMEOUT:-120} $PY sampling.py --device cuda --graph "$BOARDGRAPH_BENCH_GRAPH" \
   ${BOARDGRAPH_SHARED_BENCH:+--bench-dir "$BOARDGRAPH_SHARED_BENCH"} 2>&1 | grep '^{' | tee "$OUT/sampling_cuda.jsonl"
+
+# Steam bundle completion with the MiniLM tower fine-tuned (the README's fine-tuned table); needs
+# .bench/ filled by `python benchmarks/prepare_gpu_carry.py` and carried to the device.
+cd ..
+if [ -d .bench/minilm16 ] && [ -d .bench/data/steam-bundles ]; then
+  echo "== Steam, MiniLM fine-tuned (cuda)"
+  BOARDGRAPH_DATA=$PWD/.bench/data timeout ${STEAM_TIMEOUT:-420} $PY examples/reproduce_results.py steam --finetune \
+    --device cuda --text-path .bench/minilm16 --models content coboard neighbor --seeds ${STEAM_SEEDS:-0 1 2 3 4} \
+    --threads 4 --out /tmp/steam_finetuned 2>&1 | grep -v "^step \|Loading" | tee "$OUT/steam_finetuned.log" | tail -14
+else
+  echo "== Steam fine-tuned: skipped (run python benchmarks/prepare_gpu_carry.py and carry .bench)"
+fi

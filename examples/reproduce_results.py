@@ -67,7 +67,8 @@ def steam_graph():
 
 
 def run(data: str, args, out: Path) -> Path:
-    text = args.text or ("minilm_l6" if minilm_available() and data != "synthetic" else "hf_text")
+    text = args.text or ("hf_text" if args.text_path else
+                         "minilm_l6" if minilm_available() and data != "synthetic" else "hf_text")
     models = [m for m in args.models if not (m == "minilm" and data == "synthetic")]
     kwargs: dict = {}
     note = ""
@@ -110,6 +111,8 @@ def run(data: str, args, out: Path) -> Path:
     def make(kind, seed):
         cfg = demo_config(kind, out / data / "runs" / f"seed{seed}", steps=steps, seed=seed)
         cfg.model.text = text
+        if args.text_path:
+            cfg.model.text_kwargs = {"path": args.text_path}
         cfg.run.batch_size, cfg.run.progress, cfg.run.tensorboard = batch, "off", False
         if kind == "neighbor" and args.neighbor_weights:
             cfg.objective.weights = json.loads(args.neighbor_weights)
@@ -128,10 +131,13 @@ def run(data: str, args, out: Path) -> Path:
         cmd += f" --neighbor-weights '{args.neighbor_weights}'"
     if args.finetune:
         cmd += f" --finetune --tower-lr-scale {args.tower_lr_scale} --device {args.device}"
+    if args.text_path:
+        cmd += f" --text-path {args.text_path}"
     res = evaluate_graph(graph, out / data, models=models, seeds=args.seeds, make_config=make,
                          title=f"boardgraph results: {data}", holdout=holdout, cold=cold, audit_by=audit_by,
                          pinsage=PinSageConfig(steps=args.pinsage_steps),
-                         notes=f"Command: `{cmd}`. Text tower: `{text}` ({'fine-tuned' if args.finetune else 'frozen'}); "
+                         notes=f"Command: `{cmd}`. Text tower: `{text}`{' from ' + args.text_path if args.text_path else ''} "
+                               f"({'fine-tuned' if args.finetune else 'frozen'}); "
                                f"{steps} training steps, batch {batch}. "
                                f"{note}", **kwargs)
     logging.info("%s: %.0f s; report %s", data, time.perf_counter() - t0, res.report)
@@ -152,6 +158,8 @@ def main() -> None:
     ap.add_argument("--neighbor-weights", default=None,
                     help='loss weights of the neighbor model as JSON, e.g. \'{"clip": 1, "pin_modality": 1, "pairs": 1, '
                          '"mates": 1, "board": 0.5, "matryoshka": 0.5}\' (default: the built-in ones)')
+    ap.add_argument("--text-path", default=None,
+                    help="local Hugging Face model folder for the hf_text tower (e.g. a copy of MiniLM)")
     ap.add_argument("--finetune", action="store_true",
                     help="fine-tune the towers (MiniLM on real data) instead of freezing them; wants a GPU")
     ap.add_argument("--tower-lr-scale", type=float, default=0.02, help="with --finetune: tower lr = lr * this")
