@@ -24,7 +24,11 @@ def _worker(rank: int, world: int, init: str, out: str) -> None:
     a2 = img[sl].clone().requires_grad_()
     nb = NeighborAlignmentLoss()(a2, txt[sl], boards[sl])["mates"]
     nb.backward()
-    torch.save({"clip": clip.detach(), "grad": a.grad, "nb": nb.detach(), "nb_grad": a2.grad}, f"{out}/{rank}.pt")
+    a3 = img[sl].clone().requires_grad_()
+    sym = NeighborAlignmentLoss(symmetric=True)(a3, txt[sl], boards[sl])["mates"]
+    sym.backward()
+    torch.save({"clip": clip.detach(), "grad": a.grad, "nb": nb.detach(), "nb_grad": a2.grad,
+                "sym": sym.detach(), "sym_grad": a3.grad}, f"{out}/{rank}.pt")
     dist.barrier()  # no rank tears down while the other is still in a collective
     dist.destroy_process_group()
 
@@ -39,6 +43,9 @@ def test_two_process_gather_matches_global_batch(tmp_path):
     a2 = img.clone().requires_grad_()
     ref_nb = NeighborAlignmentLoss(gather=False)(a2, txt, boards)["mates"]
     ref_nb.backward()
+    a3 = img.clone().requires_grad_()
+    ref_sym = NeighborAlignmentLoss(gather=False, symmetric=True)(a3, txt, boards)["mates"]
+    ref_sym.backward()
     for rank in range(2):
         r = torch.load(tmp_path / f"{rank}.pt", weights_only=True)
         assert r["clip"].item() == pytest.approx(ref.item(), rel=1e-5)
@@ -47,3 +54,5 @@ def test_two_process_gather_matches_global_batch(tmp_path):
         sl = slice(rank * 4, rank * 4 + 4)
         assert torch.allclose(r["grad"], 2 * a.grad[sl], atol=1e-6)
         assert torch.allclose(r["nb_grad"], 2 * a2.grad[sl], atol=1e-6)
+        assert r["sym"].item() == pytest.approx(ref_sym.item(), rel=1e-5)   # both directions gathered
+        assert torch.allclose(r["sym_grad"], 2 * a3.grad[sl], atol=1e-6)
