@@ -98,18 +98,13 @@ def test_module_entry_point_help():
 
 
 # -- inference commands on a tiny trained run -----------------------------------------------------
-@pytest.fixture(scope="module")
-def trained_run(tiny_run_dir) -> Path:
-    return tiny_run_dir
-
-
 @pytest.fixture
-def run_dir(trained_run, tmp_path) -> Path:
+def run_dir(tiny_run_dir, tmp_path) -> Path:
     """A private copy of the run (checkpoint and config only): commands write into it."""
     out = tmp_path / "run"
     out.mkdir()
     for f in ("checkpoint.pt", "config.yaml"):
-        shutil.copy2(trained_run / f, out / f)
+        shutil.copy2(tiny_run_dir / f, out / f)
     return out
 
 

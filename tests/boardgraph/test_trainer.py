@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from boardgraph.checkpoint import CheckpointMismatchError
-from boardgraph.config import TrainConfig
+from boardgraph.config import ConfigError, TrainConfig
 from boardgraph.demo import style_purity
 from boardgraph.embed import embed_pins, load_embeddings
 from boardgraph.trainer import Trainer, padded_rows
@@ -123,7 +123,7 @@ def test_unfrozen_towers_train_at_tower_lr_scale_times_the_lr(tmp_path):
     cfg2 = tiny_config(tmp_path / "frozen", steps=1)
     assert len(Trainer(cfg2).optimizer.param_groups) == 2
     cfg2.optim.tower_lr_scale = 0
-    with pytest.raises(Exception, match="tower_lr_scale must be > 0"):
+    with pytest.raises(ConfigError, match="tower_lr_scale must be > 0"):
         cfg2.validate()
 
 
