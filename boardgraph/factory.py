@@ -1,7 +1,7 @@
 """Building the encoder, its input builder and the training model from a config and a graph."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -21,8 +21,13 @@ class ModelParts:
     schema: MetadataSchema | None
 
 
-def build_encoder_for(cfg: ModelConfig, graph: PinBoardGraph) -> tuple[PinEncoder, PinInputBuilder, MetadataSchema | None]:
-    """Towers named by ``cfg`` for the modalities ``graph``'s pins actually have."""
+def build_encoder_for(cfg: ModelConfig, graph: PinBoardGraph, fit_lexical: bool = True,
+                      ) -> tuple[PinEncoder, PinInputBuilder, MetadataSchema | None]:
+    """Towers named by ``cfg`` for the modalities ``graph``'s pins actually have.
+
+    A text tower with a lexical branch (``lexical_dim > 0``) gets its IDF from the texts of all of
+    ``graph``'s pins (``fit_lexical``; a loader that restores the IDF from a checkpoint skips it).
+    """
     feats = graph.features("pin")
     has_image = bool(feats.names("image"))
     text_fields = tuple(feats.names("text"))
@@ -38,7 +43,23 @@ def build_encoder_for(cfg: ModelConfig, graph: PinBoardGraph) -> tuple[PinEncode
     builder = encoder.input_builder(schema, text_fields=text_fields or ("title",),
                                     image_field=feats.names("image")[0] if has_image else None,
                                     max_length=cfg.text_max_length)
+    if fit_lexical and text is not None and getattr(getattr(text, "config", None), "lexical_dim", 0):
+        fit_lexical_idf(text, builder, graph)
     return encoder, builder, schema
+
+
+def fit_lexical_idf(tower: torch.nn.Module, builder: PinInputBuilder, graph: PinBoardGraph,
+                    chunk: int = 8192) -> None:
+    """Fit ``tower``'s lexical IDF on the texts of every pin of ``graph`` (read ``chunk`` pins at a time)."""
+    text_only = replace(builder, image_field=None, schema=None)
+    feats, n = graph.features("pin"), graph.num_nodes("pin")
+    ids, masks = [], []
+    for start in range(0, n, chunk):
+        x = text_only(feats, torch.arange(start, min(start + chunk, n)))
+        ids.append(x.input_ids)
+        masks.append(x.attention_mask)
+    if ids:
+        tower.fit_lexical(torch.cat(ids), torch.cat(masks))
 
 
 def build_model(cfg: TrainConfig, graph: PinBoardGraph, gather: bool = True) -> ModelParts:

@@ -396,7 +396,7 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu", graph: Pin
     graph = graph if graph is not None else load_graph_for(cfg.data)
     state = ck["model"]
     _check_graph(graph, state, run_dir)
-    encoder, builder, schema = build_encoder_for(cfg.model, graph)
+    encoder, builder, schema = build_encoder_for(cfg.model, graph, fit_lexical=False)  # IDF from the checkpoint
     enc_state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
     try:
         encoder.load_state_dict(enc_state, strict=True)

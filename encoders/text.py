@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import EncoderConfigError, MissingDependencyError
@@ -90,6 +92,15 @@ class HFTextConfig(EncoderConfig):
         pooling: ``"mean"`` (over real tokens) or ``"cls"`` (first token).
         max_length: truncation length of :meth:`HFTextEncoder.tokenize`.
         hidden_size, num_layers, num_heads, intermediate_size: the tiny random BERT.
+        lexical_dim: width of the **lexical** branch (0: off). The branch is a TF-IDF-weighted bag
+            of the text's tokens under a fixed random projection (``[vocab, lexical_dim]``,
+            N(0, 1/lexical_dim), drawn from ``lexical_seed``), L2-normalised and appended to the
+            pooled vector: exact-token evidence (brand names, series titles, model numbers) that a
+            mean-pooled sentence embedding blurs. The projection is not trained, so it keeps
+            its meaning for tokens no training pin had; cosines of the branch approximate the
+            TF-IDF cosines of the texts. The IDF comes from :meth:`HFTextEncoder.fit_lexical`
+            (uniform until then).
+        lexical_seed: seed of the lexical projection.
     """
 
     name: str = "hf_text"
@@ -101,6 +112,8 @@ class HFTextConfig(EncoderConfig):
     num_layers: int = 2
     num_heads: int = 2
     intermediate_size: int = 64
+    lexical_dim: int = 0
+    lexical_seed: int = 0
 
 
 def _check_dir(path: str | os.PathLike, what: str) -> str:
@@ -119,10 +132,11 @@ class HFTextEncoder(nn.Module):
 
     Shapes: ``tokenize(texts)`` -> int64 ``[B, L]`` ids and mask; ``forward(input_ids,
     attention_mask)`` -> :class:`TowerOutput` with tokens ``[B, L, hidden]``, mask bool ``[B, L]``,
-    pooled ``[B, hidden]``.
+    pooled ``[B, hidden + lexical_dim]`` (the lexical branch, when on, is the last
+    ``lexical_dim`` columns).
 
     Raises:
-        EncoderConfigError: missing directory or unknown pooling.
+        EncoderConfigError: missing directory, unknown pooling or a negative ``lexical_dim``.
     """
 
     modality = "text"
@@ -152,7 +166,64 @@ class HFTextEncoder(nn.Module):
         # The tower pools itself; an unused pooler would hold parameters that never get gradients.
         if getattr(self.model, "pooler", None) is not None:
             self.model.pooler = None
-        self.token_dim = self.pooled_dim = int(self.model.config.hidden_size)
+        self.token_dim = int(self.model.config.hidden_size)
+        if config.lexical_dim < 0:
+            raise EncoderConfigError(f"lexical_dim must be >= 0, got {config.lexical_dim}",
+                                     fix="use 0 (no lexical branch) or a width such as 256")
+        if config.lexical_dim:
+            vocab = max(int(self.model.config.vocab_size), len(self.tokenizer))
+            gen = torch.Generator().manual_seed(config.lexical_seed)
+            table = torch.randn(vocab, config.lexical_dim, generator=gen) / config.lexical_dim ** 0.5
+            # regenerated from the seed, not saved; the spec and the IDF are saved (and fingerprinted)
+            self.register_buffer("lexical_table", table, persistent=False)
+            self.register_buffer("lexical_spec", torch.tensor([config.lexical_dim, config.lexical_seed]))
+            self.register_buffer("lexical_idf", self._special_mask(vocab).logical_not().float())
+        self.pooled_dim = self.token_dim + config.lexical_dim
+
+    def _special_mask(self, vocab: int) -> Tensor:
+        """bool ``[vocab]``: the tokenizer's special tokens ([CLS], [SEP], [PAD], ...)."""
+        mask = torch.zeros(vocab, dtype=torch.bool)
+        ids = [i for i in self.tokenizer.all_special_ids if 0 <= i < vocab]
+        mask[ids] = True
+        return mask
+
+    @torch.no_grad()
+    def fit_lexical(self, input_ids: Tensor, attention_mask: Tensor) -> "HFTextEncoder":
+        """Set the lexical branch's IDF from a corpus of tokenised texts.
+
+        ``idf[t] = ln((N + 1) / (df[t] + 1))`` over the ``N`` texts (rows), where ``df[t]`` counts the
+        texts holding token ``t``; a token in every text weighs ~0, an unseen token ``ln(N + 1)``;
+        special tokens weigh 0.
+
+        Args:
+            input_ids, attention_mask: int64 ``[N, L]`` from :meth:`tokenize` (a catalogue's texts).
+
+        Raises:
+            EncoderConfigError: the tower has no lexical branch, or the shapes differ.
+        """
+        if not self.config.lexical_dim:
+            raise EncoderConfigError("this text tower has no lexical branch", fix="set lexical_dim > 0")
+        if input_ids.shape != attention_mask.shape or input_ids.dim() != 2:
+            raise EncoderConfigError(f"input_ids {tuple(input_ids.shape)} and attention_mask "
+                                     f"{tuple(attention_mask.shape)} must both be [N, L]", fix="pass tokenize()'s output")
+        vocab = self.lexical_idf.numel()
+        n = input_ids.shape[0]
+        ids = input_ids.masked_fill(~attention_mask.bool(), 0).clamp(0, vocab - 1)
+        rows = torch.arange(n).unsqueeze(1).expand_as(ids)[attention_mask.bool()]
+        toks = ids[attention_mask.bool()]
+        pairs = torch.unique(rows * vocab + toks)  # one count per (text, token)
+        df = torch.bincount(pairs % vocab, minlength=vocab).float()
+        idf = torch.log((n + 1) / (df + 1))
+        self.lexical_idf.copy_(idf.masked_fill(self._special_mask(vocab), 0.0).to(self.lexical_idf))
+        return self
+
+    def lexical(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """The lexical branch: ``[B, lexical_dim]`` L2-normalised TF-IDF bag of tokens, projected
+        (zero for a text without weighted tokens)."""
+        ids = input_ids.clamp(0, self.lexical_idf.numel() - 1)
+        w = self.lexical_idf[ids] * attention_mask.to(self.lexical_idf.dtype)
+        v = torch.einsum("bl,bld->bd", w, self.lexical_table[ids])
+        return F.normalize(v, dim=-1)
 
     def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None,
                  max_length: int | None = None, pad_to_max: bool = False) -> tuple[Tensor, Tensor]:
@@ -170,6 +241,8 @@ class HFTextEncoder(nn.Module):
         states = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.bool()
         pooled = states[:, 0] if self.config.pooling == "cls" else masked_mean(states, mask)
+        if self.config.lexical_dim:
+            pooled = torch.cat([pooled, self.lexical(input_ids, attention_mask).to(pooled.dtype)], dim=-1)
         return TowerOutput(tokens=states, mask=mask, pooled=pooled)
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
@@ -178,7 +251,8 @@ class HFTextEncoder(nn.Module):
         self.tokenizer.save_pretrained(path)
 
     def extra_repr(self) -> str:
-        return f"path={self.config.path!r}, pooling={self.config.pooling!r}, dim={self.token_dim}"
+        lex = f", lexical_dim={self.config.lexical_dim}" if self.config.lexical_dim else ""
+        return f"path={self.config.path!r}, pooling={self.config.pooling!r}, dim={self.token_dim}{lex}"
 
 
 @register_encoder("minilm_l6", modality="text", default_config=HFTextConfig(name="minilm_l6", max_length=64))

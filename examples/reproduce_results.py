@@ -112,7 +112,9 @@ def run(data: str, args, out: Path) -> Path:
         cfg = demo_config(kind, out / data / "runs" / f"seed{seed}", steps=steps, seed=seed)
         cfg.model.text = text
         if args.text_path:
-            cfg.model.text_kwargs = {"path": args.text_path}
+            cfg.model.text_kwargs["path"] = args.text_path
+        if args.lexical_dim:
+            cfg.model.text_kwargs["lexical_dim"] = args.lexical_dim
         cfg.run.batch_size, cfg.run.progress, cfg.run.tensorboard = batch, "off", False
         if kind == "neighbor" and args.neighbor_weights:
             cfg.objective.weights = json.loads(args.neighbor_weights)
@@ -133,6 +135,8 @@ def run(data: str, args, out: Path) -> Path:
         cmd += f" --finetune --tower-lr-scale {args.tower_lr_scale} --device {args.device}"
     if args.text_path:
         cmd += f" --text-path {args.text_path}"
+    if args.lexical_dim:
+        cmd += f" --lexical-dim {args.lexical_dim}"
     res = evaluate_graph(graph, out / data, models=models, seeds=args.seeds, make_config=make,
                          title=f"boardgraph results: {data}", holdout=holdout, cold=cold, audit_by=audit_by,
                          pinsage=PinSageConfig(steps=args.pinsage_steps),
@@ -160,6 +164,8 @@ def main() -> None:
                          '"mates": 1, "board": 0.5, "matryoshka": 0.5}\' (default: the built-in ones)')
     ap.add_argument("--text-path", default=None,
                     help="local Hugging Face model folder for the hf_text tower (e.g. a copy of MiniLM)")
+    ap.add_argument("--lexical-dim", type=int, default=0,
+                    help="width of the text tower's lexical branch (TF-IDF bag of tokens; 0: off)")
     ap.add_argument("--finetune", action="store_true",
                     help="fine-tune the towers (MiniLM on real data) instead of freezing them; wants a GPU")
     ap.add_argument("--tower-lr-scale", type=float, default=0.02, help="with --finetune: tower lr = lr * this")

@@ -177,3 +177,24 @@ def test_load_run_errors(run_dir, tmp_path):
     with pytest.raises(RunFormatError, match="trained on 300 pins but the graph has 200"):
         load_run(run_dir, graph=synthetic_lookbooks(200, N_BOARDS, seed=0))
     assert json.loads(ck["config"])["data"]["n_pins"] == N_PINS
+
+
+def test_lexical_idf_is_fitted_on_the_graph_and_restored_from_the_checkpoint(tmp_path):
+    from boardgraph.demo import demo_config
+    from boardgraph.trainer import Trainer
+
+    cfg = demo_config("neighbor", tmp_path, n_pins=120, n_boards=12, steps=2, seed=0)
+    cfg.model.text_kwargs = {"lexical_dim": 16}
+    cfg.run.batch_size, cfg.run.progress, cfg.run.tensorboard = 64, "off", False
+    trainer = Trainer(cfg)
+    trainer.fit()
+    idf = trainer.model.encoder.towers["text"].lexical_idf.clone()
+    # fitted on the graph's texts: the character tokens of the titles get different, positive weights
+    assert idf.max() > idf[idf > 0].min() > 0 and idf[trainer.model.encoder.towers["text"].tokenizer.cls_token_id] == 0
+    # a graph whose texts differ would refit another IDF; load_run keeps the checkpoint's
+    other = synthetic_lookbooks(120, 12, seed=5)
+    run = load_run(cfg.run.out_dir, graph=other)
+    torch.testing.assert_close(run.encoder.towers["text"].lexical_idf, idf, rtol=0, atol=0)
+    assert run.encoder.towers["text"].pooled_dim == 32 + 16
+    emb = run.embed_pins()
+    assert emb.shape == (120, 64) and torch.isfinite(emb).all()

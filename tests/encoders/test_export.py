@@ -57,6 +57,20 @@ def test_text_only_encoder_exports(make, schema, pin_features, tmp_path):
         assert (OnnxPinEncoder(path)(x) - enc(x).embedding).abs().max().item() <= 1e-4
 
 
+def test_text_tower_with_lexical_branch_exports(schema, tiny_config, pin_features, tmp_path):
+    from boardgraph.encoders import PinEncoder, build_encoder
+
+    torch.manual_seed(0)
+    text = build_encoder("hf_text", lexical_dim=16)
+    enc = PinEncoder(text=text, config=tiny_config).eval()
+    b = enc.input_builder(schema, max_length=12)
+    text.fit_lexical(*[getattr(b(pin_features, torch.arange(50)), k) for k in ("input_ids", "attention_mask")])
+    path = export_onnx(enc, tmp_path / "lex.onnx", b(pin_features, torch.arange(2)))
+    x = b(pin_features, torch.arange(5))
+    with torch.no_grad():
+        assert (OnnxPinEncoder(path)(x) - enc(x).embedding).abs().max().item() <= 1e-4
+
+
 def test_bad_part(encoder):
     with pytest.raises(EncoderConfigError, match="part must be 'full' or 'fusion', got 'towers'"):
         onnx_input_names(encoder, "towers")

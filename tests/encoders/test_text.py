@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 
 import pytest
 import torch
@@ -107,3 +108,90 @@ def test_minilm_matches_sentence_transformers():
     with torch.no_grad():
         emb = F.normalize(tower(*tower.tokenize(SENTENCES)).pooled, dim=-1)
     torch.testing.assert_close(emb, expected, atol=1e-5, rtol=0)
+
+
+# -- lexical branch -------------------------------------------------------------------------------
+CORPUS = ["derek lam silk top", "derek lam flared pants", "red silk dress", "blue cotton shirt"]
+
+
+@pytest.fixture(scope="module")
+def word_tok_dir(tmp_path_factory):
+    """A WordPiece tokenizer that keeps CORPUS's words whole (one token per word)."""
+    path = tmp_path_factory.mktemp("word_tok")
+    wordpiece_tokenizer(CORPUS * 20, vocab_size=150).save_pretrained(path)
+    return str(path)
+
+
+def _tfidf_cos(a: str, b: str, corpus: list[str]) -> float:
+    """Hand TF-IDF cosine with the branch's IDF, ln((N+1)/(df+1)), over whole words."""
+    import math
+    n = len(corpus)
+    df = {w: sum(w in t.split() for t in corpus) for t in corpus for w in t.split()}
+    vec = [{w: math.log((n + 1) / (df.get(w, 0) + 1)) for w in s.split()} for s in (a, b)]
+    dot = sum(v * vec[1].get(w, 0.0) for w, v in vec[0].items())
+    return dot / math.sqrt(sum(v * v for v in vec[0].values()) * sum(v * v for v in vec[1].values()))
+
+
+def test_lexical_branch_off_by_default_and_appended_when_on(word_tok_dir):
+    assert build_encoder("hf_text").pooled_dim == 32
+    torch.manual_seed(0)
+    tower = build_encoder("hf_text", tokenizer_path=word_tok_dir, lexical_dim=16).eval()
+    assert (tower.token_dim, tower.pooled_dim) == (32, 48)
+    ids, mask = tower.tokenize(["silk red dress", "red silk dress", ""], max_length=8, pad_to_max=True)
+    out = tower(ids, mask)
+    assert out.pooled.shape == (3, 48) and out.tokens.shape == (3, 8, 32)
+    torch.testing.assert_close(out.pooled[:, :32], masked_mean(out.tokens, out.mask))
+    lex = out.pooled[:, 32:]
+    # a bag of tokens: word order does not matter; unit norm, zero for a text without tokens
+    torch.testing.assert_close(lex[0], lex[1])
+    torch.testing.assert_close(lex[:2].norm(dim=1), torch.ones(2))
+    assert torch.equal(lex[2], torch.zeros(16))
+
+
+def test_fit_lexical_idf_by_hand(word_tok_dir):
+    tower = build_encoder("hf_text", tokenizer_path=word_tok_dir, lexical_dim=8)
+    tower.fit_lexical(*tower.tokenize(CORPUS, max_length=8, pad_to_max=True))
+    idf = tower.lexical_idf
+    tid = tower.tokenizer.convert_tokens_to_ids
+    n = len(CORPUS)
+    torch.testing.assert_close(idf[tid("derek")], torch.tensor(math.log((n + 1) / 3)))  # in 2 texts
+    torch.testing.assert_close(idf[tid("blue")], torch.tensor(math.log((n + 1) / 2)))   # in 1 text
+    torch.testing.assert_close(idf[tid("silk")], torch.tensor(math.log((n + 1) / 3)))
+    assert float(idf[tid("[CLS]")]) == float(idf[tid("[SEP]")]) == float(idf[tid("[PAD]")]) == 0.0
+    # a vocabulary token no text holds (a lone character: the words are whole) weighs the most
+    assert float(idf[tid("k")]) == pytest.approx(math.log(n + 1))
+
+
+def test_lexical_cosines_approximate_tfidf_cosines(word_tok_dir):
+    tower = build_encoder("hf_text", tokenizer_path=word_tok_dir, lexical_dim=4096).eval()
+    tower.fit_lexical(*tower.tokenize(CORPUS, max_length=8, pad_to_max=True))
+    pairs = [("derek lam silk top", "derek lam flared pants"), ("red silk dress", "derek lam silk top"),
+             ("red silk dress", "blue cotton shirt")]
+    for a, b in pairs:
+        lex = tower.lexical(*tower.tokenize([a, b], max_length=8, pad_to_max=True))
+        got = float(lex[0] @ lex[1])
+        # a random projection to 4,096 dims keeps cosines within a few hundredths
+        assert got == pytest.approx(_tfidf_cos(a, b, CORPUS), abs=0.06), (a, b)
+    assert _tfidf_cos(*pairs[0], CORPUS) > 0.25 and _tfidf_cos(*pairs[2], CORPUS) == 0.0
+
+
+def test_lexical_state_is_saved_and_seeded(word_tok_dir):
+    a = build_encoder("hf_text", tokenizer_path=word_tok_dir, lexical_dim=8)
+    keys = set(a.state_dict())
+    # the projection is regenerated from its seed (not saved); spec and IDF are saved
+    assert {"lexical_spec", "lexical_idf"} <= keys and "lexical_table" not in keys
+    assert a.lexical_spec.tolist() == [8, 0]
+    b = build_encoder("hf_text", tokenizer_path=word_tok_dir, lexical_dim=8)
+    c = build_encoder("hf_text", tokenizer_path=word_tok_dir, lexical_dim=8, lexical_seed=1)
+    assert torch.equal(a.lexical_table, b.lexical_table) and not torch.equal(a.lexical_table, c.lexical_table)
+
+
+def test_lexical_errors(word_tok_dir):
+    with pytest.raises(EncoderConfigError, match="lexical_dim must be >= 0, got -1"):
+        build_encoder("hf_text", lexical_dim=-1)
+    plain = build_encoder("hf_text")
+    with pytest.raises(EncoderConfigError, match="has no lexical branch"):
+        plain.fit_lexical(*plain.tokenize(["a"]))
+    tower = build_encoder("hf_text", tokenizer_path=word_tok_dir, lexical_dim=8)
+    with pytest.raises(EncoderConfigError, match=r"must both be \[N, L\]"):
+        tower.fit_lexical(torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 4, dtype=torch.long))
