@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from boardgraph.graph import from_collections
-from boardgraph.lexical import hybrid_embeddings, pin_texts, tfidf_embeddings
+from boardgraph.lexical import (LexicalFormatError, TfidfVectorizer, hybrid_embeddings, pin_texts,
+                                tfidf_embeddings, words)
 
 
 def _text_graph(titles: list[str]):
@@ -83,3 +84,55 @@ def test_hybrid_embeddings_mix_cosines():
         hybrid_embeddings(emb, lex, 1.5)
     with pytest.raises(ValueError, match="for the same N pins"):
         hybrid_embeddings(emb, lex[:5])
+
+
+CATALOGUE = ["Derek Lam silk top", "derek lam flared pants", "red silk red dress", "", "the top"]
+
+
+def test_vectorizer_on_new_texts_counts_unknown_words_in_the_norm():
+    vec = TfidfVectorizer.fit(CATALOGUE, dim=16)
+    assert vec.vocab == tuple(sorted({w for t in CATALOGUE for w in words(t)})) and vec.width == 9
+    assert vec.n_docs == 5 and repr(vec) == "TfidfVectorizer(words=9, docs=5, width=9)"
+    cat = vec.transform(CATALOGUE)
+    q = vec.transform(["silk kimono", "kimono", ""])
+    n = 5
+    silk, kimono = math.log((n + 1) / 3), math.log(n + 1)   # in 2 texts; unseen
+    # cosine with pin 2 ("red silk red dress") = silk^2 / (|q| |pin 2|), |q| over silk and kimono
+    v2 = [(1 + math.log(2)) * math.log(6 / 2), math.log(6 / 3), math.log(6 / 2)]
+    want = silk * silk / (math.hypot(silk, kimono) * math.sqrt(sum(v * v for v in v2)))
+    assert float(q[0] @ cat[2]) == pytest.approx(want, abs=1e-6)
+    assert float(q[0].norm()) == pytest.approx(silk / math.hypot(silk, kimono), abs=1e-6)
+    assert q[1].abs().sum() == 0 and q[2].abs().sum() == 0     # only unknown words; empty
+    with pytest.raises(ValueError, match="dim must be >= 1"):
+        TfidfVectorizer.fit(CATALOGUE, dim=0)
+
+
+def test_vectorizer_projected_form_scales_by_the_known_share():
+    corpus = [" ".join(f"w{(7 * i + j) % 60}" for j in range(5)) for i in range(40)]
+    vec = TfidfVectorizer.fit(corpus, dim=32, seed=1)
+    assert vec.width == 32
+    q = vec.transform([corpus[0], corpus[0] + " zzz"])
+    torch.testing.assert_close(q[0].norm(), torch.tensor(1.0))
+    full = math.sqrt(sum(float(v) ** 2 for v in [vec.idf[vec.vocab.index(w)] for w in corpus[0].split()])
+                     + math.log(41) ** 2)
+    known = math.sqrt(sum(float(vec.idf[vec.vocab.index(w)]) ** 2 for w in corpus[0].split()))
+    assert float(q[1].norm()) == pytest.approx(known / full, abs=1e-5)
+    torch.testing.assert_close(F.normalize(q[1], dim=0), q[0])
+
+
+def test_vectorizer_save_load_round_trip_and_errors(tmp_path):
+    vec = TfidfVectorizer.fit(CATALOGUE, dim=4, seed=2)          # 9 words > 4: projected
+    vec.save(tmp_path / "tfidf.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tfidf.json"]   # no temp file left
+    back = TfidfVectorizer.load(tmp_path / "tfidf.json")
+    assert back.vocab == vec.vocab and (back.n_docs, back.dim, back.seed) == (5, 4, 2)
+    torch.testing.assert_close(back.transform(CATALOGUE + ["silk kimono"]), vec.transform(CATALOGUE + ["silk kimono"]),
+                               rtol=0, atol=0)
+    with pytest.raises(LexicalFormatError, match="no TF-IDF vectorizer at"):
+        TfidfVectorizer.load(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(LexicalFormatError, match="not JSON"):
+        TfidfVectorizer.load(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text('{"format": "something/2"}')
+    with pytest.raises(LexicalFormatError, match="of format 'boardgraph.tfidf/1'"):
+        TfidfVectorizer.load(tmp_path / "other.json")
