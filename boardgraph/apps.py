@@ -17,6 +17,14 @@ and metadata is given), then scored by cosine similarity: against the catalogue 
 mean member-pin embedding. The catalogue is the run's graph by default; any graph whose pin ids
 match the index rows can serve (e.g. a larger production catalogue embedded by the same model).
 
+**Hybrid search** (``PinSearch.from_run(..., lexical_weight=0.5)``): the catalogue vectors are
+``[sqrt(1 - w) * learned, sqrt(w) * tfidf]`` (:func:`~boardgraph.lexical.hybrid_embeddings`), so
+every score is ``(1 - w) * cos(learned) + w * cos(TF-IDF of the texts)``; queries with text get
+their TF-IDF vector from the catalogue's vocabulary (:class:`~boardgraph.lexical.TfidfVectorizer`),
+queries without text only the learned part. The index compares unit vectors, so a catalogue pin
+without text scores ``sqrt(1 - w) * cos(learned)``. Exact words (brands, series titles) then
+count, as in a search engine; the README's results measure the gain (``<model>+tfidf``).
+
 Serving note: the torch and faiss-cpu wheels each bundle their own OpenMP runtime. In one process
 that alternates encoder and index calls, their spinning idle threads contend for the cores; with 2
 threads ``place_new_pin`` measured ~20x slower (``benchmarks/retrieval.py``). Start serving
@@ -40,6 +48,7 @@ from boardgraph.graph import PinBoardGraph
 from boardgraph.graph.errors import BoardgraphError, UnknownIdError
 from boardgraph.evaluate import board_centroids
 from boardgraph.index import EmbeddingIndex, IndexConfig, IndexFormatError
+from boardgraph.lexical import TfidfVectorizer, hybrid_embeddings, pin_texts
 from boardgraph.runs import InferenceInputError, NoContentError, TrainedRun, load_run
 
 __all__ = ["PinSearch", "Placement", "EmptyBoardError", "catalogue_index", "filter_columns", "display_columns"]
@@ -63,7 +72,8 @@ class Placement:
             to the board's mean pin embedding), ``size`` (pins on the board), then the boards' text
             columns (e.g. ``board_title``).
         pins: the nearest catalogue pins, as :meth:`PinSearch.similar` returns them.
-        embedding: float32 ``[D]`` the new pin's embedding (the index's width).
+        embedding: float32 ``[D]`` the new pin's query vector (the index's width: its learned embedding,
+            then the TF-IDF part on a hybrid index).
     """
 
     boards: pd.DataFrame
@@ -105,6 +115,10 @@ class PinSearch:
         index: an index over the same rows, ids = the catalogue's pin ids in index order.
         catalogue: the pins, boards and memberships searched (default ``run.graph``).
         columns: pin feature columns shown with results (default :func:`display_columns`).
+        lexical: the TF-IDF vectorizer of a hybrid index (None: learned embeddings only); the last
+            ``lexical.width`` columns of ``embeddings`` are then the TF-IDF part.
+        lexical_weight: ``w`` of the hybrid (see the module docstring).
+        lexical_fields: the pin text features the TF-IDF part reads (default: every text feature).
 
     Raises:
         IndexFormatError: the index, the embeddings and the catalogue disagree (row counts, width,
@@ -112,8 +126,13 @@ class PinSearch:
     """
 
     def __init__(self, run: TrainedRun, embeddings: Tensor | np.ndarray, index: EmbeddingIndex,
-                 catalogue: PinBoardGraph | None = None, columns: Sequence[str] | None = None) -> None:
+                 catalogue: PinBoardGraph | None = None, columns: Sequence[str] | None = None,
+                 lexical: TfidfVectorizer | None = None, lexical_weight: float = 0.0,
+                 lexical_fields: Sequence[str] | None = None) -> None:
         self.run = run
+        self.lexical, self.lexical_weight = lexical, float(lexical_weight)
+        if lexical is not None and not 0.0 < self.lexical_weight <= 1.0:
+            raise InferenceInputError(f"lexical_weight must be in (0, 1] with a TF-IDF vectorizer, got {lexical_weight}")
         self.catalogue = catalogue if catalogue is not None else run.graph
         self.embeddings = torch.as_tensor(embeddings)
         self.index = index
@@ -123,10 +142,14 @@ class PinSearch:
             raise IndexFormatError(f"the catalogue has {n} pins, the index {len(index)} rows and the embeddings "
                                    f"{len(self.embeddings)}; rebuild the index from these embeddings "
                                    f"(boardgraph index RUN_DIR)")
-        if self.embeddings.shape[1] != index.dim or index.dim > run.embed_dim:
+        lex_width = lexical.width if lexical is not None else 0
+        self.learned_dim = index.dim - lex_width
+        if self.embeddings.shape[1] != index.dim or not 1 <= self.learned_dim <= run.embed_dim:
             raise IndexFormatError(f"the index holds {index.dim}-d vectors, the embeddings are "
-                                   f"{self.embeddings.shape[1]}-d and the model {run.embed_dim}-d; rebuild the "
-                                   f"index from the model's embeddings")
+                                   f"{self.embeddings.shape[1]}-d, the model {run.embed_dim}-d and the TF-IDF part "
+                                   f"{lex_width}-d; rebuild the index from the model's embeddings")
+        self.lexical_fields = list(lexical_fields if lexical_fields is not None
+                                   else self.catalogue.features("pin").names("text"))
         if not np.array_equal(index.ids, self.catalogue.ids("pin")):
             raise IndexFormatError("the index's ids are not the catalogue's pin ids in pin-index order; "
                                    "rebuild it with catalogue_index(graph, embeddings)")
@@ -137,7 +160,8 @@ class PinSearch:
     @classmethod
     def from_run(cls, run_dir: str | Path | TrainedRun, index_dir: str | Path | None = None, kind: str = "flat",
                  device: torch.device | str = "cpu", dim: int | None = None,
-                 config: IndexConfig | None = None) -> "PinSearch":
+                 config: IndexConfig | None = None, lexical_weight: float = 0.0,
+                 lexical_dim: int = 1024) -> "PinSearch":
         """Load a run, embed its graph's pins (cached in ``<run>/embeddings.npy``) and index them.
 
         Args:
@@ -148,8 +172,32 @@ class PinSearch:
             device: where the encoder runs.
             dim: Matryoshka prefix to index (default: the full width; a saved index sets its own).
             config: index parameters when building.
+            lexical_weight: > 0 builds a **hybrid** index (module docstring): TF-IDF of the pins'
+                text features, fitted on the catalogue, weighted ``w`` against the learned
+                embedding (0.5 weighs them alike). Built in memory only (not with ``index_dir``).
+            lexical_dim: largest width of the TF-IDF part (a larger vocabulary is randomly
+                projected to it; :class:`~boardgraph.lexical.TfidfVectorizer`).
+
+        Raises:
+            InferenceInputError: ``lexical_weight`` outside ``[0, 1]``, or given with ``index_dir``,
+                or the pins have no text feature.
         """
+        if not 0.0 <= lexical_weight <= 1.0:
+            raise InferenceInputError(f"lexical_weight must be in [0, 1], got {lexical_weight}")
+        if lexical_weight > 0 and index_dir is not None:
+            raise InferenceInputError("a hybrid (lexical_weight > 0) index is built in memory; saved hybrid indexes "
+                                      "are not supported yet. Fix: drop index_dir, or lexical_weight")
         run = run_dir if isinstance(run_dir, TrainedRun) else load_run(run_dir, device=device)
+        if lexical_weight > 0:
+            fields = run.graph.features("pin").names("text")
+            if not fields:
+                raise InferenceInputError("lexical_weight needs pin text features and this catalogue has none. "
+                                          "Fix: use lexical_weight=0")
+            texts = pin_texts(run.graph, fields)
+            lexical = TfidfVectorizer.fit(texts, dim=lexical_dim)
+            emb = hybrid_embeddings(run.embed_pins(dim=dim), lexical.transform(texts), lexical_weight)
+            index = catalogue_index(run.graph, emb, kind=kind, config=config)
+            return cls(run, emb, index, lexical=lexical, lexical_weight=lexical_weight, lexical_fields=fields)
         if index_dir is not None:
             index = EmbeddingIndex.load(index_dir)
             emb = run.embed_pins(dim=index.dim)
@@ -171,8 +219,18 @@ class PinSearch:
     # ------------------------------------------------------------------------------------- pins
     @property
     def dim(self) -> int:
-        """Width ``D`` of the indexed embeddings."""
+        """Width ``D`` of the indexed vectors (learned part + TF-IDF part of a hybrid index)."""
         return self.index.dim
+
+    def query_vector(self, embedding: Tensor, text: str | None = None) -> Tensor:
+        """``[1, D]`` index query of a learned ``embedding`` (``[E]`` or ``[1, E]``, truncated to the
+        index's learned width) and, for a hybrid index, the TF-IDF of ``text`` (none: zeros)."""
+        q = truncate_embedding(embedding.reshape(1, -1).float(), self.learned_dim)
+        if self.lexical is None:
+            return q
+        w = self.lexical_weight
+        lex = self.lexical.transform([text or ""]) * w ** 0.5
+        return torch.cat([q * (1.0 - w) ** 0.5, lex], dim=1)
 
     def similar(self, pin_id: Hashable, k: int = 10, filter: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """The ``k`` catalogue pins most similar to pin ``pin_id`` (itself excluded).
@@ -189,13 +247,11 @@ class PinSearch:
         return self._search(self.embeddings[row:row + 1].float(), k, filter, exclude=[pid])
 
     def search_embedding(self, embedding: Tensor, k: int = 10, filter: Mapping[str, Any] | None = None,
-                         exclude: Sequence[Hashable] | None = None) -> pd.DataFrame:
+                         exclude: Sequence[Hashable] | None = None, text: str | None = None) -> pd.DataFrame:
         """Pins nearest to a query ``embedding`` (``[E]`` or ``[1, E]`` of the run's encoder; a
-        longer one is truncated to the index width). Same columns as :meth:`similar`."""
-        q = embedding.reshape(1, -1).float()
-        if q.shape[1] != self.dim:
-            q = truncate_embedding(q, self.dim)
-        return self._search(q, k, filter, exclude)
+        longer one is truncated to the index width) and, on a hybrid index, ``text``'s TF-IDF
+        (:meth:`query_vector`). Same columns as :meth:`similar`."""
+        return self._search(self.query_vector(embedding, text), k, filter, exclude)
 
     def search_by_text(self, text: str, k: int = 10, filter: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Pins matching a free-text query (embedded as a text-only pin).
@@ -205,7 +261,7 @@ class PinSearch:
         """
         if not isinstance(text, str) or not text.strip():
             raise NoContentError(f"the text query {text!r} is empty. Fix: give some words, e.g. 'navy silk blouse'")
-        return self.search_embedding(self._embed_query(text=text), k, filter)
+        return self.search_embedding(self._embed_query(text=text), k, filter, text=text)
 
     def search_by_image(self, image: Any, k: int = 10, filter: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Pins matching an image (path, bytes, PIL image or uint8 array; embedded as an image-only pin).
@@ -254,7 +310,8 @@ class PinSearch:
         if k_boards < 1 or k_pins < 1:
             raise InferenceInputError(f"k_boards and k_pins must be >= 1, got {k_boards} and {k_pins}")
         q = self._embed_query(image=image, text=text, metadata=metadata)
-        q = truncate_embedding(q.reshape(1, -1), self.dim)[0]
+        words = [text or ""] + [str(v) for f, v in (metadata or {}).items() if f in self.lexical_fields]
+        q = self.query_vector(q, " ".join(w for w in words if w).strip() or None)[0]
         emb, sizes = self.board_embeddings()
         scores = emb @ q
         scores = scores.masked_fill(sizes == 0, float("-inf"))
@@ -264,7 +321,7 @@ class PinSearch:
         bf = self.catalogue.features("board")
         for c in bf.names("text"):
             boards[c] = bf.table[c].iloc[top.numpy()].to_numpy()
-        return Placement(boards=boards, pins=self.search_embedding(q, k_pins), embedding=q)
+        return Placement(boards=boards, pins=self._search(q[None], k_pins, None, None), embedding=q)
 
     def complete_the_look(self, board_id: Hashable, k: int = 10,
                           filter: Mapping[str, Any] | None = None) -> pd.DataFrame:

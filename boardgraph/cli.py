@@ -12,6 +12,12 @@ from typing import Sequence
 
 from boardgraph.graph.errors import BoardgraphError
 
+#: Model names of ``boardgraph evaluate``: :data:`boardgraph.experiments.MODELS` and the hybrids with
+#: TF-IDF (a test keeps the two lists in step).
+_EMBEDDING_MODELS = ["minilm", "towers", "pinsage", "content", "coboard", "neighbor"]
+EVALUATE_MODELS = (["random", "popularity", "minilm", "tfidf", "towers", "pinsage", "content", "coboard", "neighbor"]
+                   + [f"{m}+tfidf" for m in _EMBEDDING_MODELS])
+
 EPILOG_DEMO = """examples:
   boardgraph demo                         # synthetic lookbooks, 2,000 pins, about 30 s on 2 cores
   boardgraph demo --pins 10000 --boards 1000 --steps 300 --seed 1
@@ -96,14 +102,15 @@ def _print_table(df) -> None:
         print(df.to_string(index=False, formatters={"score": "{:.4f}".format}) if len(df) else "(no results)")
 
 
-def _open_search(run_dir: str, index_dir: str | None):
+def _open_search(run_dir: str, index_dir: str | None, lexical_weight: float = 0.0):
     from pathlib import Path
 
     from boardgraph.apps import PinSearch
 
-    if index_dir is None and (Path(run_dir) / "index").is_dir():
+    # a hybrid index is built in memory: a saved (learned-only) index is not picked up by default
+    if index_dir is None and lexical_weight == 0 and (Path(run_dir) / "index").is_dir():
         index_dir = str(Path(run_dir) / "index")
-    return PinSearch.from_run(run_dir, index_dir=index_dir)
+    return PinSearch.from_run(run_dir, index_dir=index_dir, lexical_weight=lexical_weight)
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
@@ -136,7 +143,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    search = _open_search(args.run_dir, args.index)
+    search = _open_search(args.run_dir, args.index, args.lexical_weight)
     flt = _filters(args.filter, search.index.metadata)
     if args.pin is not None:
         df = search.similar(args.pin, k=args.k, filter=flt)
@@ -151,7 +158,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _cmd_place(args: argparse.Namespace) -> int:
     if args.text is None and args.image is None and not args.meta:
         raise UsageError("give the new pin's content: --text, --image and/or --meta key=value")
-    search = _open_search(args.run_dir, args.index)
+    search = _open_search(args.run_dir, args.index, args.lexical_weight)
     meta = dict(_pairs(args.meta, "--meta"))
     placed = search.place_new_pin(image=args.image, text=args.text, metadata=meta or None, k_boards=args.k_boards,
                                   k_pins=args.k_pins)
@@ -397,6 +404,8 @@ def _add_inference_commands(sub) -> None:
     s.add_argument("--k", type=int, default=10, help="results (default 10)")
     s.add_argument("--filter", action="append", metavar="COL=VALUE", help="keep pins with this value (repeatable)")
     s.add_argument("--index", help="saved index directory (default RUN_DIR/index when present)")
+    s.add_argument("--lexical-weight", type=float, default=0.0,
+                   help="weight of TF-IDF word matching in a hybrid index built in memory (0: learned embeddings only; 0.5 weighs them alike)")
     s.set_defaults(fn=_cmd_search)
     pl = sub.add_parser("place", help="suggest boards and neighbours for a new pin (cold start)",
                         epilog=EPILOG_PLACE, formatter_class=raw)
@@ -407,6 +416,8 @@ def _add_inference_commands(sub) -> None:
     pl.add_argument("--k-boards", type=int, default=5, help="boards to suggest (default 5)")
     pl.add_argument("--k-pins", type=int, default=10, help="nearest pins to list (default 10)")
     pl.add_argument("--index", help="saved index directory (default RUN_DIR/index when present)")
+    pl.add_argument("--lexical-weight", type=float, default=0.0,
+                    help="weight of TF-IDF word matching in a hybrid index built in memory (0: learned embeddings only; 0.5 weighs them alike)")
     pl.set_defaults(fn=_cmd_place)
     x = sub.add_parser("export-onnx", help="export a run's encoder to ONNX and check parity with torch",
                        epilog=EPILOG_EXPORT, formatter_class=raw)
@@ -421,9 +432,10 @@ def _add_inference_commands(sub) -> None:
     ev.add_argument("--config", help="base TrainConfig (YAML/JSON); each model kind trains a copy of it")
     ev.add_argument("--graph", help="saved graph directory (overrides the config's data.source)")
     ev.add_argument("--models", nargs="+", default=["random", "popularity", "content", "neighbor"], metavar="MODEL",
-                    choices=["random", "popularity", "minilm", "towers", "pinsage", "content", "coboard", "neighbor"],
-                    help="models: trained kinds (content, coboard, neighbor) and baselines (random, popularity, "
-                         "minilm, towers, pinsage); default: random popularity content neighbor")
+                    choices=EVALUATE_MODELS,
+                    help="models: trained kinds (content, coboard, neighbor), baselines (random, popularity, "
+                         "minilm, tfidf, towers, pinsage) and hybrids with TF-IDF ('neighbor+tfidf', after "
+                         "'neighbor'); default: random popularity content neighbor")
     ev.add_argument("--seeds", nargs="+", type=int, default=[0], help="one split and training seed per seed")
     ev.add_argument("--holdout", type=float, default=0.2, help="share of memberships held out (warm queries)")
     ev.add_argument("--cold", type=float, default=0.1, help="share of pins held out entirely (cold start)")

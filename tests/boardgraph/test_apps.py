@@ -263,3 +263,68 @@ def test_saved_index_round_trips_and_a_stale_index_is_refused(search, run_dir, t
         PinSearch(run, search.embeddings, stale)
     with pytest.raises(IndexFormatError, match="ids are not the catalogue's pin ids"):
         PinSearch(run, search.embeddings, EmbeddingIndex.build(search.embeddings, [f"x{i}" for i in range(len(other))]))
+
+
+@pytest.fixture(scope="module")
+def hybrid(search) -> PinSearch:
+    return PinSearch.from_run(search.run, lexical_weight=0.4, lexical_dim=4096)
+
+
+def test_hybrid_scores_mix_learned_and_tfidf_cosines(search, hybrid):
+    from boardgraph.lexical import TfidfVectorizer, pin_texts
+
+    g = hybrid.catalogue
+    texts = pin_texts(g, ["title", "description"])
+    vec = TfidfVectorizer.fit(texts, dim=4096)
+    lex = vec.transform(texts)
+    assert hybrid.learned_dim == 64 and hybrid.dim == 64 + vec.width and hybrid.lexical.vocab == vec.vocab
+    learned = F.normalize(search.embeddings.float(), dim=1)
+    row = int(g.index("pin", ["p000005"])[0])
+    res = hybrid.similar("p000005", k=5)
+    i = g.index("pin", res.pin_id.tolist())
+    want = 0.6 * (learned[i] @ learned[row]) + 0.4 * (lex[i] @ lex[row])
+    np.testing.assert_allclose(res.score.to_numpy(), want.numpy(), atol=1e-5)
+    assert res.pin_id[0] == "dup" and res.score[0] == pytest.approx(1.0, abs=1e-5)
+    # a text query: learned cosine of the text-only embedding + TF-IDF cosine of the query's words
+    q = search._embed_query(text=TXT_TITLE)
+    t = hybrid.search_by_text(TXT_TITLE, k=g.num_nodes("pin"))            # every pin, scored
+    assert t.pin_id[0] == "txt" and t.score[0] == pytest.approx(1.0, abs=1e-5)
+    j = g.index("pin", t.pin_id.tolist())
+    qv = vec.transform([TXT_TITLE])[0]
+    # the index compares unit rows: a pin without text ("img") keeps only its learned part, rescaled
+    row_norm = (0.6 + 0.4 * lex[j].norm(dim=1) ** 2).sqrt()
+    want = (0.6 * (learned[j] @ F.normalize(q[:64], dim=0)) + 0.4 * (lex[j] @ qv)) / row_norm
+    assert float(row_norm[t.pin_id.tolist().index("img")]) == pytest.approx(0.6 ** 0.5)
+    np.testing.assert_allclose(t.score.to_numpy(), want.numpy(), atol=1e-5)
+    # an image query has no words: only the learned part scores
+    img = hybrid.query_vector(torch.ones(64), text=None)
+    assert img.shape == (1, hybrid.dim) and float(img[0, 64:].abs().sum()) == 0.0
+
+
+def test_hybrid_place_new_pin_reads_words_from_text_and_text_metadata(search, hybrid):
+    g = hybrid.catalogue
+    r = g.features("pin").table.iloc[11]
+    placed = hybrid.place_new_pin(text=r.title, metadata={"description": r.description, "brand": r.brand})
+    assert placed.embedding.shape == (hybrid.dim,)
+    want = hybrid.lexical.transform([f"{r.title} {r.description}"])[0] * 0.4 ** 0.5
+    torch.testing.assert_close(placed.embedding[64:], want)
+    emb, sizes = hybrid.board_embeddings()
+    assert emb.shape[1] == hybrid.dim
+    np.testing.assert_allclose(placed.boards.score.to_numpy(),
+                               (emb[g.index("board", placed.boards.board_id.tolist())] @ placed.embedding).numpy(),
+                               atol=1e-5)
+
+
+def test_hybrid_errors(search, run_dir):
+    with pytest.raises(InferenceInputError, match=r"lexical_weight must be in \[0, 1\], got 1.5"):
+        PinSearch.from_run(search.run, lexical_weight=1.5)
+    with pytest.raises(InferenceInputError, match="saved hybrid indexes are not supported yet"):
+        PinSearch.from_run(search.run, index_dir=run_dir / "index", lexical_weight=0.5)
+    with pytest.raises(InferenceInputError, match=r"lexical_weight must be in \(0, 1\]"):
+        PinSearch(search.run, search.embeddings, search.index, lexical=hybrid_vectorizer(search), lexical_weight=0.0)
+
+
+def hybrid_vectorizer(search):
+    from boardgraph.lexical import TfidfVectorizer
+
+    return TfidfVectorizer.fit(["a b"], dim=4)

@@ -227,6 +227,37 @@ def test_place_suggests_boards_and_pins(capsys, run_dir):
     assert [r[1] for r in _rows(pins_part)] == want.pins.pin_id.tolist()
 
 
+def test_hybrid_search_and_place_match_the_api(capsys, run_dir):
+    from boardgraph.apps import PinSearch
+
+    api = PinSearch.from_run(run_dir, lexical_weight=0.5)
+    assert main(["search", str(run_dir), "--text", "rust linen dress", "--k", "4", "--lexical-weight", "0.5"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    want = api.search_by_text("rust linen dress", k=4)
+    assert [r[1] for r in rows] == want.pin_id.tolist()
+    assert [float(r[2]) for r in rows] == pytest.approx(want.score.tolist(), abs=1e-4)
+    assert main(["place", str(run_dir), "--text", "navy silk blouse", "--k-boards", "2", "--k-pins", "2",
+                 "--lexical-weight", "0.5"]) == 0
+    boards_part, pins_part = capsys.readouterr().out.split("nearest pins:")
+    want = api.place_new_pin(text="navy silk blouse", k_boards=2, k_pins=2)
+    assert [r[1] for r in _rows(boards_part)] == want.boards.board_id.tolist()
+    assert [r[1] for r in _rows(pins_part)] == want.pins.pin_id.tolist()
+    assert main(["search", str(run_dir), "--text", "a", "--lexical-weight", "2"]) == 2
+    _one_line_error(capsys, "boardgraph search: error: lexical_weight must be in [0, 1], got 2.0")
+
+
+def test_evaluate_model_names_match_the_harness():
+    from boardgraph.cli import EVALUATE_MODELS
+    from boardgraph.experiments import MODELS, _check_models
+
+    assert set(MODELS) <= set(EVALUATE_MODELS)
+    for m in EVALUATE_MODELS:
+        if m.endswith("+tfidf"):
+            assert _check_models([m[:-len("+tfidf")], m])   # accepted by the harness
+    with pytest.raises(ValueError, match="unknown model"):
+        _check_models(["random", "random+tfidf"])
+
+
 def test_place_errors(capsys, run_dir):
     cases = [([], "give the new pin's content"),
              (["--text", ""], "new pin(s) [0] have nothing the model can use"),
