@@ -33,6 +33,7 @@ processes with ``OMP_WAIT_POLICY=PASSIVE`` in the environment (this module does 
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,12 +52,34 @@ from boardgraph.index import EmbeddingIndex, IndexConfig, IndexFormatError
 from boardgraph.lexical import TfidfVectorizer, hybrid_embeddings, pin_texts
 from boardgraph.runs import InferenceInputError, NoContentError, TrainedRun, load_run
 
-__all__ = ["PinSearch", "Placement", "EmptyBoardError", "catalogue_index", "filter_columns", "display_columns"]
+__all__ = ["PinSearch", "Placement", "EmptyBoardError", "catalogue_index", "filter_columns", "display_columns",
+           "saved_lexical_weight"]
 
 log = logging.getLogger(__name__)
 MEMBER = ("pin", "in", "board")
 #: Up to this many ids, an unknown id gets "did you mean" suggestions (difflib is O(n)).
 SUGGEST_MAX_IDS = 50_000
+#: File of a saved hybrid index holding its TF-IDF vectorizer, weight and text fields.
+LEXICAL_FILE = "lexical.json"
+
+
+def saved_lexical_weight(index_dir: str | Path) -> float:
+    """The TF-IDF weight of a saved hybrid index (0.0 for a learned-only one)."""
+    saved = _read_lexical(Path(index_dir))
+    return saved[1] if saved else 0.0
+
+
+def _read_lexical(index_dir: Path) -> tuple[TfidfVectorizer, float, list[str]] | None:
+    """The ``(vectorizer, weight, fields)`` saved with a hybrid index, or None for a learned-only one."""
+    f = index_dir / LEXICAL_FILE
+    if not f.exists():
+        return None
+    try:
+        d = json.loads(f.read_text())
+        return TfidfVectorizer.from_dict(d["vectorizer"], str(f)), float(d["weight"]), list(d["fields"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise IndexFormatError(f"{f} of the saved hybrid index cannot be read ({e}). Fix: rebuild the index "
+                               f"(boardgraph index RUN --lexical-weight W)") from None
 
 
 class EmptyBoardError(BoardgraphError, ValueError):
@@ -174,20 +197,32 @@ class PinSearch:
             config: index parameters when building.
             lexical_weight: > 0 builds a **hybrid** index (module docstring): TF-IDF of the pins'
                 text features, fitted on the catalogue, weighted ``w`` against the learned
-                embedding (0.5 weighs them alike). Built in memory only (not with ``index_dir``).
+                embedding (0.5 weighs them alike). A saved hybrid index (:meth:`save_index`)
+                carries its vectorizer and weight and is loaded as such; with ``index_dir``, a
+                nonzero ``lexical_weight`` must match the saved one.
             lexical_dim: largest width of the TF-IDF part (a larger vocabulary is randomly
                 projected to it; :class:`~boardgraph.lexical.TfidfVectorizer`).
 
         Raises:
-            InferenceInputError: ``lexical_weight`` outside ``[0, 1]``, or given with ``index_dir``,
-                or the pins have no text feature.
+            InferenceInputError: ``lexical_weight`` outside ``[0, 1]`` or not the saved index's, or
+                the pins have no text feature.
         """
         if not 0.0 <= lexical_weight <= 1.0:
             raise InferenceInputError(f"lexical_weight must be in [0, 1], got {lexical_weight}")
-        if lexical_weight > 0 and index_dir is not None:
-            raise InferenceInputError("a hybrid (lexical_weight > 0) index is built in memory; saved hybrid indexes "
-                                      "are not supported yet. Fix: drop index_dir, or lexical_weight")
         run = run_dir if isinstance(run_dir, TrainedRun) else load_run(run_dir, device=device)
+        saved = _read_lexical(Path(index_dir)) if index_dir is not None else None
+        if index_dir is not None and lexical_weight > 0 and (saved is None or saved[1] != lexical_weight):
+            have = f"a hybrid at lexical_weight {saved[1]}" if saved else "learned embeddings only"
+            raise InferenceInputError(f"the saved index {index_dir} holds {have}, not lexical_weight {lexical_weight}. "
+                                      f"Fix: rebuild it (boardgraph index RUN --lexical-weight {lexical_weight}) or "
+                                      f"drop lexical_weight")
+        if saved is not None:
+            lexical, lexical_weight, fields = saved
+            index = EmbeddingIndex.load(index_dir)
+            texts = pin_texts(run.graph, fields)
+            emb = hybrid_embeddings(run.embed_pins(dim=index.dim - lexical.width), lexical.transform(texts),
+                                    lexical_weight)
+            return cls(run, emb, index, lexical=lexical, lexical_weight=lexical_weight, lexical_fields=fields)
         if lexical_weight > 0:
             fields = run.graph.features("pin").names("text")
             if not fields:
@@ -205,6 +240,16 @@ class PinSearch:
             emb = run.embed_pins(dim=dim)
             index = catalogue_index(run.graph, emb, kind=kind, config=config)
         return cls(run, emb, index)
+
+    def save_index(self, path: str | Path) -> None:
+        """Save the index atomically (:meth:`EmbeddingIndex.save`); a hybrid index also stores its
+        TF-IDF vectorizer, weight and text fields (``lexical.json``), so that :meth:`from_run` with
+        ``index_dir=path`` serves the same hybrid."""
+        extra = None
+        if self.lexical is not None:
+            extra = {LEXICAL_FILE: json.dumps({"weight": self.lexical_weight, "fields": self.lexical_fields,
+                                               "vectorizer": self.lexical.to_dict()})}
+        self.index.save(path, attachments=extra)
 
     def _check_same_vectors(self) -> None:
         """Sampled rows must find themselves (score 1): catches an index built from other embeddings.

@@ -107,9 +107,13 @@ def _open_search(run_dir: str, index_dir: str | None, lexical_weight: float = 0.
 
     from boardgraph.apps import PinSearch
 
-    # a hybrid index is built in memory: a saved (learned-only) index is not picked up by default
-    if index_dir is None and lexical_weight == 0 and (Path(run_dir) / "index").is_dir():
-        index_dir = str(Path(run_dir) / "index")
+    from boardgraph.apps import saved_lexical_weight
+
+    auto = Path(run_dir) / "index"
+    # RUN_DIR/index serves when it is what was asked for (its own kind, or the same hybrid weight);
+    # otherwise the hybrid is built in memory
+    if index_dir is None and auto.is_dir() and lexical_weight in (0, saved_lexical_weight(auto)):
+        index_dir = str(auto)
     return PinSearch.from_run(run_dir, index_dir=index_dir, lexical_weight=lexical_weight)
 
 
@@ -132,10 +136,16 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
     t = time.perf_counter()
     run = load_run(args.run_dir, device=args.device)
-    emb = run.embed_pins(dim=args.dim)
-    index = catalogue_index(run.graph, emb, kind=args.kind)
     out = Path(args.out) if args.out else Path(args.run_dir) / "index"
-    index.save(out)
+    if args.lexical_weight:
+        from boardgraph.apps import PinSearch
+
+        search = PinSearch.from_run(run, kind=args.kind, dim=args.dim, lexical_weight=args.lexical_weight)
+        search.save_index(out)
+        index = search.index
+    else:
+        index = catalogue_index(run.graph, run.embed_pins(dim=args.dim), kind=args.kind)
+        index.save(out)
     cols = [] if index.metadata is None else list(index.metadata.columns)
     print(f"{index.kind} index of {len(index)} pins ({index.dim}-d), filter columns {cols}, saved to {out} "
           f"in {time.perf_counter() - t:.1f} s")
@@ -393,6 +403,9 @@ def _add_inference_commands(sub) -> None:
     i.add_argument("--out", help="index directory (default RUN_DIR/index)")
     i.add_argument("--dim", type=int, help="index this Matryoshka prefix")
     i.add_argument("--device", default="cpu", help="where the encoder runs when embedding is needed")
+    i.add_argument("--lexical-weight", type=float, default=0.0,
+                   help="build a hybrid index: learned embeddings + TF-IDF of the pins' text at this weight "
+                        "(saved with its vectorizer; search and place then use it)")
     i.set_defaults(fn=_cmd_index)
     s = sub.add_parser("search", help="pins similar to a pin, a text or an image", epilog=EPILOG_SEARCH,
                        formatter_class=raw)

@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+_INDEX_FILES = ("index.faiss", "ids.parquet", "metadata.parquet", "config.json")
 KINDS = ("flat", "hnsw", "ivf")
 
 
@@ -388,11 +389,12 @@ class EmbeddingIndex:
         return SearchResult(ids=ids, scores=scores.astype(np.float32), rows=rows)
 
     # ---------------------------------------------------------------------------------- save/load
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, attachments: Mapping[str, str] | None = None) -> None:
         """Write the index to directory ``path`` atomically.
 
         Files: ``index.faiss`` (``faiss.write_index``), ``ids.parquet``, ``metadata.parquet`` (when
-        there is metadata) and ``config.json``. They are written to a temporary directory beside
+        there is metadata) and ``config.json``, plus ``attachments`` (file name -> text, e.g. the
+        TF-IDF vectorizer of a hybrid index). They are written to a temporary directory beside
         ``path`` which then replaces ``path``; no pickle is used.
         """
         path = Path(path)
@@ -409,6 +411,10 @@ class EmbeddingIndex:
             meta = {"format_version": FORMAT_VERSION, "n": len(self), "dim": self.dim,
                     "has_metadata": self._metadata is not None, "config": asdict(self.config)}
             (tmp / "config.json").write_text(json.dumps(meta, indent=2))
+            for name, text in (attachments or {}).items():
+                if Path(name).name != name or name in _INDEX_FILES:
+                    raise ValueError(f"attachment name {name!r} must be a plain file name other than {_INDEX_FILES}")
+                (tmp / name).write_text(text)
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             if path.exists():
                 os.replace(path, old)

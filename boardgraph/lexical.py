@@ -19,6 +19,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,12 +150,29 @@ class TfidfVectorizer:
             out = F.normalize(torch.from_numpy(proj), dim=1) * torch.from_numpy((known / safe).astype(np.float32))[:, None]
         return out
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (:meth:`from_dict` reads it back)."""
+        return {"format": FORMAT, "n_docs": self.n_docs, "dim": self.dim, "seed": self.seed,
+                "vocab": list(self.vocab), "idf": self.idf.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = "the data") -> "TfidfVectorizer":
+        """The vectorizer of :meth:`to_dict`'s output.
+
+        Raises:
+            LexicalFormatError: ``d`` is not such a dict (``source`` names it in the message).
+        """
+        if not isinstance(d, dict) or d.get("format") != FORMAT or len(d.get("vocab", ())) != len(d.get("idf", (0,))):
+            raise LexicalFormatError(f"{source} is not a saved TF-IDF vectorizer of format {FORMAT!r}. Fix: "
+                                     f"rewrite it with TfidfVectorizer.save")
+        return cls(tuple(d["vocab"]), np.asarray(d["idf"], dtype=np.float64), int(d["n_docs"]), int(d["dim"]),
+                   int(d["seed"]))
+
     def save(self, path: str | Path) -> None:
         """Write JSON to ``path`` atomically (temp file, then rename)."""
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps({"format": FORMAT, "n_docs": self.n_docs, "dim": self.dim, "seed": self.seed,
-                                   "vocab": list(self.vocab), "idf": self.idf.tolist()}))
+        tmp.write_text(json.dumps(self.to_dict()))
         tmp.replace(path)
 
     @classmethod
@@ -172,11 +190,7 @@ class TfidfVectorizer:
                                      f"TfidfVectorizer.fit(texts).save(path)") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise LexicalFormatError(f"{path} is not a saved TF-IDF vectorizer (not JSON: {e})") from None
-        if not isinstance(d, dict) or d.get("format") != FORMAT or len(d.get("vocab", ())) != len(d.get("idf", (0,))):
-            raise LexicalFormatError(f"{path} is not a saved TF-IDF vectorizer of format {FORMAT!r}. Fix: "
-                                     f"rewrite it with TfidfVectorizer.save")
-        return cls(tuple(d["vocab"]), np.asarray(d["idf"], dtype=np.float64), int(d["n_docs"]), int(d["dim"]),
-                   int(d["seed"]))
+        return cls.from_dict(d, str(path))
 
     def __repr__(self) -> str:
         return f"TfidfVectorizer(words={len(self.vocab)}, docs={self.n_docs}, width={self.width})"

@@ -318,7 +318,7 @@ def test_hybrid_place_new_pin_reads_words_from_text_and_text_metadata(search, hy
 def test_hybrid_errors(search, run_dir):
     with pytest.raises(InferenceInputError, match=r"lexical_weight must be in \[0, 1\], got 1.5"):
         PinSearch.from_run(search.run, lexical_weight=1.5)
-    with pytest.raises(InferenceInputError, match="saved hybrid indexes are not supported yet"):
+    with pytest.raises(InferenceInputError, match="holds learned embeddings only, not lexical_weight 0.5"):
         PinSearch.from_run(search.run, index_dir=run_dir / "index", lexical_weight=0.5)
     with pytest.raises(InferenceInputError, match=r"lexical_weight must be in \(0, 1\]"):
         PinSearch(search.run, search.embeddings, search.index, lexical=hybrid_vectorizer(search), lexical_weight=0.0)
@@ -328,3 +328,23 @@ def hybrid_vectorizer(search):
     from boardgraph.lexical import TfidfVectorizer
 
     return TfidfVectorizer.fit(["a b"], dim=4)
+
+
+def test_saved_hybrid_index_round_trips_with_its_vectorizer(search, hybrid, tmp_path):
+    hybrid.save_index(tmp_path / "hyb")
+    assert sorted(p.name for p in (tmp_path / "hyb").iterdir()) == [
+        "config.json", "ids.parquet", "index.faiss", "lexical.json", "metadata.parquet"]
+    back = PinSearch.from_run(search.run, index_dir=tmp_path / "hyb")      # the weight comes with the index
+    assert back.lexical_weight == 0.4 and back.lexical.vocab == hybrid.lexical.vocab and back.dim == hybrid.dim
+    assert back.lexical_fields == ["title", "description"]
+    a, b = hybrid.search_by_text(TXT_TITLE, k=5), back.search_by_text(TXT_TITLE, k=5)
+    assert a.pin_id.tolist() == b.pin_id.tolist()
+    np.testing.assert_allclose(a.score.to_numpy(), b.score.to_numpy(), atol=1e-6)
+    assert PinSearch.from_run(search.run, index_dir=tmp_path / "hyb", lexical_weight=0.4).lexical_weight == 0.4
+    with pytest.raises(InferenceInputError, match="holds a hybrid at lexical_weight 0.4, not lexical_weight 0.3"):
+        PinSearch.from_run(search.run, index_dir=tmp_path / "hyb", lexical_weight=0.3)
+    (tmp_path / "hyb" / "lexical.json").write_text('{"weight": 0.4}')
+    with pytest.raises(IndexFormatError, match="lexical.json of the saved hybrid index cannot be read"):
+        PinSearch.from_run(search.run, index_dir=tmp_path / "hyb")
+    with pytest.raises(ValueError, match="attachment name 'config.json' must be a plain file name"):
+        hybrid.index.save(tmp_path / "other", attachments={"config.json": "{}"})

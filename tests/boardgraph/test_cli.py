@@ -244,6 +244,12 @@ def test_hybrid_search_and_place_match_the_api(capsys, run_dir):
     assert [r[1] for r in _rows(pins_part)] == want.pins.pin_id.tolist()
     assert main(["search", str(run_dir), "--text", "a", "--lexical-weight", "2"]) == 2
     _one_line_error(capsys, "boardgraph search: error: lexical_weight must be in [0, 1], got 2.0")
+    # a saved hybrid index: RUN/index then serves search at its own weight
+    assert main(["index", str(run_dir), "--lexical-weight", "0.5"]) == 0
+    assert "-d), filter columns" in capsys.readouterr().out and (run_dir / "index" / "lexical.json").exists()
+    assert main(["search", str(run_dir), "--text", "rust linen dress", "--k", "4"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert [r[1] for r in rows] == api.search_by_text("rust linen dress", k=4).pin_id.tolist()
 
 
 def test_evaluate_model_names_match_the_harness():
