@@ -308,7 +308,7 @@ def test_hybrid_place_new_pin_reads_words_from_text_and_text_metadata(search, hy
     assert placed.embedding.shape == (hybrid.dim,)
     want = hybrid.lexical.transform([f"{r.title} {r.description}"])[0] * 0.4 ** 0.5
     torch.testing.assert_close(placed.embedding[64:], want)
-    emb, sizes = hybrid.board_embeddings()
+    emb, _ = hybrid.board_embeddings()
     assert emb.shape[1] == hybrid.dim
     np.testing.assert_allclose(placed.boards.score.to_numpy(),
                                (emb[g.index("board", placed.boards.board_id.tolist())] @ placed.embedding).numpy(),
