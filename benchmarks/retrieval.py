@@ -16,7 +16,10 @@
     + metadata, score the boards, search the pins. The catalogue is the reference Pin-Board graph
     (``../shared/bench``: 1M pins, 100k boards; ``--n`` pins of it) with seeded random-normal pin
     embeddings of the model's width in an HNSW index. Reports p50 / p95 latency (target p50 <= 50 ms)
-    and the p50 of the embedding step alone.
+    and the p50 of the embedding step alone. With ``--lexical-dim L`` it also measures the **hybrid**
+    search (``lexical_weight`` 0.5) on the same catalogue and queries: every pin gets a synthetic
+    title of Zipf-drawn words (a 50,000-word vocabulary), TF-IDF-vectorised to at most ``L``
+    columns, and the record gives the p50 ratio hybrid / learned-only.
 
 Threads: ``torch.set_num_threads(--threads)`` and ``faiss.omp_set_num_threads(--threads)`` (2 by
 default, as on the development machine); each record carries the 1-minute load average, since a
@@ -31,6 +34,7 @@ Usage::
     python benchmarks/retrieval.py                                   # both parts, full size (~1 h on 2 cores)
     python benchmarks/retrieval.py --part ann --n 20000 --dim 32 --queries 200   # smoke run, seconds
     python benchmarks/retrieval.py --part cold --run runs/demo/neighbor
+    python benchmarks/retrieval.py --part cold --n 100000 --lexical-dim 1024        # + hybrid search
 """
 from __future__ import annotations
 
@@ -172,36 +176,63 @@ def run_cold(args: argparse.Namespace) -> None:
         index = EmbeddingIndex.build(emb, g.ids("pin"), config=cfg)
         t_index = time.perf_counter() - t
         search = PinSearch(run, emb, index, catalogue=g)
-        search.board_embeddings()  # computed once per catalogue, not per query
-
         rng = np.random.default_rng(3)
         table = run.graph.features("pin").table
         rows = rng.integers(0, len(table), args.place_queries)
         pins = [dict(text=f"{table.title[i]} {rng.choice(['new', 'gift', 'sale', 'summer'])}",
                      metadata={"brand": table.brand[i], "category": table.category[i],
                                "price": float(table.price[i]) * 1.1}) for i in rows]
-        for p in pins[:5]:  # warm-up
-            search.place_new_pin(**p, k_boards=5, k_pins=10)
-        total, embed = [], []
-        for p in pins:
-            t = time.perf_counter()
-            search.place_new_pin(**p, k_boards=5, k_pins=10)
-            total.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            run.embed_new([{"title": p["text"], **p["metadata"]}])
-            embed.append(time.perf_counter() - t)
-        total_ms, embed_ms = np.array(total) * 1e3, np.array(embed) * 1e3
+        total_ms, embed_ms = _time_place(search, run, pins)
         p50 = float(np.percentile(total_ms, 50))
-        emit({"op": "cold_start_place_new_pin", "pins": n, "boards": n_boards, "memberships": int(pin.numel()),
-              "dim": dim,
-              "model": "given run" if args.run else f"neighbor, 2000 synthetic pins, {args.train_steps} steps",
-              "modalities": list(run.encoder.modalities), "hnsw_m": args.cold_hnsw_m,
-              "ef_construction": args.cold_ef_construction, "ef_search": args.cold_ef_search,
-              "k_boards": 5, "k_pins": 10, "queries": len(pins), **machine(args.threads),
+        base = {"pins": n, "boards": n_boards, "memberships": int(pin.numel()), "dim": dim,
+                "model": "given run" if args.run else f"neighbor, 2000 synthetic pins, {args.train_steps} steps",
+                "modalities": list(run.encoder.modalities), "hnsw_m": args.cold_hnsw_m,
+                "ef_construction": args.cold_ef_construction, "ef_search": args.cold_ef_search,
+                "k_boards": 5, "k_pins": 10, "queries": len(pins), **machine(args.threads)}
+        emit({"op": "cold_start_place_new_pin", **base,
               "p50_ms": round(p50, 2), "p95_ms": round(float(np.percentile(total_ms, 95)), 2),
               "embed_new_p50_ms": round(float(np.percentile(embed_ms, 50)), 2),
               "p50_target_ms": P50_TARGET_MS, "target_met": p50 <= P50_TARGET_MS,
               "index_build_s": round(t_index, 1), "train_s": round(t_train, 1), "load1": load1()})
+        if args.lexical_dim:
+            from boardgraph.lexical import TfidfVectorizer, hybrid_embeddings
+
+            words = np.array([f"w{i}" for i in range(50_000)])
+            draw = lambda k: " ".join(words[np.minimum(rng.zipf(1.3, k), 50_000) - 1])  # noqa: E731
+            titles = [draw(6) for _ in range(n)]
+            t = time.perf_counter()
+            vec = TfidfVectorizer.fit(titles, dim=args.lexical_dim)
+            hyb = hybrid_embeddings(emb, vec.transform(titles), 0.5)
+            t_vec = time.perf_counter() - t
+            t = time.perf_counter()
+            hindex = EmbeddingIndex.build(hyb, g.ids("pin"), config=cfg)
+            t_hindex = time.perf_counter() - t
+            hsearch = PinSearch(run, hyb, hindex, catalogue=g, lexical=vec, lexical_weight=0.5, lexical_fields=[])
+            hpins = [dict(p, text=f"{p['text']} {draw(3)}") for p in pins]
+            h_ms, _ = _time_place(hsearch, run, hpins)
+            h50 = float(np.percentile(h_ms, 50))
+            emit({"op": "cold_start_place_new_pin_hybrid", **base, "lexical_weight": 0.5,
+                  "lexical_width": vec.width, "vocabulary": len(vec.vocab),
+                  "p50_ms": round(h50, 2), "p95_ms": round(float(np.percentile(h_ms, 95)), 2),
+                  "p50_ratio_vs_learned_only": round(h50 / p50, 2),
+                  "p50_target_ms": P50_TARGET_MS, "target_met": h50 <= P50_TARGET_MS,
+                  "vectorize_s": round(t_vec, 1), "index_build_s": round(t_hindex, 1), "load1": load1()})
+
+
+def _time_place(search, run, pins: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Milliseconds of ``place_new_pin`` per query (after 5 warm-up calls), and of the embedding step."""
+    search.board_embeddings()  # computed once per catalogue, not per query
+    for p in pins[:5]:  # warm-up
+        search.place_new_pin(**p, k_boards=5, k_pins=10)
+    total, embed = [], []
+    for p in pins:
+        t = time.perf_counter()
+        search.place_new_pin(**p, k_boards=5, k_pins=10)
+        total.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        run.embed_new([{"title": p["text"], **p["metadata"]}])
+        embed.append(time.perf_counter() - t)
+    return np.array(total) * 1e3, np.array(embed) * 1e3
 
 
 def main() -> None:
@@ -223,6 +254,8 @@ def main() -> None:
     p.add_argument("--cold-ef-construction", type=int, default=64)
     p.add_argument("--cold-ef-search", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--lexical-dim", type=int, default=0,
+                   help="part (b): also time the hybrid (learned + TF-IDF, weight 0.5) search at this TF-IDF width")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
