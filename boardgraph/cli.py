@@ -225,6 +225,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from boardgraph.data import load_graph_for
     from boardgraph.study import evaluate_graph
 
+    for i, m in enumerate(args.models):
+        if m.endswith("+tfidf") and m[:-len("+tfidf")] not in args.models[:i]:
+            raise UsageError(f"--models {m}: the hybrid joins {m[:-len('+tfidf')]!r}'s embeddings with TF-IDF; "
+                             f"list {m[:-len('+tfidf')]!r} before it")
+    if not 0.0 <= args.lexical_weight <= 1.0:
+        raise UsageError(f"--lexical-weight must be in [0, 1], got {args.lexical_weight}")
     base = TrainConfig.load(args.config) if args.config else TrainConfig()
     if args.graph:
         base.data.source = args.graph
@@ -248,10 +254,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     cmd = (f"boardgraph evaluate {'--config ' + args.config + ' ' if args.config else ''}"
            f"{'--graph ' + args.graph + ' ' if args.graph else ''}--models {' '.join(args.models)} "
-           f"--seeds {' '.join(map(str, args.seeds))} --holdout {args.holdout} --cold {args.cold} --out {args.out}")
+           f"--seeds {' '.join(map(str, args.seeds))} --holdout {args.holdout} --cold {args.cold} --out {args.out}"
+           f"{f' --lexical-weight {args.lexical_weight}' if any(m.endswith('+tfidf') for m in args.models) else ''}")
     res = evaluate_graph(graph, out, models=args.models, seeds=args.seeds, make_config=make,
                          title=f"boardgraph evaluation: {base.data.source}", holdout=args.holdout, cold=args.cold,
-                         audit_by=args.audit_by, notes=f"Command: `{cmd}`.")
+                         audit_by=args.audit_by, notes=f"Command: `{cmd}`.", lexical_weight=args.lexical_weight)
     from boardgraph.report import markdown_table
 
     print(markdown_table(res.table))
@@ -450,6 +457,8 @@ def _add_inference_commands(sub) -> None:
                          "minilm, tfidf, towers, pinsage) and hybrids with TF-IDF ('neighbor+tfidf', after "
                          "'neighbor'); default: random popularity content neighbor")
     ev.add_argument("--seeds", nargs="+", type=int, default=[0], help="one split and training seed per seed")
+    ev.add_argument("--lexical-weight", type=float, default=0.5,
+                    help="weight of the TF-IDF cosine in the '+tfidf' hybrids (default 0.5)")
     ev.add_argument("--holdout", type=float, default=0.2, help="share of memberships held out (warm queries)")
     ev.add_argument("--cold", type=float, default=0.1, help="share of pins held out entirely (cold start)")
     ev.add_argument("--steps", type=int, help="override run.steps of every trained model")

@@ -140,9 +140,12 @@ def run(data: str, args, out: Path) -> Path:
         cmd += f" --text-path {args.text_path}"
     if args.lexical_dim:
         cmd += f" --lexical-dim {args.lexical_dim}"
+    if args.lexical_weight != 0.5:
+        cmd += f" --lexical-weight {args.lexical_weight}"
     res = evaluate_graph(graph, out / data, models=models, seeds=args.seeds, make_config=make,
                          title=f"boardgraph results: {data}", holdout=holdout, cold=cold, audit_by=audit_by,
                          pinsage=PinSageConfig(steps=args.pinsage_steps), versus=("content", "coboard", "tfidf"),
+                         lexical_weight=args.lexical_weight,
                          notes=f"Command: `{cmd}`. Text tower: `{text}`{' from ' + args.text_path if args.text_path else ''} "
                                f"({'fine-tuned' if args.finetune else 'frozen'}); "
                                f"{steps} training steps, batch {batch}. "
@@ -168,6 +171,8 @@ def main() -> None:
                          '"mates": 1, "board": 0.5, "matryoshka": 0.5}\' (default: the built-in ones)')
     ap.add_argument("--text-path", default=None,
                     help="local Hugging Face model folder for the hf_text tower (e.g. a copy of MiniLM)")
+    ap.add_argument("--lexical-weight", type=float, default=0.5,
+                    help="weight of the TF-IDF cosine in the '<model>+tfidf' hybrids (default 0.5, fixed in advance)")
     ap.add_argument("--lexical-dim", type=int, default=0,
                     help="width of the text tower's lexical branch (TF-IDF bag of tokens; 0: off)")
     ap.add_argument("--finetune", action="store_true",

@@ -41,20 +41,24 @@ def test_evaluate_on_a_built_graph_writes_the_report(capsys, tmp_path):
     from boardgraph.datasets import synthetic_lookbooks
 
     synthetic_lookbooks(300, 30, seed=0).save(tmp_path / "g")
-    rc = main(["evaluate", "--graph", str(tmp_path / "g"), "--models", "popularity", "content", "--steps", "5",
-               "--seeds", "0", "1", "--audit-by", "category", "--out", str(tmp_path / "rep"), "--no-progress"])
+    rc = main(["evaluate", "--graph", str(tmp_path / "g"), "--models", "popularity", "content", "tfidf",
+               "content+tfidf", "--steps", "5", "--seeds", "0", "1", "--audit-by", "category",
+               "--out", str(tmp_path / "rep"), "--no-progress", "--lexical-weight", "0.3"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "| popularity |" in out and "| content |" in out and "report:" in out
+    assert "| tfidf |" in out and "| content+tfidf |" in out
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "2 seed(s) [0, 1]" in md and "Bias audit by category" in md
-    assert f"--graph {tmp_path / 'g'}" in md                                   # the command is recorded
+    assert f"--graph {tmp_path / 'g'}" in md and "--lexical-weight 0.3" in md   # the command is recorded
     assert (tmp_path / "rep" / "runs" / "seed1" / "content" / "checkpoint.pt").exists()
 
 
 @pytest.mark.parametrize("argv,needle", [
     (["--graph", "/nonexistent/graph"], "neither 'synthetic' nor an existing graph directory"),
     (["--audit-by", "shoe_size"], "no feature 'shoe_size'"),
+    (["--models", "neighbor+tfidf", "neighbor"], "list 'neighbor' before it"),
+    (["--models", "tfidf", "--lexical-weight", "1.5"], "--lexical-weight must be in [0, 1], got 1.5"),
 ])
 def test_evaluate_bad_input_is_one_line_exit_2(capsys, tmp_path, argv, needle):
     assert main(["evaluate", *argv, "--out", str(tmp_path / "rep")]) == 2
