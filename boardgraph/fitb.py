@@ -28,6 +28,11 @@ accuracy over ``"full"`` and ``"partial"`` ones. On the shared data that is 973 
 questions; random guessing scores ``mean(1 / n_candidates)`` (about 0.20; a few questions have
 fewer than 5 candidates).
 
+**Your own questions.** :func:`make_fitb_questions` builds questions of the same table format from
+any boards of a graph, with negatives drawn among pins of the hidden pin's category (or any
+attribute): FITB for another data set, or a validation set carved from training outfits to
+choose settings on without touching the test questions.
+
 Training must not see the outfits the questions are built from: :func:`fitb_touched` lists the
 outfits and items any question mentions, :func:`exclude_fitb` drops their memberships from a
 graph while keeping every node (embedding rows stay aligned).
@@ -51,7 +56,7 @@ if TYPE_CHECKING:
     from boardgraph.graph import PinBoardGraph
     from boardgraph.graph.idmap import IdMap
 
-__all__ = ["FitbError", "FitbResult", "exclude_fitb", "fill_in_the_blank", "fitb_touched"]
+__all__ = ["FitbError", "FitbResult", "exclude_fitb", "fill_in_the_blank", "fitb_touched", "make_fitb_questions"]
 
 MEMBER = ("pin", "in", "board")
 SCORED_STATUSES = ("full", "partial")
@@ -307,3 +312,82 @@ def exclude_fitb(graph: PinBoardGraph, questions: pd.DataFrame | PolyvoreData) -
     _, board = graph.edges(MEMBER)
     eids = torch.nonzero(torch.isin(board, b.to(board.device))).squeeze(1)
     return graph.remove_edges(MEMBER, eids=eids) if eids.numel() else graph
+
+
+def make_fitb_questions(graph: PinBoardGraph, boards: Tensor | None = None, attribute: str | None = None,
+                        n_candidates: int = 5, pool: Tensor | None = None, per_board: int | None = None,
+                        seed: int = 0) -> pd.DataFrame:
+    """Fill-in-the-blank questions from boards of ``graph``, in the table format of
+    :func:`fill_in_the_blank`.
+
+    For each board of ``boards`` with at least two pins, ``per_board`` of its pins (all when None),
+    drawn at random, are hidden in turn: the context is the board's other pins, the candidates are
+    the hidden pin and ``n_candidates - 1`` negatives drawn without replacement from ``pool``,
+    among the pins that share the hidden pin's ``attribute`` value (a categorical pin feature; None:
+    any pin) and are not on the board. A question with fewer possible negatives takes those it
+    has; one with none is skipped (``make_fitb_questions(...).attrs["skipped"]`` counts them).
+    Candidates are shuffled (the scoring never uses their order).
+
+    Args:
+        graph: the pins, boards and memberships.
+        boards: int64 board indices to build questions from (default: every board).
+        attribute: categorical pin feature the negatives share with the hidden pin.
+        n_candidates: candidates per question, the hidden pin included (>= 2).
+        pool: int64 pin indices negatives are drawn from (default: the pins of ``boards``).
+        per_board: hidden pins per board (None: every pin of the board).
+        seed: seed of every draw.
+
+    Returns:
+        DataFrame with ``question_id``, ``board_id``, ``answer_id``, ``candidate_ids`` and
+        ``resolved_context_ids`` (tuples of pin ids), ``n_candidates`` and ``status`` (``"full"``).
+
+    Raises:
+        FitbError: ``n_candidates < 2``, ``per_board < 1``, or ``attribute`` is not a categorical
+            pin feature.
+    """
+    if n_candidates < 2:
+        raise FitbError(f"n_candidates must be >= 2 (the hidden pin and a negative), got {n_candidates}")
+    if per_board is not None and per_board < 1:
+        raise FitbError(f"per_board must be >= 1 or None, got {per_board}")
+    feats = graph.features("pin")
+    if attribute is not None and attribute not in feats.names("categorical"):
+        raise FitbError(f"attribute {attribute!r} is not a categorical pin feature; the pins have "
+                        f"{feats.names('categorical')}")
+    n_boards = graph.num_nodes("board")
+    boards = torch.arange(n_boards) if boards is None else torch.as_tensor(boards, dtype=torch.int64).cpu()
+    indptr, indices, _ = graph.csr(graph.reverse_of(MEMBER))
+    indptr, indices = indptr.cpu(), indices.cpu()
+    members = {int(b): indices[indptr[b]:indptr[b + 1]] for b in boards.tolist()}
+    if pool is None:
+        pool = torch.cat([m for m in members.values()] or [torch.zeros(0, dtype=torch.int64)]).unique()
+    pool = torch.as_tensor(pool, dtype=torch.int64).cpu().unique()
+    codes = feats.categorical(attribute).cpu() if attribute is not None else torch.zeros(graph.num_nodes("pin"),
+                                                                                           dtype=torch.int64)
+    by_code = {int(c): pool[codes[pool] == c] for c in codes[pool].unique().tolist()}
+    rng = np.random.default_rng(seed)
+    pin_ids, board_ids = graph.ids("pin"), graph.ids("board")
+    rows, skipped = [], 0
+    for b, m in members.items():
+        if m.numel() < 2:
+            continue
+        hidden = m.numpy()
+        if per_board is not None and per_board < len(hidden):
+            hidden = rng.choice(hidden, size=per_board, replace=False)
+        on_board = set(m.tolist())
+        for h in hidden.tolist():
+            same = by_code.get(int(codes[h]), torch.zeros(0, dtype=torch.int64)).numpy()
+            choices = np.array([p for p in same.tolist() if p not in on_board], dtype=np.int64)
+            if choices.size == 0:
+                skipped += 1
+                continue
+            neg = rng.choice(choices, size=min(n_candidates - 1, choices.size), replace=False)
+            cand = np.concatenate([[h], neg])
+            rng.shuffle(cand)
+            ctx = [p for p in m.tolist() if p != h]
+            rows.append({"question_id": len(rows), "board_id": board_ids[b], "answer_id": pin_ids[h],
+                         "candidate_ids": tuple(pin_ids[cand]), "resolved_context_ids": tuple(pin_ids[ctx]),
+                         "n_candidates": int(cand.size), "status": "full"})
+    out = pd.DataFrame(rows, columns=["question_id", "board_id", "answer_id", "candidate_ids",
+                                      "resolved_context_ids", "n_candidates", "status"])
+    out.attrs["skipped"] = skipped
+    return out

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from boardgraph.datasets.polyvore import PolyvoreData, find_data_dir, load_polyvore
-from boardgraph.fitb import FitbError, exclude_fitb, fill_in_the_blank, fitb_touched
+from boardgraph.fitb import FitbError, exclude_fitb, fill_in_the_blank, fitb_touched, make_fitb_questions
 from boardgraph.graph import from_collections
 
 # --- a hand-built question set: outfit o1 is the context of every question ---------------------
@@ -166,3 +166,55 @@ def test_duplicate_texts_tie_on_polyvore(polyvore):
     tied = r.n_ties > 1
     assert int(tied.sum()) > 0
     assert torch.all((r.credit[tied] == 0) | (r.credit[tied] == 1.0 / r.n_ties[tied].double()))
+
+
+def _wardrobe():
+    """b0: p0 top, p1 shoe, p2 bag; b1: p3 top, p4 shoe; b2: p5 top, p6 bag; b3: p7 hat alone."""
+    rows = [("b0", "p0"), ("b0", "p1"), ("b0", "p2"), ("b1", "p3"), ("b1", "p4"), ("b2", "p5"), ("b2", "p6"),
+            ("b3", "p7")]
+    items = pd.DataFrame({"pin_id": [f"p{i}" for i in range(9)],
+                          "category": ["top", "shoe", "bag", "top", "shoe", "top", "bag", "hat", "hat"]})
+    return from_collections(pd.DataFrame(rows, columns=["board_id", "pin_id"]), items=items,
+                            categorical=["category"])[0]
+
+
+def test_make_fitb_questions_draws_negatives_of_the_same_category():
+    g = _wardrobe()
+    q = make_fitb_questions(g, attribute="category", n_candidates=5, seed=0)
+    # b3 has one pin: no question; every other pin is hidden once
+    assert sorted(q.answer_id) == ["p0", "p1", "p2", "p3", "p4", "p5", "p6"] and q.attrs["skipped"] == 0
+    by_answer = q.set_index("answer_id")
+    want = {"p0": {"p0", "p3", "p5"}, "p1": {"p1", "p4"}, "p2": {"p2", "p6"}, "p3": {"p3", "p0", "p5"},
+            "p4": {"p4", "p1"}, "p5": {"p5", "p0", "p3"}, "p6": {"p6", "p2"}}   # the pool: pins of the boards
+    for a, cands in want.items():
+        assert set(by_answer.candidate_ids[a]) == cands and by_answer.n_candidates[a] == len(cands)
+    assert set(by_answer.resolved_context_ids["p0"]) == {"p1", "p2"} and (q.status == "full").all()
+    assert by_answer.board_id["p5"] == "b2"
+    # a one-pin board gives no question
+    assert len(make_fitb_questions(g, boards=torch.tensor([3]), attribute="category")) == 0
+    # embeddings where each board's pins coincide answer every question; per_board and the seed draw
+    emb = torch.zeros(9, 4)
+    for b, pins in enumerate([[0, 1, 2], [3, 4], [5, 6], [7]]):
+        emb[pins, b] = 1.0
+    res = fill_in_the_blank(emb, q, g)
+    assert res.n_strict == 7 and res.accuracy_strict == 1.0
+    one = make_fitb_questions(g, attribute="category", per_board=1, seed=1)
+    assert len(one) == 3 and set(one.board_id) == {"b0", "b1", "b2"}
+    assert make_fitb_questions(g, attribute="category", seed=1).equals(make_fitb_questions(g, attribute="category",
+                                                                                           seed=1))
+
+
+def test_make_fitb_questions_skips_and_errors():
+    g = _wardrobe()
+    # without an attribute, negatives come from any pooled pin off the board (up to n_candidates - 1)
+    q = make_fitb_questions(g, n_candidates=3, seed=0)
+    assert (q.n_candidates == 3).all()
+    # a pool without any other top: the tops are skipped and counted
+    q = make_fitb_questions(g, attribute="category", pool=torch.tensor([1, 2, 4, 6]))
+    assert set(q.answer_id) == {"p1", "p2", "p4", "p6"} and q.attrs["skipped"] == 3
+    with pytest.raises(FitbError, match="n_candidates must be >= 2"):
+        make_fitb_questions(g, n_candidates=1)
+    with pytest.raises(FitbError, match="per_board must be >= 1"):
+        make_fitb_questions(g, per_board=0)
+    with pytest.raises(FitbError, match="attribute 'colour' is not a categorical pin feature"):
+        make_fitb_questions(g, attribute="colour")
