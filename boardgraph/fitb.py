@@ -324,7 +324,7 @@ def make_fitb_questions(graph: PinBoardGraph, boards: Tensor | None = None, attr
     drawn at random, are hidden in turn: the context is the board's other pins, the candidates are
     the hidden pin and ``n_candidates - 1`` negatives drawn without replacement from ``pool``,
     among the pins that share the hidden pin's ``attribute`` value (a categorical pin feature; None:
-    any pin) and are not on the board. A question with fewer possible negatives takes those it
+    any pin; pins without a value form one group) and are not on the board. A question with fewer possible negatives takes those it
     has; one with none is skipped (``make_fitb_questions(...).attrs["skipped"]`` counts them).
     Candidates are shuffled (the scoring never uses their order).
 
@@ -373,10 +373,9 @@ def make_fitb_questions(graph: PinBoardGraph, boards: Tensor | None = None, attr
         hidden = m.numpy()
         if per_board is not None and per_board < len(hidden):
             hidden = rng.choice(hidden, size=per_board, replace=False)
-        on_board = set(m.tolist())
         for h in hidden.tolist():
             same = by_code.get(int(codes[h]), torch.zeros(0, dtype=torch.int64)).numpy()
-            choices = np.array([p for p in same.tolist() if p not in on_board], dtype=np.int64)
+            choices = np.setdiff1d(same, m.numpy())
             if choices.size == 0:
                 skipped += 1
                 continue
