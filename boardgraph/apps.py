@@ -216,30 +216,28 @@ class PinSearch:
             raise InferenceInputError(f"the saved index {index_dir} holds {have}, not lexical_weight {lexical_weight}. "
                                       f"Fix: rebuild it (boardgraph index RUN --lexical-weight {lexical_weight}) or "
                                       f"drop lexical_weight")
+        lexical, fields, texts = None, None, None
         if saved is not None:
             lexical, lexical_weight, fields = saved
-            index = EmbeddingIndex.load(index_dir)
-            texts = pin_texts(run.graph, fields)
-            emb = hybrid_embeddings(run.embed_pins(dim=index.dim - lexical.width), lexical.transform(texts),
-                                    lexical_weight)
-            return cls(run, emb, index, lexical=lexical, lexical_weight=lexical_weight, lexical_fields=fields)
-        if lexical_weight > 0:
+        elif lexical_weight > 0:
             fields = run.graph.features("pin").names("text")
             if not fields:
                 raise InferenceInputError("lexical_weight needs pin text features and this catalogue has none. "
                                           "Fix: use lexical_weight=0")
+        if fields is not None:
             texts = pin_texts(run.graph, fields)
-            lexical = TfidfVectorizer.fit(texts, dim=lexical_dim)
-            emb = hybrid_embeddings(run.embed_pins(dim=dim), lexical.transform(texts), lexical_weight)
+            if lexical is None:
+                lexical = TfidfVectorizer.fit(texts, dim=lexical_dim)
+        index = EmbeddingIndex.load(index_dir) if index_dir is not None else None
+        if index is not None:  # a saved index sets the learned width
+            dim = index.dim - (lexical.width if lexical is not None else 0)
+        emb = run.embed_pins(dim=dim)
+        if lexical is not None:
+            emb = hybrid_embeddings(emb, lexical.transform(texts), lexical_weight)
+        if index is None:
             index = catalogue_index(run.graph, emb, kind=kind, config=config)
-            return cls(run, emb, index, lexical=lexical, lexical_weight=lexical_weight, lexical_fields=fields)
-        if index_dir is not None:
-            index = EmbeddingIndex.load(index_dir)
-            emb = run.embed_pins(dim=index.dim)
-        else:
-            emb = run.embed_pins(dim=dim)
-            index = catalogue_index(run.graph, emb, kind=kind, config=config)
-        return cls(run, emb, index)
+        return cls(run, emb, index, lexical=lexical, lexical_weight=lexical_weight if lexical is not None else 0.0,
+                   lexical_fields=fields)
 
     def save_index(self, path: str | Path) -> None:
         """Save the index atomically (:meth:`EmbeddingIndex.save`); a hybrid index also stores its
