@@ -225,10 +225,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from boardgraph.data import load_graph_for
     from boardgraph.study import evaluate_graph
 
-    for i, m in enumerate(args.models):
-        if m.endswith("+tfidf") and m[:-len("+tfidf")] not in args.models[:i]:
-            raise UsageError(f"--models {m}: the hybrid joins {m[:-len('+tfidf')]!r}'s embeddings with TF-IDF; "
-                             f"list {m[:-len('+tfidf')]!r} before it")
+    from boardgraph.experiments import check_models
+
+    try:
+        check_models(args.models)  # before loading data or training: a hybrid listed before its model
+    except ValueError as e:
+        raise UsageError(f"--models: {e}") from None
     if not 0.0 <= args.lexical_weight <= 1.0:
         raise UsageError(f"--lexical-weight must be in [0, 1], got {args.lexical_weight}")
     base = TrainConfig.load(args.config) if args.config else TrainConfig()

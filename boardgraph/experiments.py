@@ -37,7 +37,8 @@ from boardgraph.graph import PinBoardGraph
 from boardgraph.lexical import hybrid_embeddings
 from boardgraph.stats import BootstrapResult, paired_bootstrap
 
-__all__ = ["TRAINED", "MODELS", "ModelRun", "Experiment", "run_experiment", "compare_models", "format_table"]
+__all__ = ["TRAINED", "MODELS", "ModelRun", "Experiment", "run_experiment", "compare_models", "format_table",
+           "check_models"]
 
 log = logging.getLogger(__name__)
 #: Model kinds trained by the :class:`~boardgraph.trainer.Trainer`.
@@ -241,7 +242,13 @@ def _encode_all(trainer, n: int, batch_size: int = 1024):
     return torch.cat(emb), {m: torch.cat(v) for m, v in mods.items()}, torch.cat(present)
 
 
-def _check_models(models: Sequence[str]) -> list[str]:
+def check_models(models: Sequence[str]) -> list[str]:
+    """``models`` as a list, after checking that every name is known, none repeats and every
+    ``'<m>+tfidf'`` hybrid comes after ``m``.
+
+    Raises:
+        ValueError: the first of those that fails, naming the model.
+    """
     unknown = [m for m in models if m not in MODELS and not _hybrid_base(m)]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}, or '<model>{LEXICAL_SUFFIX}' "
@@ -293,13 +300,15 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
         ``tfidf`` and the hybrids when the pins have no text (or their base model is skipped).
 
     Raises:
-        ValueError: an unknown model name, or a trained kind / ``towers`` / ``pinsage`` without
-            ``make_config``.
+        ValueError: an unknown model name (:func:`check_models`), ``lexical_weight`` outside
+            ``[0, 1]``, or a trained kind / ``towers`` / ``pinsage`` without ``make_config``.
         ConfigError: ``make_config(kind, seed)`` returns a config of another kind.
     """
     from boardgraph.trainer import Trainer, resolve_device
 
-    models = _check_models(models)
+    models = check_models(models)
+    if not 0.0 <= lexical_weight <= 1.0:  # checked before any training, not when the first hybrid is built
+        raise ValueError(f"lexical_weight must be in [0, 1], got {lexical_weight}")
     needs_config = [m for m in models if m in TRAINED or m in ("towers", "pinsage")]
     if needs_config and make_config is None:
         raise ValueError(f"models {needs_config} need make_config=(kind, seed) -> TrainConfig")

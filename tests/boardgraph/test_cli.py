@@ -258,14 +258,14 @@ def test_hybrid_search_and_place_match_the_api(capsys, run_dir):
 
 def test_evaluate_model_names_match_the_harness():
     from boardgraph.cli import EVALUATE_MODELS
-    from boardgraph.experiments import MODELS, _check_models
+    from boardgraph.experiments import MODELS, check_models
 
     assert set(MODELS) <= set(EVALUATE_MODELS)
     for m in EVALUATE_MODELS:
         if m.endswith("+tfidf"):
-            assert _check_models([m[:-len("+tfidf")], m])   # accepted by the harness
+            assert check_models([m[:-len("+tfidf")], m])   # accepted by the harness
     with pytest.raises(ValueError, match="unknown model"):
-        _check_models(["random", "random+tfidf"])
+        check_models(["random", "random+tfidf"])
 
 
 def test_place_errors(capsys, run_dir):

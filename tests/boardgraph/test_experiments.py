@@ -148,6 +148,11 @@ def test_bad_arguments(tmp_path):
         run_experiment(graph, ["popularity", "popularity+tfidf"], [0])
     with pytest.raises(ValueError, match="list 'towers' before it"):
         run_experiment(graph, ["towers+tfidf", "towers"], [0])
+    def never(kind, seed):
+        raise AssertionError("nothing trains before the weight is checked")
+
+    with pytest.raises(ValueError, match=r"lexical_weight must be in \[0, 1\], got -0.1"):
+        run_experiment(graph, ["content", "content+tfidf"], [0], never, lexical_weight=-0.1)
     with pytest.raises(ValueError, match="make_config"):
         run_experiment(graph, ["content"], [0])
     make = make_config(tmp_path)
