@@ -325,6 +325,7 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
         if m in exp.skipped:
             log.warning("skipping the %s model: %s", m, exp.skipped[m])
     exp.models = [m for m in models if m not in exp.skipped]
+    hybrid_bases = {_hybrid_base(m) for m in exp.models} - {None}
     minilm_cache: dict[int, Tensor] = {}
     tfidf_cache: dict[int, Tensor] = {}
 
@@ -349,7 +350,7 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
         split = split_fn(graph, seed) if split_fn is not None else split_memberships(graph, holdout, cold, seed=seed)
         exp.splits[seed] = split
         n = split.graph.num_nodes("pin")
-        embeddings: dict[str, Tensor] = {}
+        embeddings: dict[str, Tensor] = {}  # this seed's embeddings of the models a hybrid builds on
         for model in exp.models:
             t0 = time.perf_counter()
             emb, cm, scorer = None, None, None
@@ -382,7 +383,7 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
                 feats, dev = features(seed, split)
                 ps = dataclasses.replace(pinsage or bl.PinSageConfig(), seed=seed)
                 emb = bl.train_pinsage(split, feats, ps, device=dev).embeddings
-            if emb is not None:
+            if model in hybrid_bases:
                 embeddings[model] = emb
             completion = board_completion(scorer if scorer is not None else emb, split, ks=ks)
             secs = time.perf_counter() - t0
