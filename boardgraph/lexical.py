@@ -140,15 +140,13 @@ class TfidfVectorizer:
         x = sp.csr_matrix((np.asarray(vals, dtype=np.float64), (np.asarray(rows, dtype=np.int64),
                                                                  np.asarray(cols, dtype=np.int64))),
                           shape=(len(texts), len(self.vocab)))
-        known = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
         safe = np.where(norms > 0, norms, 1.0)
         if self._projection is None:
-            out = torch.from_numpy(np.asarray(x.toarray() / safe[:, None], dtype=np.float32))
-        else:
-            proj = np.asarray(x.astype(np.float32) @ self._projection, dtype=np.float32)
-            # unit norm over the known words, then scaled by their share of the full norm
-            out = F.normalize(torch.from_numpy(proj), dim=1) * torch.from_numpy((known / safe).astype(np.float32))[:, None]
-        return out
+            return torch.from_numpy(np.asarray(x.toarray() / safe[:, None], dtype=np.float32))
+        proj = np.asarray(x.astype(np.float32) @ self._projection, dtype=np.float32)
+        # unit norm over the known words, then scaled by their share of the full norm
+        known = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        return F.normalize(torch.from_numpy(proj), dim=1) * torch.from_numpy((known / safe).astype(np.float32))[:, None]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (:meth:`from_dict` reads it back)."""
