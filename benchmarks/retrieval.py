@@ -9,6 +9,8 @@
     ``hnsw_stats.ndis``; ``share_of_n_visited`` = that / ``--n``: the work exact search does is 1.0,
     and a batched exact search does it several times faster per distance than a graph walk). The ``ann_choice`` line picks the fastest setting
     with Recall@10 >= 0.95 (target: at >= 20x the flat queries/s), or says none reached it.
+    ``--factory`` adds controls from other FAISS families (IVF, PQ fast-scan with exact re-ranking),
+    swept over ``--nprobe`` / ``--k-factor`` (``ann_factory`` lines).
     ``--data normal`` (the default) draws i.i.d. standard-normal vectors; ``--data lowrank`` draws
     them from a ``--intrinsic``-dimensional subspace plus 5% noise, closer to real embeddings.
 (b) ``cold_start``: ``PinSearch.place_new_pin`` end to end on a trained small model (``--run``,
@@ -33,6 +35,7 @@ Usage::
 
     python benchmarks/retrieval.py                                   # both parts, full size (~1 h on 2 cores)
     python benchmarks/retrieval.py --part ann --n 20000 --dim 32 --queries 200   # smoke run, seconds
+    python benchmarks/retrieval.py --part ann --no-hnsw --factory "PQ128x4fs,RFlat" --factory "IVF4096,PQ128x4fs,RFlat"
     python benchmarks/retrieval.py --part cold --run runs/demo/neighbor
     python benchmarks/retrieval.py --part cold --n 100000 --lexical-dim 1024        # + hybrid search
 """
@@ -103,6 +106,10 @@ def run_ann(args: argparse.Namespace) -> None:
     emit({"op": "ann_flat", **base, "seconds": round(t_flat, 3), "qps": round(flat_qps, 1), "load1": load1()})
     del flat
 
+    for spec in args.factory:
+        run_factory(args, spec, x, q, truth, flat_qps, base)
+    if args.no_hnsw:
+        return
     cfg = IndexConfig(kind="hnsw", hnsw_m=args.hnsw_m, ef_construction=args.ef_construction)
     t = time.perf_counter()
     hnsw = EmbeddingIndex.build(x, ids, config=cfg)
@@ -134,6 +141,41 @@ def run_ann(args: argparse.Namespace) -> None:
           "target_met": bool(ok) and best["qps_ratio_vs_flat"] >= SPEEDUP_TARGET,
           "note": "fastest setting with Recall@10 >= target" if ok else "no setting reached the recall target; "
                   "highest-recall setting shown"})
+
+
+def run_factory(args: argparse.Namespace, spec: str, x: np.ndarray, q: np.ndarray, truth: np.ndarray,
+                flat_qps: float, base: dict) -> None:
+    """Controls beside HNSW: any FAISS ``index_factory`` string (IVF, PQ fast-scan, ``RFlat``
+    re-ranking), trained on the first 100k vectors, searched at every ``--nprobe`` (IVF) and
+    ``--k-factor`` (re-ranking) value. Straight FAISS on L2-normalised copies, not
+    :class:`EmbeddingIndex`."""
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)  # cosine, as EmbeddingIndex (the ground truth) does
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    index = faiss.index_factory(x.shape[1], spec, faiss.METRIC_INNER_PRODUCT)
+    t = time.perf_counter()
+    index.train(x[: min(len(x), 100_000)])
+    index.add(x)
+    emit({"op": "ann_factory_build", **base, "factory": spec, "seconds": round(time.perf_counter() - t, 1),
+          "load1": load1()})
+    try:
+        ivf = faiss.extract_index_ivf(index)
+    except RuntimeError:
+        ivf = None
+    nprobes = args.nprobe if ivf is not None else [None]
+    k_factors = args.k_factor if hasattr(index, "k_factor") else [None]
+    for nprobe in nprobes:
+        for kf in k_factors:
+            if ivf is not None:
+                ivf.nprobe = nprobe
+            if kf is not None:
+                index.k_factor = kf
+            index.search(q[:8], 10)
+            t = time.perf_counter()
+            found = index.search(q, 10)[1]
+            dt = time.perf_counter() - t
+            emit({"op": "ann_factory", **base, "factory": spec, "nprobe": nprobe, "k_factor": kf,
+                  "recall_at_10": round(recall_at(found, truth), 4), "qps": round(len(q) / dt, 1),
+                  "qps_ratio_vs_flat": round(len(q) / dt / flat_qps, 2), "load1": load1()})
 
 
 def _trained_run(args: argparse.Namespace, tmp: Path):
@@ -247,6 +289,14 @@ def main() -> None:
     p.add_argument("--ef-construction", type=int, default=100)
     p.add_argument("--ef-search", type=lambda s: [int(v) for v in s.split(",")],
                    default=[16, 32, 64, 128, 256, 512, 1024, 2048], help="comma-separated efSearch values")
+    p.add_argument("--no-hnsw", action="store_true", help="part (a): skip the HNSW sweep (controls only)")
+    p.add_argument("--factory", action="append", default=[],
+                   help="part (a): also measure this FAISS index_factory string, e.g. 'PQ128x4fs,RFlat' "
+                        "or 'IVF4096,PQ128x4fs,RFlat' (repeatable)")
+    p.add_argument("--nprobe", type=lambda s: [int(v) for v in s.split(",")], default=[64, 256, 1024],
+                   help="IVF lists probed, for --factory IVF indexes")
+    p.add_argument("--k-factor", type=lambda s: [int(v) for v in s.split(",")], default=[10, 20, 50],
+                   help="re-ranked candidates per result (x10), for --factory ...,RFlat indexes")
     p.add_argument("--run", help="trained run for part (b) (default: train a small one here)")
     p.add_argument("--train-steps", type=int, default=60)
     p.add_argument("--place-queries", type=int, default=200)
