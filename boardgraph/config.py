@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from boardgraph.graph.errors import BoardgraphError
+from boardgraph.graph.io import atomic_write_text
 
 __all__ = ["TrainConfig", "DataConfig", "ModelConfig", "ObjectiveConfig", "OptimConfig", "RunConfig", "ConfigError"]
 
@@ -181,9 +182,7 @@ class TrainConfig:
         path = Path(path)
         text = yaml.safe_dump(self.to_dict(), sort_keys=False) if path.suffix in (".yaml", ".yml") \
             else json.dumps(self.to_dict(), indent=1)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic_write_text(path, text)
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from boardgraph.graph import PinBoardGraph
 from boardgraph.graph.errors import BoardgraphError
+from boardgraph.graph.io import atomic_write_text
 
 __all__ = ["pin_texts", "words", "TfidfVectorizer", "LexicalFormatError", "tfidf_embeddings", "hybrid_embeddings"]
 
@@ -168,10 +169,7 @@ class TfidfVectorizer:
 
     def save(self, path: str | Path) -> None:
         """Write JSON to ``path`` atomically (temp file, then rename)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict()))
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> "TfidfVectorizer":

@@ -23,6 +23,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from boardgraph.checkpoint import load_checkpoint, save_checkpoint
+from boardgraph.graph.io import atomic_write_text
 from boardgraph.config import TrainConfig
 from boardgraph.data import DataSplit, load_graph_for, split_memberships
 from boardgraph.embed import encode_pins
@@ -362,4 +363,4 @@ class Trainer:
                 "epoch0_seeds": int(shard.numel()), "epoch0_seed_sum": int(shard.sum()),
                 "epoch0_first_seeds": shard[:8].tolist(),
                 "weight_sum": float(w.double().sum()), "weight_abs_sum": float(w.double().abs().sum())}
-        (self.out_dir / f"rank{self.rank}.json").write_text(json.dumps(info))
+        atomic_write_text(self.out_dir / f"rank{self.rank}.json", json.dumps(info))

@@ -29,7 +29,7 @@ from .errors import GraphFormatError
 from .features import NodeFeatures
 from .idmap import IdMap
 
-__all__ = ["save_graph", "load_graph", "atomic_replace_dir", "FORMAT_VERSION"]
+__all__ = ["save_graph", "load_graph", "atomic_replace_dir", "atomic_write_text", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 
@@ -57,6 +57,19 @@ def atomic_replace_dir(tmp: Path, path: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a uniquely named temporary file beside it, then
+    rename it over ``path``: a reader sees the old file or the new one, never a part, and two
+    writers never share a temporary file. A failed write removes its temporary file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def save_graph(graph: Any, path: str | Path) -> None:

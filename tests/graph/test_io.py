@@ -93,3 +93,22 @@ def test_load_errors(tmp_path):
     m.write_text(json.dumps({**json.loads(m.read_text()), "version": 99}))
     with pytest.raises(GraphFormatError, match="version 99"):
         PinBoardGraph.load(tmp_path / "g")
+
+
+def test_atomic_write_text_replaces_whole_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    from boardgraph.graph.io import atomic_write_text
+
+    target = tmp_path / "config.json"
+    atomic_write_text(target, "old é")
+    atomic_write_text(target, "new")
+    assert target.read_text(encoding="utf-8") == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("boardgraph.graph.io.os.replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_text(target, "never seen")
+    assert target.read_text() == "new"  # the previous file is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]  # and the temporary is gone
