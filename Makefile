@@ -13,9 +13,9 @@ VENV_NEED_GB ?= 7
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	@free_gb=$$(df -Pk $(dir $(abspath $(VENV))) | awk 'NR==2 {print int($$4 / 1048576)}'); \
-	echo "setup: $$free_gb GB free here; .venv needs about $(VENV_NEED_GB) GB"; \
-	if [ "$$free_gb" -lt "$(VENV_NEED_GB)" ]; then \
+	@free_gb=$$(df -Pk $(dir $(abspath $(VENV))) 2>/dev/null | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	echo "setup: $${free_gb:-?} GB free here; .venv needs about $(VENV_NEED_GB) GB"; \
+	if [ -n "$$free_gb" ] && [ "$$free_gb" -lt "$(VENV_NEED_GB)" ]; then \
 	  echo "setup: warning: the install may fail with 'No space left on device'; free disk space or set VENV=/a/larger/disk/venv" >&2; \
 	fi
 	$(PYTHON) -m venv $(VENV)
