@@ -23,12 +23,12 @@ import torch.distributed as dist
 from torch import Tensor
 
 from boardgraph.checkpoint import load_checkpoint, save_checkpoint
-from boardgraph.graph.io import atomic_write_text
 from boardgraph.config import TrainConfig
 from boardgraph.data import DataSplit, load_graph_for, split_memberships
 from boardgraph.embed import encode_pins
 from boardgraph.encoders import FeatureCache
 from boardgraph.factory import build_model
+from boardgraph.graph.io import atomic_write_text
 from boardgraph.model import DEFAULT_WEIGHTS, StepInputs
 from boardgraph.sampling import (BoardMateSampler, MiniBatch, PinBoardLoader, PopularityNegativeSampler,
                                  UniformNegativeSampler)
