@@ -1,0 +1,42 @@
+"""Smoke tests of ``benchmarks/train.py`` and ``benchmarks/encoders.py`` at tiny sizes on CPU: the
+scripts ``gpu_check.sh`` runs on a lent GPU must not rot between lends. Records are checked for
+their fields and for values that hold at any speed (never for speed itself)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _records(*args: str) -> list[dict]:
+    out = subprocess.run([sys.executable, *args], cwd=BENCH, capture_output=True, text=True, timeout=300,
+                         check=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def test_train_benchmark_times_both_objectives_and_their_ratio():
+    recs = _records("train.py", "--pins", "300", "--steps", "2", "--batch-size", "32", "--threads", "1")
+    steps = {r["kind"]: r for r in recs if r["op"] == "train_step"}
+    assert set(steps) == {"content", "neighbor"}
+    for r in steps.values():
+        assert r["device"] == "cpu" and r["batch_size"] == 32 and r["ms_per_step"] > 0
+        assert r["pins_per_s"] == pytest.approx(32 * r["steps_per_s"], rel=0.01, abs=1)
+    (ratio,) = [r for r in recs if r["op"] == "ratio"]
+    assert ratio["ratio"] == pytest.approx(steps["neighbor"]["ms_per_step"] / steps["content"]["ms_per_step"], rel=0.01)
+
+
+def test_encoder_benchmark_onnx_matches_torch():
+    recs = _records("encoders.py", "--pins", "64", "--batch", "16", "--steps", "1", "--iters", "2", "--threads", "1")
+    (cache,) = [r for r in recs if r["op"] == "cache_build"]
+    assert cache["pins"] == 64
+    modes = {r["mode"] for r in recs if r["op"] == "train_throughput"}
+    assert modes == {"end_to_end", "frozen_cached"}
+    lat = [r for r in recs if r["op"] == "latency"]
+    assert {(r["path"], r["batch"]) for r in lat} >= {("full", 1), ("fusion", 1)}
+    # the exported graph computes what the torch module computes
+    assert all(r["max_abs_diff"] < 1e-4 for r in lat)
