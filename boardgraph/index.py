@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from boardgraph.graph.errors import BoardgraphError, DuplicateIdError, UnknownIdError
+from boardgraph.graph.io import atomic_replace_dir
 
 __all__ = [
     "IndexInputError",
@@ -415,12 +416,7 @@ class EmbeddingIndex:
                 if Path(name).name != name or name in _INDEX_FILES:
                     raise ValueError(f"attachment name {name!r} must be a plain file name other than {_INDEX_FILES}")
                 (tmp / name).write_text(text)
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            if path.exists():
-                os.replace(path, old)
-            os.replace(tmp, path)
-            if old.exists():
-                shutil.rmtree(old)
+            atomic_replace_dir(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
