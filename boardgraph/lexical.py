@@ -19,9 +19,9 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
