@@ -105,9 +105,7 @@ def _print_table(df) -> None:
 def _open_search(run_dir: str, index_dir: str | None, lexical_weight: float = 0.0):
     from pathlib import Path
 
-    from boardgraph.apps import PinSearch
-
-    from boardgraph.apps import saved_lexical_weight
+    from boardgraph.apps import PinSearch, saved_lexical_weight
 
     auto = Path(run_dir) / "index"
     # RUN_DIR/index serves when it is what was asked for (its own kind, or the same hybrid weight);
