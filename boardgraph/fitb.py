@@ -370,12 +370,13 @@ def make_fitb_questions(graph: PinBoardGraph, boards: Tensor | None = None, attr
     for b, m in members.items():
         if m.numel() < 2:
             continue
-        hidden = m.numpy()
+        on_board = m.numpy()
+        hidden = on_board
         if per_board is not None and per_board < len(hidden):
             hidden = rng.choice(hidden, size=per_board, replace=False)
         for h in hidden.tolist():
             same = by_code.get(int(codes[h]), torch.zeros(0, dtype=torch.int64)).numpy()
-            choices = np.setdiff1d(same, m.numpy())
+            choices = np.setdiff1d(same, on_board)
             if choices.size == 0:
                 skipped += 1
                 continue
