@@ -11,6 +11,11 @@
     with Recall@10 >= 0.95 (target: at >= 20x the flat queries/s), or says none reached it.
     ``--factory`` adds controls from other FAISS families (IVF, PQ fast-scan with exact re-ranking),
     swept over ``--nprobe`` / ``--k-factor`` (``ann_factory`` lines).
+    ``--tune R`` then runs :meth:`EmbeddingIndex.tune` on the HNSW index three ways (``ann_tune``
+    lines): on 500 held-out rows (the default, what ``boardgraph index --target-recall`` does; it
+    builds a second index without them), on 500 stored rows (``holdout=False``) and on the first
+    half of the queries; each chosen ``ef_search`` is then measured on the other half of the
+    queries (never seen by any tuning), giving the recall and queries/s ratio a user would get.
     ``--data normal`` (the default) draws i.i.d. standard-normal vectors; ``--data lowrank`` draws
     them from a ``--intrinsic``-dimensional subspace plus 5% noise, closer to real embeddings.
 (b) ``cold_start``: ``PinSearch.place_new_pin`` end to end on a trained small model (``--run``,
@@ -46,6 +51,7 @@ import dataclasses
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -141,6 +147,31 @@ def run_ann(args: argparse.Namespace) -> None:
           "target_met": bool(ok) and best["qps_ratio_vs_flat"] >= SPEEDUP_TARGET,
           "note": "fastest setting with Recall@10 >= target" if ok else "no setting reached the recall target; "
                   "highest-recall setting shown"})
+    if args.tune is not None:
+        run_tune(args, hnsw, q, truth, flat_qps, base)
+
+
+def run_tune(args: argparse.Namespace, hnsw: EmbeddingIndex, q: np.ndarray, truth: np.ndarray,
+             flat_qps: float, base: dict) -> None:
+    """``EmbeddingIndex.tune`` on stored rows and on half the queries; measured on the other half."""
+    half = len(q) // 2
+    held_q, held_truth = q[half:], truth[half:]
+    for queries, holdout in ((None, True), (None, False), (q[:half], True)):
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # not reaching the target is reported in the record
+            res = hnsw.tune(target_recall=args.tune, k=10, queries=queries, n_queries=500, holdout=holdout)
+        t_tune = time.perf_counter() - t
+        hnsw.search(held_q[:8], 10)
+        t = time.perf_counter()
+        found = hnsw.search(held_q, 10).rows
+        dt = time.perf_counter() - t
+        emit({"op": "ann_tune", **base, "hnsw_m": args.hnsw_m, "ef_construction": args.ef_construction,
+              "tuned_on": res.queries, "tune_queries": res.n_queries, "target_recall": args.tune, "reached": res.reached,
+              "ef_search": res.value, "tune_recall_at_10": round(res.recall, 4),
+              "tune_seconds": round(t_tune, 2), "heldout_queries": len(held_q),
+              "heldout_recall_at_10": round(recall_at(found, held_truth), 4),
+              "heldout_qps_ratio_vs_flat": round(len(held_q) / dt / flat_qps, 2), "load1": load1()})
 
 
 def run_factory(args: argparse.Namespace, spec: str, x: np.ndarray, q: np.ndarray, truth: np.ndarray,
@@ -289,6 +320,9 @@ def main() -> None:
     p.add_argument("--ef-construction", type=int, default=100)
     p.add_argument("--ef-search", type=lambda s: [int(v) for v in s.split(",")],
                    default=[16, 32, 64, 128, 256, 512, 1024, 2048], help="comma-separated efSearch values")
+    p.add_argument("--tune", type=float, metavar="R",
+                   help="part (a): EmbeddingIndex.tune the HNSW index to Recall@10 R, on stored rows and on "
+                        "half the queries; measure each choice on the other half")
     p.add_argument("--no-hnsw", action="store_true", help="part (a): skip the HNSW sweep (controls only)")
     p.add_argument("--factory", action="append", default=[],
                    help="part (a): also measure this FAISS index_factory string, e.g. 'PQ128x4fs,RFlat' "

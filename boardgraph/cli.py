@@ -40,6 +40,12 @@ EPILOG_EMBED = """examples:
 EPILOG_INDEX = """examples:
   boardgraph index runs/demo/neighbor                      # exact (flat) index in runs/demo/neighbor/index
   boardgraph index runs/demo/neighbor --kind hnsw --out /srv/pins.index
+  boardgraph index runs/demo/neighbor --kind hnsw --target-recall 0.95   # smallest ef_search reaching it
+
+--target-recall keeps the smallest ef_search / nprobe whose Recall@10 against exact search reaches
+the target for 500 pins held out of a temporary copy of the index (for HNSW a second build), so that
+they query it as new pins and texts would. To tune for your own queries, call
+EmbeddingIndex.tune(queries=...) in Python.
 """
 EPILOG_SEARCH = """examples:
   boardgraph search runs/demo/neighbor --pin p000042 --k 5
@@ -132,6 +138,10 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from boardgraph.apps import catalogue_index
     from boardgraph.runs import load_run
 
+    from boardgraph.index import IndexInputError
+
+    if args.target_recall is not None and not 0 < args.target_recall <= 1:  # before the slow part
+        raise IndexInputError(f"target_recall must be in (0, 1], got {args.target_recall}")
     t = time.perf_counter()
     run = load_run(args.run_dir, device=args.device)
     out = Path(args.out) if args.out else Path(args.run_dir) / "index"
@@ -139,10 +149,23 @@ def _cmd_index(args: argparse.Namespace) -> int:
         from boardgraph.apps import PinSearch
 
         search = PinSearch.from_run(run, kind=args.kind, dim=args.dim, lexical_weight=args.lexical_weight)
-        search.save_index(out)
         index = search.index
     else:
         index = catalogue_index(run.graph, run.embed_pins(dim=args.dim), kind=args.kind)
+    if args.target_recall is not None:
+        if index.kind == "flat":
+            print("flat index: exact search, nothing to tune")
+        else:
+            res = index.tune(target_recall=args.target_recall)
+            print(res.sweep.to_string(index=False, formatters={"recall": "{:.3f}".format,
+                                                                "queries_per_s": "{:.0f}".format,
+                                                                "speedup": "{:.1f}x".format}))
+            print(f"{res.param} = {res.value}: Recall@{res.k} {res.recall:.3f} on {res.n_queries} {res.queries} "
+                  f"({'reached' if res.reached else 'NOT reached'}: target {res.target_recall}), "
+                  f"{res.speedup:.1f}x the queries/s of exact search")
+    if args.lexical_weight:
+        search.save_index(out)
+    else:
         index.save(out)
     cols = [] if index.metadata is None else list(index.metadata.columns)
     print(f"{index.kind} index of {len(index)} pins ({index.dim}-d), filter columns {cols}, saved to {out} "
@@ -413,6 +436,9 @@ def _add_inference_commands(sub) -> None:
     i.add_argument("--lexical-weight", type=float, default=0.0,
                    help="build a hybrid index: learned embeddings + TF-IDF of the pins' text at this weight "
                         "(saved with its vectorizer; search and place then use it)")
+    i.add_argument("--target-recall", type=float, metavar="R",
+                   help="hnsw/ivf: set ef_search/nprobe to the smallest value whose Recall@10 against exact "
+                        "search reaches R (measured on 500 held-out pins; see below)")
     i.set_defaults(fn=_cmd_index)
     s = sub.add_parser("search", help="pins similar to a pin, a text or an image", epilog=EPILOG_SEARCH,
                        formatter_class=raw)

@@ -167,6 +167,26 @@ def test_index_embeds_first_and_saves_filterable_index(capsys, run_dir):
     assert EmbeddingIndex.load(run_dir / "flat").dim == 32
 
 
+def test_index_target_recall_tunes_and_saves_the_setting(capsys, run_dir, tmp_path):
+    from boardgraph.index import EmbeddingIndex
+
+    out_dir = tmp_path / "tuned"
+    assert main(["index", str(run_dir), "--kind", "ivf", "--target-recall", "0.99", "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("nprobe = "))
+    value = int(line.split()[2].rstrip(":"))
+    assert "reached: target 0.99" in line and float(line.split("Recall@10 ")[1].split()[0]) >= 0.99
+    assert out.splitlines()[0].split() == ["value", "recall", "queries_per_s", "speedup"]
+    index = EmbeddingIndex.load(out_dir)
+    assert index.config.nprobe == value and value <= index.config.nlist
+    assert main(["index", str(run_dir), "--target-recall", "0.9", "--out", str(tmp_path / "flat")]) == 0
+    assert "flat index: exact search, nothing to tune" in capsys.readouterr().out
+    assert main(["index", str(run_dir), "--kind", "hnsw", "--target-recall", "1.5", "--out",
+                 str(tmp_path / "bad")]) == 2
+    _one_line_error(capsys, "boardgraph index: error: target_recall must be in (0, 1], got 1.5")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_index_errors(capsys, run_dir, tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["index", str(run_dir), "--kind", "lsh"])

@@ -193,3 +193,110 @@ def test_flat_filter_and_exclude_combined(data):
     res = index.search(queries, 5, filter={"category": "hats"},
                        exclude_ids=[[ids[w[0]]] for w in want])
     np.testing.assert_array_equal(res.rows, want[:, 1:])
+
+
+# ------------------------------------------------------------------------------------------ tune
+def _clustered(n: int, d: int, seed: int = 0, spread: float = 0.6) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((50, d))
+    return (centers[rng.integers(0, 50, n)] + spread * rng.standard_normal((n, d))).astype(np.float32)
+
+
+def _recall(index: EmbeddingIndex, x: np.ndarray, q: np.ndarray, k: int) -> float:
+    """Recall@k of ``index`` against brute force, by rows (the data here has no ties)."""
+    exact = brute_force(torch.from_numpy(x), torch.from_numpy(q), k)[1]
+    got = index.search(q, k).rows
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(got, exact)]))
+
+
+@pytest.mark.parametrize("kind,config", [("hnsw", IndexConfig(hnsw_m=8, ef_construction=16)),
+                                         ("ivf", IndexConfig(nlist=64))])
+def test_tune_picks_the_smallest_value_reaching_the_target(kind, config, tmp_path):
+    x, q = _clustered(4000, 32), _clustered(200, 32, seed=1)
+    index = EmbeddingIndex.build(x, np.arange(4000), kind=kind, config=config)
+    res = index.tune(target_recall=0.9, k=10, queries=q)
+    param = "ef_search" if kind == "hnsw" else "nprobe"
+    assert res.param == param and res.reached and res.k == 10 and res.n_queries == 200
+    assert res.queries == "given"
+    assert getattr(index.config, param) == res.value == res.sweep["value"].iloc[-1]
+    # the value set on the index gives the recall reported, measured independently (by rows: one
+    # near-tie within float32 rounding among the 2,000 results may count differently)
+    assert _recall(index, x, q, 10) == pytest.approx(res.recall, abs=1e-3)
+    assert res.recall >= 0.9 and (res.sweep["recall"].iloc[:-1] < 0.9).all()
+    assert res.sweep["value"].is_monotonic_increasing and len(res.sweep) >= 2
+    assert res.sweep["speedup"].gt(0).all() and res.speedup == res.sweep["speedup"].iloc[-1]
+    # the setting is saved with the index
+    index.save(tmp_path / "i")
+    assert getattr(EmbeddingIndex.load(tmp_path / "i").config, param) == res.value
+    assert _recall(EmbeddingIndex.load(tmp_path / "i"), x, q, 10) == pytest.approx(res.recall, abs=1e-3)
+
+
+def test_tune_on_stored_rows_excludes_the_query_itself():
+    x = _clustered(3000, 16)
+    index = EmbeddingIndex.build(x, np.arange(3000), kind="ivf", config=IndexConfig(nlist=32))
+    res = index.tune(target_recall=1.0, k=5, n_queries=100, holdout=False)
+    # probing every cell is exhaustive, so recall 1.0 is reached at the latest at nprobe = nlist
+    assert res.reached and res.recall == 1.0 and res.value <= 32 and res.n_queries == 100
+    assert res.queries == "stored rows"
+    held = index.tune(target_recall=1.0, k=5, n_queries=100)  # IVF: a copy of the trained cells
+    assert held.queries == "held-out rows" and held.reached and held.recall == 1.0 and held.value <= 32
+    assert len(index) == 3000 and index.config.nprobe == held.value
+    # a row finding itself is not counted: at nprobe=1 the sampled rows always find themselves
+    # (their own cell is probed first), yet recall of their other neighbours is lower
+    assert res.sweep["recall"].iloc[0] < 1.0
+
+
+def test_tune_on_held_out_rows_predicts_the_recall_of_new_queries():
+    # HNSW finds a stored row through its own node, whose links are its neighbours, so tuning on
+    # stored rows picks a value too small for new vectors; held-out rows query like new vectors
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5000, 32)).astype(np.float32)
+    fresh = rng.standard_normal((500, 32)).astype(np.float32)
+    index = EmbeddingIndex.build(x, np.arange(5000), kind="hnsw")
+    before = index.search(fresh[:20], 10)
+    stored = index.tune(target_recall=0.95, n_queries=300, holdout=False)
+    recall_stored = _recall(index, x, fresh, 10)
+    held = index.tune(target_recall=0.95, n_queries=300)
+    recall_held = _recall(index, x, fresh, 10)
+    assert held.queries == "held-out rows" and held.reached and held.n_queries == 300
+    assert stored.value < held.value == index.config.ef_search
+    assert recall_stored < 0.88 < 0.92 < recall_held  # measured: 0.76 and 0.95
+    # the catalogue itself is untouched by the temporary index
+    assert len(index) == 5000 and index._index.ntotal == 5000
+    index.config = IndexConfig(**{**index.config.__dict__, "ef_search": 128})
+    after = index.search(fresh[:20], 10)
+    np.testing.assert_array_equal(after.rows, before.rows)
+
+
+def test_tune_counts_tied_duplicates_as_hits():
+    # every vector twice: rows tie exactly, and any of the tied rows is a correct answer
+    x = _clustered(1000, 16)
+    x2 = np.concatenate([x, x])
+    index = EmbeddingIndex.build(x2, np.arange(2000), kind="ivf", config=IndexConfig(nlist=16))
+    res = index.tune(target_recall=1.0, k=3, queries=_clustered(50, 16, seed=2))
+    assert res.reached and res.recall == 1.0
+
+
+def test_tune_warns_and_keeps_the_best_when_the_target_is_out_of_reach():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5000, 64)).astype(np.float32)  # no structure: hard for a small graph
+    index = EmbeddingIndex.build(x, np.arange(5000), kind="hnsw", config=IndexConfig(hnsw_m=4, ef_construction=8))
+    with pytest.warns(UserWarning, match=r"no ef_search up to 16 reaches Recall@10 0.999.*hnsw_m"):
+        res = index.tune(target_recall=0.999, max_value=16, n_queries=50, holdout=False)
+    assert not res.reached and res.sweep["value"].tolist() == [10, 14, 16]
+    assert res.value == res.sweep.loc[res.sweep["recall"].idxmax(), "value"] == index.config.ef_search
+    assert res.recall == res.sweep["recall"].max() < 0.999
+
+
+def test_tune_flat_and_errors(data):
+    emb, queries, ids, _ = data
+    flat = EmbeddingIndex.build(emb, ids)
+    res = flat.tune()
+    assert res.param == "" and res.value is None and res.recall == 1.0 and res.reached and res.sweep.empty
+    hnsw = EmbeddingIndex.build(emb, ids, kind="hnsw")
+    for bad in (dict(target_recall=0), dict(target_recall=1.5), dict(k=0), dict(n_queries=0),
+                dict(max_value=0)):
+        with pytest.raises(IndexInputError, match=next(iter(bad))):
+            hnsw.tune(**bad)
+    with pytest.raises(DimensionMismatchError, match="dimension 3"):
+        hnsw.tune(queries=np.ones((2, 3)))
