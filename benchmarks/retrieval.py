@@ -153,7 +153,8 @@ def run_ann(args: argparse.Namespace) -> None:
 
 def run_tune(args: argparse.Namespace, hnsw: EmbeddingIndex, q: np.ndarray, truth: np.ndarray,
              flat_qps: float, base: dict) -> None:
-    """``EmbeddingIndex.tune`` on stored rows and on half the queries; measured on the other half."""
+    """``EmbeddingIndex.tune`` on held-out rows, on stored rows and on the first half of the queries;
+    each choice is measured on the other half."""
     half = len(q) // 2
     held_q, held_truth = q[half:], truth[half:]
     for queries, holdout in ((None, True), (None, False), (q[:half], True)):
