@@ -322,8 +322,8 @@ def main() -> None:
     p.add_argument("--ef-search", type=lambda s: [int(v) for v in s.split(",")],
                    default=[16, 32, 64, 128, 256, 512, 1024, 2048], help="comma-separated efSearch values")
     p.add_argument("--tune", type=float, metavar="R",
-                   help="part (a): EmbeddingIndex.tune the HNSW index to Recall@10 R, on stored rows and on "
-                        "half the queries; measure each choice on the other half")
+                   help="part (a): EmbeddingIndex.tune the HNSW index to Recall@10 R on held-out rows, on "
+                        "stored rows and on half the queries; measure each choice on the other half")
     p.add_argument("--no-hnsw", action="store_true", help="part (a): skip the HNSW sweep (controls only)")
     p.add_argument("--factory", action="append", default=[],
                    help="part (a): also measure this FAISS index_factory string, e.g. 'PQ128x4fs,RFlat' "

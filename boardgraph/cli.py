@@ -136,9 +136,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from boardgraph.apps import catalogue_index
-    from boardgraph.runs import load_run
-
     from boardgraph.index import IndexInputError
+    from boardgraph.runs import load_run
 
     if args.target_recall is not None and not 0 < args.target_recall <= 1:  # before the slow part
         raise IndexInputError(f"target_recall must be in (0, 1], got {args.target_recall}")
@@ -156,13 +155,19 @@ def _cmd_index(args: argparse.Namespace) -> int:
         if index.kind == "flat":
             print("flat index: exact search, nothing to tune")
         else:
-            res = index.tune(target_recall=args.target_recall)
+            import warnings
+
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                res = index.tune(target_recall=args.target_recall)
             print(res.sweep.to_string(index=False, formatters={"recall": "{:.3f}".format,
                                                                 "queries_per_s": "{:.0f}".format,
                                                                 "speedup": "{:.1f}x".format}))
             print(f"{res.param} = {res.value}: Recall@{res.k} {res.recall:.3f} on {res.n_queries} {res.queries} "
                   f"({'reached' if res.reached else 'NOT reached'}: target {res.target_recall}), "
                   f"{res.speedup:.1f}x the queries/s of exact search")
+            for w in caught:  # e.g. the fix when the target is out of reach, as one plain line
+                print(f"boardgraph index: warning: {w.message}", file=sys.stderr)
     if args.lexical_weight:
         search.save_index(out)
     else:

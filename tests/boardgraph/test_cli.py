@@ -172,7 +172,9 @@ def test_index_target_recall_tunes_and_saves_the_setting(capsys, run_dir, tmp_pa
 
     out_dir = tmp_path / "tuned"
     assert main(["index", str(run_dir), "--kind", "ivf", "--target-recall", "0.99", "--out", str(out_dir)]) == 0
-    out = capsys.readouterr().out
+    cap = capsys.readouterr()
+    out = cap.out
+    assert "warning" not in cap.err
     line = next(x for x in out.splitlines() if x.startswith("nprobe = "))
     value = int(line.split()[2].rstrip(":"))
     assert "reached: target 0.99" in line and float(line.split("Recall@10 ")[1].split()[0]) >= 0.99
@@ -185,6 +187,19 @@ def test_index_target_recall_tunes_and_saves_the_setting(capsys, run_dir, tmp_pa
                  str(tmp_path / "bad")]) == 2
     _one_line_error(capsys, "boardgraph index: error: target_recall must be in (0, 1], got 1.5")
     assert not (tmp_path / "bad").exists()
+
+
+def test_index_target_out_of_reach_says_so_and_names_the_fix(capsys, run_dir, tmp_path, monkeypatch):
+    from boardgraph.index import EmbeddingIndex
+
+    tune = EmbeddingIndex.tune
+    monkeypatch.setattr(EmbeddingIndex, "tune", lambda self, **kw: tune(self, max_value=1, **kw))  # nprobe 1 only
+    assert main(["index", str(run_dir), "--kind", "ivf", "--target-recall", "1.0", "--out", str(tmp_path / "i")]) == 0
+    cap = capsys.readouterr()
+    assert "(NOT reached: target 1.0)" in cap.out and "saved to" in cap.out
+    assert cap.err.startswith("boardgraph index: warning: no nprobe up to 1 reaches Recall@10 1.0 on held-out rows")
+    assert cap.err.count("\n") == 1 and "fewer nlist cells" in cap.err
+    assert EmbeddingIndex.load(tmp_path / "i").config.nprobe == 1
 
 
 def test_index_errors(capsys, run_dir, tmp_path):
