@@ -125,8 +125,8 @@ class TuneResult:
 
     Attributes:
         param: the knob tuned: ``"ef_search"`` (HNSW), ``"nprobe"`` (IVF) or ``""`` (flat: exact,
-            nothing to tune).
-        value: the value now set on the index (``None`` for flat).
+            nothing to tune; or an index of one row, nothing to measure).
+        value: the value now set on the index (``None`` when ``param`` is ``""``).
         recall: Recall@k against exact search at ``value``, in [0, 1].
         speedup: queries/s at ``value`` over queries/s of exact search over the same vectors,
             both timed in this call on the same queries and threads.
