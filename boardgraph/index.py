@@ -529,8 +529,9 @@ class EmbeddingIndex:
             vecs = self._all_vectors()
             keep = np.ones(n, dtype=bool)
             keep[sample] = False
-            x = vecs[sample]
-            target, n_rows = self._same_kind_over(vecs[keep]), int(keep.sum())
+            x, rest = vecs[sample], vecs[keep]  # rest: the other rows, for both temporary indexes
+            del vecs
+            target, n_rows = self._same_kind_over(rest), rest.shape[0]
         else:
             source = "stored rows"
             rng = np.random.default_rng(seed)
@@ -547,7 +548,7 @@ class EmbeddingIndex:
             exact: faiss.Index = faiss.downcast_index(self._index.storage)  # shares the vectors
         else:
             exact = faiss.IndexFlatIP(self.dim)
-            exact.add(self._all_vectors() if target is self._index else vecs[keep])
+            exact.add(self._all_vectors() if target is self._index else rest)
         t = time.perf_counter()
         ex_scores, ex_rows = exact.search(x, fetch)
         exact_qps = x.shape[0] / max(time.perf_counter() - t, 1e-9)
