@@ -249,9 +249,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from boardgraph.config import ConfigError, TrainConfig
     from boardgraph.data import load_graph_for
-    from boardgraph.study import evaluate_graph
-
     from boardgraph.experiments import check_models
+    from boardgraph.study import evaluate_graph
 
     try:
         check_models(args.models)  # before loading data or training: a hybrid listed before its model
