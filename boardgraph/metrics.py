@@ -14,10 +14,18 @@ of ``chunk_size`` queries so that the intermediates stay about the size of one c
 * Excluded candidates (``exclude[q, i]``, e.g. the query itself or its training board-mates) take
   no part: an excluded negative never counts, an excluded positive is not scored.
 
-Recall@K, hit-rate@K and MRR use these ranks. NDCG@K needs positions in one list, so there the
-positives are laid out in order of their ranks: the ``i``-th best positive (0-based) sits at
-position ``rank_i + i``, which is its position in the full list with ties broken against it. This
-keeps NDCG in ``[0, 1]``.
+**Position in the list.** Recall@K and NDCG@K are read off one ranked list per query: the
+positives are laid out in order of their ranks, so the ``i``-th best positive (0-based) sits at
+position ``rank_i + i``, its position in the full list with ties broken against it.
+
+* Recall@K = (positives at positions ``<= K``) / (positives of the query): the share of the
+  query's positives in its top-K list, as recommender libraries (RecBole, Microsoft Recommenders)
+  define it. It cannot exceed ``min(K, n_pos) / n_pos``, and random scores give ``K / N`` for
+  ``N`` non-excluded candidates.
+* Hit-rate@K (a positive in the top K) and MRR (``1 / rank`` of the best positive) read the first
+  position, which is the same in both views. NDCG@K stays in ``[0, 1]``.
+* The filtered rank of each positive (:func:`positive_ranks`) is kept for per-positive analyses
+  (e.g. the bias audit's per-pin hit@K).
 
 Queries without any (non-excluded) positive are skipped: their per-query value is ``NaN``,
 ``RankingResult.valid`` is ``False`` for them and ``RankingResult.n_skipped`` counts them.
@@ -240,7 +248,7 @@ def ranking_metrics(scores: Tensor, positives: Tensor, ks: int | Iterable[int] =
         nan = torch.tensor(float("nan"), dtype=torch.float64, device=ranks.device)
         for k in ks_list:
             # Real ranks are <= N and the sentinel is N + 1, so cap k at N.
-            recall = (ranks <= min(k, n)).sum(dim=1).double() / denom
+            recall = (is_pos & (positions <= k)).sum(dim=1).double() / denom
             hit = (best[:, 0] <= k).double()
             gain = torch.where(is_pos & (positions <= k), 1.0 / torch.log2(positions + 1), 0.0)
             kk = min(k, kmax)

@@ -39,8 +39,9 @@ def test_padded_positives_equal_mask():
 
 def test_recall_hit_mrr_hand_computed(device):
     s, p = SCORES.to(device), POS.to(device)
-    rec = recall_at_k(s, p, [1, 2, 3])
-    assert [rec[k].per_query.tolist() for k in (1, 2, 3)] == [[0, 0], [0.5, 0], [1, 1]]
+    rec = recall_at_k(s, p, [1, 2, 3, 4])
+    # list positions: q0's positives at 2 and 4 (not 2 and 3: the positive at 2 takes a place), q1's at 3
+    assert [rec[k].per_query.tolist() for k in (1, 2, 3, 4)] == [[0, 0], [0.5, 0], [0.5, 1], [1, 1]]
     assert rec[2].mean == pytest.approx(0.25)
     hit = hit_rate_at_k(s, p, [2, 3])
     assert hit[2].per_query.tolist() == [1.0, 0.0] and hit[3].mean == 1.0
@@ -62,7 +63,8 @@ def test_other_positives_do_not_push_down():
     p = torch.tensor([[True, True, False]])
     assert positive_ranks(s, p).tolist() == [[1, 1, 4]]
     r = ranking_metrics(s, p, [1, 2])
-    assert r["recall@1"].mean == 1.0
+    assert r["recall@1"].mean == 0.5 and r["recall@2"].mean == 1.0   # a top-1 list holds one of the two
+    assert r["hit_rate@1"].mean == 1.0 and r["mrr"].mean == 1.0
     assert r["ndcg@1"].mean == pytest.approx(1.0)   # positions 1, 2; ideal@1 = 1
     assert r["ndcg@2"].mean == pytest.approx(1.0)   # never above 1 despite two rank-1 positives
 
@@ -83,7 +85,7 @@ def test_excluded_positive_and_empty_queries_are_skipped():
     r = ranking_metrics(SCORES, POS, [3], exclude=excl)["recall@3"]
     assert r.valid.tolist() == [True, False]
     assert r.n_skipped == 1 and r.n_scored == 1
-    assert math.isnan(r.per_query[1]) and r.mean == 1.0
+    assert math.isnan(r.per_query[1]) and r.mean == 0.5   # q0: positions 2 and 4 (rank 3 + one better positive)
     none = ranking_metrics(SCORES, torch.zeros(2, 5, dtype=torch.bool), [3])["mrr"]
     assert none.n_skipped == 2 and math.isnan(none.mean)
 
@@ -106,6 +108,28 @@ def test_chunking_and_brute_force_agree():
         assert torch.allclose(a[name].per_query, b[name].per_query, equal_nan=True)
         finite = a[name].per_query[a[name].valid]
         assert bool(((finite >= 0) & (finite <= 1)).all()), name
+    # Recall@K by brute force: sort the non-excluded candidates by score, positives after tied
+    # negatives, and count the positives among the first K; never above min(K, n_pos) / n_pos
+    for k in (1, 5, 50):
+        for q in range(37):
+            keep = ~ex[q]
+            if not bool((p[q] & keep).any()):
+                continue
+            sc, pos = s[q][keep], p[q][keep]
+            order = sorted(range(int(keep.sum())), key=lambda i: (-float(sc[i]), bool(pos[i])))
+            n_pos = int(pos.sum())
+            want = sum(bool(pos[i]) for i in order[:k]) / n_pos
+            assert float(a[f"recall@{k}"].per_query[q]) == pytest.approx(want)
+            assert want <= min(k, n_pos) / n_pos
+
+
+def test_random_scores_recall_is_k_over_candidates():
+    g = torch.Generator().manual_seed(0)
+    n, k = 400, 20
+    p = torch.zeros(3000, n, dtype=torch.bool)
+    p[:, :25] = True                        # 25 positives per query: K / N, not a filtered K / (N - 24)
+    r = ranking_metrics(torch.rand(3000, n, generator=g), p, [k])
+    assert r[f"recall@{k}"].mean == pytest.approx(k / n, rel=0.03)
 
 
 def test_bad_inputs_raise():
