@@ -4,18 +4,30 @@
 (:func:`~boardgraph.data.split_memberships`). Every board with held-out pins is a query; a
 :class:`Scorer` gives every pin a score for it, computed from the *training* graph only. Pin
 embeddings are one scorer (:class:`EmbeddingScorer`: cosine to the normalised mean of the board's
-training pins); the score-based baselines of :mod:`boardgraph.baselines` (random, popularity) are
-others, and all of them go through the same protocol:
+training pins); the score-based baselines of :mod:`boardgraph.baselines` (random, popularity) and
+:mod:`boardgraph.cf` (ItemKNN, EASE, Pixie, BPR) are others, and all of them go through the same
+protocol. There are three groups of queries (:data:`GROUPS`, named in tables by :data:`GROUP_LABELS`):
 
-* the board's training pins are excluded from its ranking;
-* warm queries score the held-out memberships of pins the model trained on (with their other
-  boards); cold queries score the pins held out entirely (no membership seen in training);
-* every held-out pin that is not a positive of the query (warm or cold, of any board) is excluded
-  from its ranking, so warm queries never rank cold pins, cold queries never rank the warm
-  held-out pins, and each group is measured on its own;
-* unless the split names its ``candidates`` (e.g. :func:`~boardgraph.data.split_reserved_boards`:
-  only the new, cold items): then a query ranks exactly the candidates (minus its training pins);
-* ranks are filtered and ties count against the positive (:mod:`boardgraph.metrics`).
+* ``warm``: the held-out memberships of pins the model trained on (through their other boards).
+  A query ranks **every pin that is not cold**, minus the board's own training pins. A warm pin
+  held out of board A keeps its other boards: it is a training pin and a real candidate for every
+  other board, so held-out memberships of *other* boards never change a query's candidates.
+* ``cold`` ("cold among new items"): the memberships of the pins held out entirely (no membership
+  seen in training). A query ranks **only the cold pins**: placing a batch of new items.
+* ``cold_all`` ("cold among all pins"): the same positives ranked against **every pin**, minus the
+  board's training pins and its own warm held-out pins (members of the board, not negatives), as
+  a new item meets the whole catalogue in production.
+* When the split names its ``candidates`` (e.g. :func:`~boardgraph.data.split_reserved_boards`:
+  only the new, cold items), ``warm`` and ``cold`` queries rank exactly those candidates (minus
+  the board's training pins); ``cold_all`` still ranks every pin.
+* Ranks are filtered (other positives of the query do not push a positive down) and ties count
+  against the positive. Recall@K is the share of the board's positives in its top-K list, so it
+  cannot exceed ``min(K, n_pos) / n_pos`` (:mod:`boardgraph.metrics`).
+
+Under this protocol, random scores give Recall@K close to ``K / |candidates|`` (checked by
+:func:`boardgraph.experiments.sanity_checks`). An earlier version excluded every pin with a
+held-out membership on *any* board from the other queries, which shrank the candidate set on
+dense data (84% of the catalogue on one data set) and inflated every warm figure.
 
 Per-board values (:class:`~boardgraph.metrics.RankingResult`, for bootstrap CIs) and the rank of
 every held-out membership (:class:`HeldOutRanks`, for slicing by an attribute of the pin) are kept.
@@ -38,14 +50,17 @@ from boardgraph.graph import PinBoardGraph
 from boardgraph.metrics import MetricInputError, RankingResult, positive_ranks, ranking_metrics
 
 __all__ = ["BoardCompletion", "CrossModal", "EmbeddingScorer", "HeldOutRanks", "Scorer", "board_centroids", "board_completion",
-           "cross_modal", "DEFAULT_KS", "CURVE_KS"]
+           "candidate_masks", "cross_modal", "DEFAULT_KS", "CURVE_KS", "GROUPS", "GROUP_LABELS"]
 
 MEMBER = ("pin", "in", "board")
 #: Cut-offs of :func:`board_completion` by default.
 DEFAULT_KS: tuple[int, ...] = (10, 50)
 #: Cut-offs for Recall@K curves.
 CURVE_KS: tuple[int, ...] = (1, 5, 10, 20, 50, 100)
-GROUPS = ("warm", "cold")
+#: Query groups of :func:`board_completion` (see the module docstring).
+GROUPS: tuple[str, ...] = ("warm", "cold", "cold_all")
+#: How tables name each group.
+GROUP_LABELS: dict[str, str] = {"warm": "warm", "cold": "cold among new items", "cold_all": "cold among all pins"}
 
 
 @runtime_checkable
@@ -134,13 +149,15 @@ class HeldOutRanks:
 
 @dataclass
 class BoardCompletion:
-    """Board completion of one model on one split.
+    """Board completion of one model on one split, per query group (:data:`GROUPS`).
 
     Attributes:
-        warm, cold: metric name -> :class:`~boardgraph.metrics.RankingResult` with one value per
-            query board (``"recall@K"``, ``"hit_rate@K"``, ``"ndcg@K"`` for every K, ``"mrr"``).
-        warm_boards, cold_boards: int64 ``[Q]`` the query boards, aligned with the per-query values.
-        warm_pairs, cold_pairs: the rank of every held-out membership (:class:`HeldOutRanks`).
+        warm, cold, cold_all: metric name -> :class:`~boardgraph.metrics.RankingResult` with one
+            value per query board (``"recall@K"``, ``"hit_rate@K"``, ``"ndcg@K"`` for every K,
+            ``"mrr"``). ``cold`` ranks the new items only, ``cold_all`` the whole catalogue.
+        warm_boards, cold_boards, cold_all_boards: int64 ``[Q]`` the query boards, aligned with
+            the per-query values.
+        warm_pairs, cold_pairs, cold_all_pairs: the rank of every held-out membership (:class:`HeldOutRanks`).
         ks: the cut-offs.
     """
 
@@ -151,9 +168,17 @@ class BoardCompletion:
     warm_pairs: HeldOutRanks | None = None
     cold_pairs: HeldOutRanks | None = None
     ks: tuple[int, ...] = field(default=DEFAULT_KS)
+    cold_all: dict[str, RankingResult] | None = None
+    cold_all_boards: Tensor | None = None
+    cold_all_pairs: HeldOutRanks | None = None
+
+    def __post_init__(self) -> None:
+        if self.cold_all is None:  # built by hand with two groups: an empty third one
+            self.cold_all = _concat([], tuple(self.ks))
+            self.cold_all_boards = torch.zeros(0, dtype=torch.long)
 
     def metrics(self, group: str) -> dict[str, RankingResult]:
-        """``warm`` or ``cold`` metrics by name."""
+        """The metrics of ``group`` (``warm``, ``cold`` or ``cold_all``) by name."""
         return getattr(self, _check_group(group))
 
     def boards(self, group: str) -> Tensor:
@@ -165,11 +190,12 @@ class BoardCompletion:
         return getattr(self, f"{_check_group(group)}_pairs")
 
     def summary(self) -> dict[str, float]:
-        """``{"warm_<metric>", "cold_<metric>": mean}`` and ``cold_warm_recall@10`` when defined."""
-        out = {f"warm_{k}": v.mean for k, v in self.warm.items()}
-        out.update({f"cold_{k}": v.mean for k, v in self.cold.items()})
-        if "recall@10" in self.warm and "recall@10" in self.cold and self.warm["recall@10"].mean > 0:
-            out["cold_warm_recall@10"] = self.cold["recall@10"].mean / self.warm["recall@10"].mean
+        """``{"<group>_<metric>": mean}`` for every group, and ``cold_all_warm_recall@10`` (cold
+        among all pins / warm, both ranked against the catalogue) when defined."""
+        out = {f"{g}_{k}": v.mean for g in GROUPS for k, v in self.metrics(g).items()}
+        w, c = self.warm.get("recall@10"), self.metrics("cold_all").get("recall@10")
+        if w is not None and c is not None and w.n_scored and c.n_scored and w.mean > 0:
+            out["cold_all_warm_recall@10"] = c.mean / w.mean
         return out
 
     def curve(self, group: str = "warm", metric: str = "recall") -> dict[int, float]:
@@ -193,7 +219,7 @@ class BoardCompletion:
 
 def _check_group(group: str) -> str:
     if group not in GROUPS:
-        raise MetricInputError(f"group must be 'warm' or 'cold', got {group!r}")
+        raise MetricInputError(f"group must be one of {list(GROUPS)}, got {group!r}")
     return group
 
 
@@ -206,15 +232,42 @@ def _as_scorer(model: Tensor | Scorer) -> Scorer:
     return model
 
 
+def candidate_masks(split: DataSplit) -> dict[str, Tensor]:
+    """bool ``[N_pins]`` per group: the pins a query of that group may rank (before its own
+    training pins and, for ``cold_all``, its own warm held-out pins are taken out).
+
+    * ``warm``: every pin that is not cold (or ``split.candidates`` when the split names them);
+    * ``cold``: the cold pins (or ``split.candidates``);
+    * ``cold_all``: every pin.
+
+    None of them depends on which memberships of *other* boards are held out.
+    """
+    n = split.graph.num_nodes("pin")
+    is_cold = torch.zeros(n, dtype=torch.bool)
+    is_cold[split.cold_pins.long().cpu()] = True
+    is_cold[split.cold_edges[0].long().cpu()] = True
+    if split.candidates is not None:
+        given = split.candidates.cpu().bool()
+        return {"warm": given, "cold": given, "cold_all": torch.ones(n, dtype=torch.bool)}
+    return {"warm": ~is_cold, "cold": is_cold, "cold_all": torch.ones(n, dtype=torch.bool)}
+
+
+def _rows_mask(n_rows: int, n_cols: int, rows: Tensor, cols: Tensor) -> Tensor:
+    m = torch.zeros(n_rows, n_cols, dtype=torch.bool)
+    m[rows, cols] = True
+    return m
+
+
 def board_completion(model: Tensor | Scorer, split: DataSplit, ks: tuple[int, ...] = DEFAULT_KS,
                      chunk_size: int = 1024) -> BoardCompletion:
-    """Board-completion metrics on ``split`` (see the module docstring).
+    """Board-completion metrics on ``split`` (see the module docstring for the protocol).
 
     Args:
         model: pin embeddings ``[N_pins, E]`` (scored by :class:`EmbeddingScorer`) or a :class:`Scorer`.
         split: the split the model was trained on.
         ks: cut-offs of Recall@K, hit-rate@K and NDCG@K (e.g. :data:`CURVE_KS` for curves).
         chunk_size: query boards scored at once (peak memory ~ a few ``chunk_size * N_pins``).
+            Each board is scored once for all the groups it takes part in.
 
     Raises:
         MetricInputError: embeddings of the wrong size, scores of the wrong shape or non-finite, bad ks.
@@ -224,46 +277,60 @@ def board_completion(model: Tensor | Scorer, split: DataSplit, ks: tuple[int, ..
     g = split.train_graph
     n_pins, n_boards = g.num_nodes("pin"), g.num_nodes("board")
     indptr, indices, _ = g.csr(("board", "has", "pin"))
-    indptr, indices = indptr.long(), indices.long()
+    indptr, indices = indptr.long().cpu(), indices.long().cpu()
     deg = indptr[1:] - indptr[:-1]
-    held_all = torch.zeros(n_pins, dtype=torch.bool)
-    held_all[split.heldout[0]] = True
-    held_all[split.cold_edges[0]] = True
-    out: dict[str, tuple] = {}
-    for name, (pin, board) in zip(GROUPS, (split.heldout, split.cold_edges)):
+    cands = candidate_masks(split)
+    warm_pin, warm_board = (t.long().cpu() for t in split.heldout)
+    edges = {"warm": (warm_pin, warm_board), "cold": split.cold_edges, "cold_all": split.cold_edges}
+    queries: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
+    for name in GROUPS:
+        pin, board = (t.long().cpu() for t in edges[name])
         keep = deg[board] > 0  # a board needs training pins to describe it
         pin, board = pin[keep], board[keep]
-        boards = torch.unique(board)
-        row = torch.full((n_boards,), -1, dtype=torch.long)
-        row[boards] = torch.arange(boards.numel())
-        parts: list[dict[str, RankingResult]] = []
-        pair_ranks = torch.empty(pin.numel(), dtype=torch.long)
-        for s in range(0, boards.numel(), chunk_size):
-            qb = boards[s:s + chunk_size]
-            scores = scorer.score(qb, split).float().cpu()
-            if scores.shape != (qb.numel(), n_pins):
-                raise MetricInputError(f"scorer {type(scorer).__name__} returned scores of shape "
-                                       f"{tuple(scores.shape)} for {qb.numel()} boards and {n_pins} pins")
-            pos = torch.zeros(qb.numel(), n_pins, dtype=torch.bool)
-            in_chunk = (row[board] >= s) & (row[board] < s + qb.numel())
-            pos[row[board[in_chunk]] - s, pin[in_chunk]] = True
-            if split.candidates is None:
-                exclude = held_all.expand_as(pos) & ~pos                # every other held-out pin
-            else:
-                exclude = (~split.candidates.cpu()).expand_as(pos) & ~pos   # pins outside the candidates
-            starts, ends = indptr[qb], indptr[qb + 1]
-            lens = ends - starts
-            q_of = torch.repeat_interleave(torch.arange(qb.numel()), lens)
+        queries[name] = (pin, board, torch.unique(board))
+    every = torch.unique(torch.cat([q[2] for q in queries.values()]))
+    parts: dict[str, list[dict[str, RankingResult]]] = {name: [] for name in GROUPS}
+    pair_ranks = {name: torch.empty(queries[name][0].numel(), dtype=torch.long) for name in GROUPS}
+    for s in range(0, every.numel(), chunk_size):
+        qb = every[s:s + chunk_size]
+        scores = scorer.score(qb, split).float().cpu()
+        if scores.shape != (qb.numel(), n_pins):
+            raise MetricInputError(f"scorer {type(scorer).__name__} returned scores of shape "
+                                   f"{tuple(scores.shape)} for {qb.numel()} boards and {n_pins} pins")
+        lo, hi = int(qb[0]), int(qb[-1])
+        for name in GROUPS:
+            pin, board, gb = queries[name]
+            sel = gb[(gb >= lo) & (gb <= hi)]            # this group's boards in the chunk, sorted
+            if sel.numel() == 0:
+                continue
+            rows = torch.searchsorted(qb, sel)            # their rows in ``scores``
+            local = torch.full((n_boards,), -1, dtype=torch.long)
+            local[sel] = torch.arange(sel.numel())
+            in_chunk = local[board] >= 0
+            pos = _rows_mask(sel.numel(), n_pins, local[board[in_chunk]], pin[in_chunk])
+            exclude = ~cands[name].expand_as(pos) & ~pos
+            starts, lens = indptr[sel], deg[sel]          # the board's training pins
+            q_of = torch.repeat_interleave(torch.arange(sel.numel()), lens)
             offs = torch.arange(int(lens.sum())) - torch.repeat_interleave(torch.cumsum(lens, 0) - lens, lens)
-            exclude[q_of, indices[torch.repeat_interleave(starts, lens) + offs]] = True   # the board's training pins
-            parts.append(ranking_metrics(scores, pos, ks=ks, exclude=exclude, chunk_size=chunk_size))
-            ranks = positive_ranks(scores, pos, exclude, chunk_size=chunk_size)
-            pair_ranks[in_chunk] = ranks[row[board[in_chunk]] - s, pin[in_chunk]]
-        metrics = _concat(parts, ks)
+            exclude[q_of, indices[torch.repeat_interleave(starts, lens) + offs]] = True
+            if name == "cold_all":                        # the board's warm held-out pins are members too
+                w = local[warm_board] >= 0
+                exclude[local[warm_board[w]], warm_pin[w]] = True
+            sub = scores[rows]
+            parts[name].append(ranking_metrics(sub, pos, ks=ks, exclude=exclude, chunk_size=chunk_size))
+            ranks = positive_ranks(sub, pos, exclude, chunk_size=chunk_size)
+            pair_ranks[name][in_chunk] = ranks[local[board[in_chunk]], pin[in_chunk]]
+    res: dict[str, tuple] = {}
+    for name in GROUPS:
+        pin, board, gb = queries[name]
+        row = torch.full((n_boards,), -1, dtype=torch.long)
+        row[gb] = torch.arange(gb.numel())
         order = torch.argsort(row[board] * n_pins + pin)
-        out[name] = (metrics, boards, HeldOutRanks(pin[order], board[order], pair_ranks[order]))
-    (warm, wb, wp), (cold, cb, cp) = out["warm"], out["cold"]
-    return BoardCompletion(warm, cold, wb, cb, wp, cp, tuple(ks))
+        res[name] = (_concat(parts[name], ks), gb, HeldOutRanks(pin[order], board[order], pair_ranks[name][order]))
+    return BoardCompletion(warm=res["warm"][0], cold=res["cold"][0], warm_boards=res["warm"][1],
+                           cold_boards=res["cold"][1], warm_pairs=res["warm"][2], cold_pairs=res["cold"][2],
+                           ks=tuple(ks), cold_all=res["cold_all"][0], cold_all_boards=res["cold_all"][1],
+                           cold_all_pairs=res["cold_all"][2])
 
 
 def _concat(parts: list[dict[str, RankingResult]], ks: tuple[int, ...]) -> dict[str, RankingResult]:

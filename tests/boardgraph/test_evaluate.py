@@ -33,32 +33,145 @@ def hand_split():
 
 def test_board_completion_hand_example():
     _, split, emb, P, B = hand_split()
-    r = board_completion(emb, split, ks=(1, 2))
+    r = board_completion(emb, split, ks=(1, 2, 3))
     assert r.warm_boards.tolist() == B("b0", "b1").tolist() and r.cold_boards.tolist() == B("b0").tolist()
-    # warm, b0: candidates p2 (pos, 0.6), p3 (0.0), p4 (0.0); p0, p1 (training) and p5 (cold) excluded -> rank 1
-    # warm, b1: p4 is positive (1.0); p2 scores 0.8, p0/p1 0.0; p3 excluded -> rank 1
+    assert r.boards("cold_all").tolist() == B("b0").tolist()
+    # warm, b0: candidates p2 (pos, 0.6), p3 (0.0), p4 (0.0: held out of b1, still a candidate here);
+    # p0, p1 (training) and p5 (cold) are not candidates -> rank 1
+    # warm, b1: training p3 and p2 (p2 is held out of b0 only); p4 (pos, 0.95) vs p0, p1 (0.32) -> rank 1
     assert r.warm["recall@1"].per_query.tolist() == [1.0, 1.0]
-    # cold, b0: p5 (0.8) vs p3, p4 (0.0); warm held-out p2 excluded -> rank 1
+    # cold among new items, b0: p5 is the only cold pin -> rank 1
     assert r.cold["recall@1"].per_query.tolist() == [1.0]
-    # move p5 away from b0: it now ranks behind p3 (0.0); p2 and p4 (warm held-out) stay excluded
+    # cold among all pins, b0: p5 (0.8) vs p3, p4 (0.0); p2 (b0's own warm held-out) is not a negative -> rank 1
+    assert r.metrics("cold_all")["recall@1"].per_query.tolist() == [1.0]
+    # move p5 away from b0: among new items it is still first; among all pins p3 and p4 (0.0) beat it (-1)
     emb[P("p5")] = torch.tensor([-1.0, 0.0])
-    r2 = board_completion(emb, split, ks=(1, 2))
-    assert r2.cold["recall@1"].per_query.tolist() == [0.0] and r2.cold["recall@2"].per_query.tolist() == [1.0]
-    assert r2.cold["mrr"].per_query.tolist() == [0.5]
+    r2 = board_completion(emb, split, ks=(1, 2, 3))
+    assert r2.cold["recall@1"].per_query.tolist() == [1.0]
+    ca = r2.metrics("cold_all")
+    assert [ca[f"recall@{k}"].per_query.tolist() for k in (1, 2, 3)] == [[0.0], [0.0], [1.0]]
+    assert ca["mrr"].per_query.tolist() == [pytest.approx(1 / 3)]
     s = r2.summary()
-    assert s["warm_recall@1"] == 1.0 and s["cold_recall@1"] == 0.0
+    assert s["warm_recall@1"] == 1.0 and s["cold_recall@1"] == 1.0 and s["cold_all_recall@1"] == 0.0
+
+
+def test_warm_pin_held_out_of_one_board_is_a_candidate_for_another():
+    """p4 is held out of b1; for b0 it is a training pin like any other and outranks b0's positive."""
+    _, split, emb, P, B = hand_split()
+    emb[P("p4")] = torch.tensor([1.0, 0.0])   # right on b0's centroid, above p2 (0.6)
+    r = board_completion(emb, split, ks=(1, 2))
+    # b0: p4 takes the first place, p2 the second. b1: p4 (0.32) now ties p0 and p1 -> rank 3
+    assert r.warm["recall@1"].per_query.tolist() == [0.0, 0.0]
+    assert r.warm["recall@2"].per_query.tolist() == [1.0, 0.0]
+    assert r.warm["mrr"].per_query.tolist() == [0.5, pytest.approx(1 / 3)]
+    # and it is a negative of the cold-among-all query of b0 too (the cold pin p5 scores 0.8 < 1.0)
+    assert r.metrics("cold_all")["mrr"].per_query.tolist() == [0.5]
+
+
+def test_candidate_sets_do_not_depend_on_other_boards_hold_outs():
+    """Holding out more memberships of *other* boards never changes a query's candidates: the
+    rank of every (pin, board) of the smaller hold-out is the same under the larger one."""
+    g = synthetic_lookbooks(300, 40, seed=1)
+    base = split_memberships(g, 0.1, 0.1, seed=0)
+    emb = torch.randn(300, 8, generator=torch.Generator().manual_seed(1))
+    ref = board_completion(emb, base, ks=(10,))
+    ranks = {(p, b): r for p, b, r in zip(*(t.tolist() for t in (ref.warm_pairs.pins, ref.warm_pairs.boards,
+                                                                  ref.warm_pairs.ranks)))}
+    # hold out more memberships, of boards that are not already queries, keeping the train graph's
+    # view of the query boards the same
+    pin, board = g.edges(("pin", "in", "board"))
+    query = set(ref.warm_boards.tolist()) | set(ref.boards("cold_all").tolist())
+    is_cold = torch.zeros(300, dtype=torch.bool)
+    is_cold[base.cold_pins] = True
+    trained = base.train_graph.edges(("pin", "in", "board"))
+    trained_set = set(zip(*(t.tolist() for t in trained)))
+    deg = torch.bincount(trained[0], minlength=300)
+    extra_p, extra_b, seen = [], [], set()
+    for p, b in zip(pin.tolist(), board.tolist()):
+        if b in query or is_cold[p] or (p, b) not in trained_set or deg[p] < 2 or p in seen:
+            continue
+        extra_p.append(p), extra_b.append(b), seen.add(p)
+        deg[p] -= 1
+    assert len(extra_p) > 10
+    held = (torch.cat([base.heldout[0], torch.tensor(extra_p)]), torch.cat([base.heldout[1], torch.tensor(extra_b)]))
+    eids = base.train_graph.edge_ids("in", torch.tensor(extra_p), torch.tensor(extra_b))
+    assert eids.numel() == len(extra_p)
+    more = DataSplit(g, base.train_graph.remove_edges("in", eids=eids), held, base.cold_pins, base.cold_edges)
+    out = board_completion(EmbeddingScorer(emb), more, ks=(10,))
+    got = {(p, b): r for p, b, r in zip(*(t.tolist() for t in (out.warm_pairs.pins, out.warm_pairs.boards,
+                                                                  out.warm_pairs.ranks)))}
+    assert all(got[k] == v for k, v in ranks.items())
+    # the cold queries' ranks do not move either
+    assert torch.equal(out.cold_pairs.ranks, ref.cold_pairs.ranks)
+    assert torch.equal(out.pairs("cold_all").ranks, ref.pairs("cold_all").ranks)
+
+
+def test_random_scores_give_k_over_candidates():
+    """Random scores: Recall@K ~ K / |candidates| in each group (within a tolerance)."""
+    from boardgraph.baselines import RandomScorer
+    from boardgraph.evaluate import candidate_masks
+
+    g = synthetic_lookbooks(2000, 300, seed=0)
+    split = split_memberships(g, 0.15, 0.2, seed=0)
+    k = 100
+    cands = candidate_masks(split)
+    means = []
+    for seed in range(8):
+        r = board_completion(RandomScorer(seed), split, ks=(k,))
+        means.append([r.metrics(gr)[f"recall@{k}"].mean for gr in ("warm", "cold", "cold_all")])
+    got = torch.tensor(means).mean(0)
+    n_w, n_c, n_a = (int(cands[gr].sum()) for gr in ("warm", "cold", "cold_all"))
+    # a board's own training pins (~7 of them) leave the candidates too: small next to N
+    assert (n_w, n_c, n_a) == (1600, 400, 2000)
+    assert got[0] == pytest.approx(k / n_w, rel=0.12)
+    assert got[1] == pytest.approx(k / n_c, rel=0.12)
+    assert got[2] == pytest.approx(k / n_a, rel=0.2)   # fewest positives: the noisiest
+
+
+def test_popularity_on_a_dense_graph_by_hand():
+    """Popularity on a small dense graph, worked out by hand under the fair protocol.
+
+    Pins a..f; boards u0..u3 (training memberships) and the held-out ones in brackets:
+      u0: a b c [d]     u1: a b d [e]     u2: a c d e [b]     u3: a b f [c]
+    Training degrees: a 4, b 3, c 2, d 2, e 1, f 1. Every pin is warm (held out of one board only).
+    u0 ranks d, e, f (not its training a, b, c): d 2 > e 1 = f 1 -> d rank 1.
+    u1 ranks c, e, f: c 2 > e 1 = f 1, e tied with f (ties count against it) -> e rank 3.
+    u2 ranks b, f: b 3 -> rank 1.   u3 ranks c, d, e: c 2 tied with d 2 -> rank 2.
+    The old protocol dropped every pin with a held-out membership (b, c, d, e) from other boards'
+    rankings, which would have put every positive first.
+    """
+    from boardgraph.baselines import PopularityScorer
+
+    train_rows = [("u0", "a"), ("u0", "b"), ("u0", "c"), ("u1", "a"), ("u1", "b"), ("u1", "d"),
+                  ("u2", "a"), ("u2", "c"), ("u2", "d"), ("u2", "e"), ("u3", "a"), ("u3", "b"), ("u3", "f")]
+    held_rows = [("u0", "d"), ("u1", "e"), ("u2", "b"), ("u3", "c")]
+    g, _ = from_collections(pd.DataFrame(train_rows + held_rows, columns=["board_id", "pin_id"]))
+    hp = g.index("pin", [p for _, p in held_rows])
+    hb = g.index("board", [b for b, _ in held_rows])
+    train = g.remove_edges("in", eids=g.edge_ids("in", hp, hb))
+    empty = torch.zeros(0, dtype=torch.long)
+    split = DataSplit(g, train, (hp, hb), empty, (empty, empty))
+    r = board_completion(PopularityScorer(), split, ks=(1, 2, 10))
+    assert r.warm_boards.tolist() == g.index("board", ["u0", "u1", "u2", "u3"]).tolist()
+    assert r.warm_pairs.ranks.tolist() == [1, 3, 1, 2]
+    assert r.warm["recall@1"].per_query.tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert r.warm["recall@1"].mean == pytest.approx(0.5)
+    assert r.warm["recall@10"].mean == pytest.approx(1.0)   # 3 or fewer candidates each
+    assert r.warm["mrr"].mean == pytest.approx((1 + 1 / 3 + 1 + 1 / 2) / 4)
+    assert r.cold["recall@10"].n_scored == 0 and r.metrics("cold_all")["recall@10"].n_scored == 0
 
 
 def test_per_membership_ranks_and_frames():
     g, split, emb, P, B = hand_split()
     emb[P("p5")] = torch.tensor([-1.0, 0.0])
     r = board_completion(emb, split, ks=(1, 2))
-    wp, cp = r.pairs("warm"), r.pairs("cold")
+    wp, cp, ap = r.pairs("warm"), r.pairs("cold"), r.pairs("cold_all")
     # one row per held-out membership, ordered by query board: (p2, b0) rank 1, (p4, b1) rank 1
     assert list(zip(wp.pins.tolist(), wp.boards.tolist(), wp.ranks.tolist())) == [
         (int(P("p2")), int(B("b0")), 1), (int(P("p4")), int(B("b1")), 1)]
-    # (p5, b0): p3 and p4 tie at 0.0 ... p5 scores -1, behind p3 only (p4 is warm held-out, excluded) -> rank 2
-    assert cp.ranks.tolist() == [2] and cp.recall(1).tolist() == [0.0] and cp.reciprocal_rank().tolist() == [0.5]
+    # (p5, b0): the only new item -> rank 1; among all pins p3 and p4 (0.0) are above it (-1) -> rank 3
+    assert cp.ranks.tolist() == [1] and ap.ranks.tolist() == [3]
+    assert ap.recall(2).tolist() == [0.0] and ap.reciprocal_rank().tolist() == [pytest.approx(1 / 3)]
     assert g.ids("pin", wp.pins).tolist() == ["p2", "p4"]
     q = r.per_query("warm")
     assert q["board"].tolist() == B("b0", "b1").tolist() and q["n_heldout"].tolist() == [1, 1]
@@ -74,15 +187,17 @@ def test_scorer_protocol_matches_embeddings_and_chunking():
     assert isinstance(scorer, Scorer)
     others = (board_completion(scorer, split, ks=CURVE_KS), board_completion(emb, split, ks=CURVE_KS, chunk_size=3))
     for other in others:
-        for group in ("warm", "cold"):
+        for group in ("warm", "cold", "cold_all"):
             for name, res in ref.metrics(group).items():
                 assert torch.allclose(res.per_query, other.metrics(group)[name].per_query, equal_nan=True), name
             assert torch.equal(ref.pairs(group).ranks, other.pairs(group).ranks)
-    # the per-board recall@K is the mean of its memberships' hits, for every K of the curve
+    # the per-board recall@K is the share of its memberships whose list position (filtered rank + the
+    # number of better positives) is within K, for every K of the curve
     q = ref.per_query("warm")
-    pairs = ref.pairs("warm").frame()
+    pairs = ref.pairs("warm").frame().sort_values(["board", "rank"], kind="stable")
+    pairs["position"] = pairs["rank"] + pairs.groupby("board").cumcount()
     for k in CURVE_KS:
-        hits = pairs.assign(hit=(pairs["rank"] <= k).astype(float)).groupby("board")["hit"].mean()
+        hits = pairs.assign(hit=(pairs["position"] <= k).astype(float)).groupby("board")["hit"].mean()
         assert torch.allclose(torch.tensor(hits.to_numpy()), torch.tensor(q[f"recall@{k}"].to_numpy()))
     curve = ref.curve("warm")
     assert list(curve) == list(CURVE_KS) and all(a <= b for a, b in zip(curve.values(), list(curve.values())[1:]))
@@ -156,8 +271,14 @@ def test_candidates_of_the_split_restrict_the_ranking():
     emb[p("p4")] = torch.tensor([0.0, 1.0])
     empty = torch.zeros(0, dtype=torch.long)
     split = DataSplit(g, train, (empty, empty), torch.tensor([p("p2")]), (torch.tensor([p("p2")]), torch.tensor([b0])))
-    mrr_all = board_completion(emb, split, ks=(1,)).cold["mrr"].mean
+    r_all = board_completion(emb, split, ks=(1,))
+    assert r_all.cold["mrr"].mean == pytest.approx(1.0)                 # the only new item
+    assert r_all.metrics("cold_all")["mrr"].mean == pytest.approx(0.5)  # p3 is above it in the catalogue
     cand = torch.zeros(5, dtype=torch.bool)
-    cand[[p("p2"), p("p4")]] = True
-    mrr_cand = board_completion(emb, dataclasses.replace(split, candidates=cand), ks=(1,)).cold["mrr"].mean
-    assert mrr_all == pytest.approx(0.5) and mrr_cand == pytest.approx(1.0)
+    cand[[p("p3"), p("p2"), p("p4")]] = True
+    r_cand = board_completion(emb, dataclasses.replace(split, candidates=cand), ks=(1,))
+    assert r_cand.cold["mrr"].mean == pytest.approx(0.5)                # the split's candidates include p3
+    cand[p("p3")] = False
+    r_cand = board_completion(emb, dataclasses.replace(split, candidates=cand), ks=(1,))
+    assert r_cand.cold["mrr"].mean == pytest.approx(1.0)
+    assert r_cand.metrics("cold_all")["mrr"].mean == pytest.approx(0.5)  # every pin, whatever the candidates
