@@ -39,14 +39,41 @@ Generative process (``S = n_styles``, ``noise`` = per-attribute corruption rate)
    order. Board titles combine a colour, material or pattern word of the board's style (each
    corrupted with probability ``noise``) with a filler word.
 
+Presets (``preset=``, see :data:`PRESETS`) change only step 4; pins, images and the style
+design are the same for a seed whatever the preset. ``"lookbook"`` is the process above. ``"dense"``
+stands in for collaborative data (wishlists, purchase histories): each board is one user's history.
+
+5. **Dense boards** (``preset="dense"``; defaults 2000 pins, 600 boards of 50-150 pins, purity 0.8):
+
+   a. *Taste groups.* Each style's pins are split in equal shares into 8 hidden taste groups
+      (co-consumption clusters), ``taste = 8 * style + k``. No modality sees them: they are drawn
+      from the board stream after every content attribute.
+   b. *Popularity.* Every pin gets a global popularity, log-normal(0, 1.75) (the lookbook's is
+      log-normal(0, 1)), so a few pins are on a large share of the boards.
+   c. *Users.* Board ``u`` has a primary style (equal shares, kept in ``boards.style``) and with
+      probabilities 0.4 / 0.4 / 0.2 one / two / three styles, weighted by a sorted Gamma(2) draw
+      (the primary the heaviest); within each of its styles it likes 1 to 3 of the 8 groups.
+   d. *Histories.* A slot is drawn from a mixture: with probability ``0.9 * purity`` one of the
+      user's groups (style by weight, then a group uniformly) and a pin of it by popularity; with
+      ``0.1 * purity`` a pin of one of the user's styles (by weight) by popularity; with
+      ``1 - purity`` any pin by global popularity. A history of ``size`` pins (uniform in
+      ``board_size``) is ``size`` draws from this mixture *without replacement* (Plackett-Luce,
+      through Gumbel top-k), so no pin repeats and weights renormalise as the user's groups run
+      out. Every pin is first forced onto one random board of a user who likes its group (when
+      one does), so pins are boarded. Positions are a random order. Board titles are drawn as in
+      step 4 from the primary style.
+
+   So item-item co-occurrence can learn the taste groups while content only reveals the coarser
+   style. The groups are kept in ``pins.taste`` (dense preset only).
+
 The hidden style is kept in ``pins.style`` and ``boards.style`` for evaluation only.
 """
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -57,7 +84,7 @@ from .garments import draw_garments
 if TYPE_CHECKING:
     from boardgraph.graph import PinBoardGraph
 
-__all__ = ["LookbookTables", "make_lookbook_tables", "synthetic_lookbooks",
+__all__ = ["LookbookTables", "LookbookPreset", "PRESETS", "make_lookbook_tables", "synthetic_lookbooks",
            "PALETTES", "PATTERNS", "MATERIALS", "CATEGORIES", "BRAND_FAMILIES", "PRICE_BANDS"]
 
 log = logging.getLogger(__name__)
@@ -121,13 +148,17 @@ class LookbookTables:
 
     Attributes:
         pins: one row per pin: ``pin_id`` (str), ``title``, ``description``, ``brand``,
-            ``category`` (str), ``price`` (float64 dollars), ``style`` (int64, hidden truth).
-        boards: one row per board: ``board_id`` (str), ``board_title`` (str), ``style`` (int64).
+            ``category`` (str), ``price`` (float64 dollars), ``style`` (int64, hidden truth) and,
+            for the dense preset, ``taste`` (int64 taste group, hidden truth).
+        boards: one row per board: ``board_id`` (str), ``board_title`` (str), ``style`` (int64;
+            for the dense preset the user's primary style).
         memberships: ``board_id``, ``pin_id``, ``position`` (int64, 0-based order within the
             board); one row per (board, pin), sorted by board then position.
         images: uint8 ``[n_pins, 3, image_size, image_size]``, row ``i`` is ``pins`` row ``i``.
         styles: one row per style: ``style``, ``palette``, ``pattern``, ``material``,
             ``brand_family`` (int), ``price_band`` (the noise-free attributes).
+        pin_labels: the hidden-truth columns of ``pins`` (``("style",)``, or
+            ``("style", "taste")`` for the dense preset), for evaluation only.
     """
 
     pins: pd.DataFrame
@@ -135,6 +166,7 @@ class LookbookTables:
     memberships: pd.DataFrame
     images: torch.Tensor
     styles: pd.DataFrame
+    pin_labels: tuple[str, ...] = ("style",)
 
     @property
     def n_unboarded(self) -> int:
@@ -188,9 +220,24 @@ def _check_args(n_pins: int, n_boards: int, n_styles: int, image_size: int,
         raise ValueError(f"purity must be in (0, 1], got {purity}")
 
 
-def _draw_boards(rng: np.random.Generator, pin_style: np.ndarray, n_boards: int, n_styles: int,
-                 board_size: tuple[int, int], purity: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Board styles ``[B]`` and membership arrays (board, pin, position), sorted by board, position."""
+@dataclass(frozen=True)
+class _Boards:
+    """What a preset's board drawer returns: ``B`` boards and ``M`` memberships.
+
+    ``style`` is int64 ``[B]``; ``board``, ``pin``, ``position`` are int64 ``[M]``, sorted by board
+    then position; ``pin_labels`` maps extra hidden pin columns to int64 ``[N]`` arrays.
+    """
+
+    style: np.ndarray
+    board: np.ndarray
+    pin: np.ndarray
+    position: np.ndarray
+    pin_labels: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _draw_lookbook_boards(rng: np.random.Generator, pin_style: np.ndarray, n_boards: int, n_styles: int,
+                          board_size: tuple[int, int], purity: float) -> _Boards:
+    """Boards curated by style (module docstring, step 4)."""
     n = len(pin_style)
     b_style = rng.permutation(np.arange(n_boards) % n_styles)
     size = rng.integers(board_size[0], board_size[1] + 1, n_boards)
@@ -223,32 +270,154 @@ def _draw_boards(rng: np.random.Generator, pin_style: np.ndarray, n_boards: int,
     order = np.lexsort((rng.random(len(board)), board))
     board, pin = board[order], pin[order]
     position = np.arange(len(board)) - np.searchsorted(board, np.arange(n_boards))[board]
-    return b_style, board, pin, position
+    return _Boards(b_style, board, pin, position)
 
 
-def make_lookbook_tables(n_pins: int = 2000, n_boards: int = 200, seed: int = 0, *, n_styles: int = 12,
-                         image_size: int = 32, board_size: tuple[int, int] = (5, 30), noise: float = 0.15,
-                         purity: float = 0.88) -> LookbookTables:
+#: Dense preset (module docstring, step 5).
+_GROUPS_PER_STYLE = 8
+_STYLES_PER_USER = (0.4, 0.4, 0.2)  # P(a user likes 1, 2, 3 styles)
+_GROUPS_PER_USER_STYLE = (1, 3)  # groups liked within each liked style, uniform
+_DENSE_POPULARITY_SIGMA = 1.75
+_GROUP_SHARE = 0.9  # of the on-taste share ``purity``; the rest goes to the styles at large
+_KEYS_PER_BLOCK = 1 << 22  # Gumbel keys per block of users: 32 MiB of float64 whatever the size
+_FORCED = 1e6  # added to the key of a pin's home slot: above any log-weight, keeps Gumbel order
+
+
+def _draw_dense_boards(rng: np.random.Generator, pin_style: np.ndarray, n_boards: int, n_styles: int,
+                       board_size: tuple[int, int], purity: float) -> _Boards:
+    """User histories over hidden taste groups (module docstring, step 5)."""
+    n, n_groups = len(pin_style), _GROUPS_PER_STYLE
+    # a. taste groups: equal shares within each style
+    by_style = np.lexsort((rng.random(n), pin_style))
+    sorted_style = pin_style[by_style]
+    taste = np.empty(n, dtype=np.int64)
+    taste[by_style] = sorted_style * n_groups + (np.arange(n) - np.searchsorted(sorted_style, sorted_style)) % n_groups
+    # b. global popularity
+    popularity = rng.lognormal(0.0, _DENSE_POPULARITY_SIGMA, n)
+    # c. users: K liked styles per row (primary first, all distinct), their weights, their groups
+    k = min(len(_STYLES_PER_USER), n_styles)
+    cdf = np.cumsum(_STYLES_PER_USER[:k]) / sum(_STYLES_PER_USER[:k])
+    b_style = rng.permutation(np.arange(n_boards) % n_styles)
+    n_liked = np.minimum(1 + (rng.random(n_boards)[:, None] > cdf).sum(1), k)
+    others = np.argsort(rng.random((n_boards, n_styles - 1)), axis=1)[:, : k - 1]
+    user_style = np.concatenate([b_style[:, None], (b_style[:, None] + 1 + others) % n_styles], axis=1)  # [B, K]
+    w = -np.sort(-rng.gamma(2.0, size=(n_boards, k)), axis=1) * (np.arange(k) < n_liked[:, None])
+    w /= w.sum(1, keepdims=True)
+    rows = np.arange(n_boards)[:, None]
+    style_w = np.zeros((n_boards, n_styles))  # [B, S], rows sum to 1
+    style_w[rows, user_style] = w
+    lo, hi = _GROUPS_PER_USER_STYLE
+    n_picked = np.minimum(rng.integers(lo, hi + 1, (n_boards, k)), n_groups)
+    order = np.argsort(rng.random((n_boards, k, n_groups)), axis=2)  # a random order of each style's groups
+    taste_w = np.zeros((n_boards, n_styles * n_groups))  # [B, S * G], rows sum to 1
+    taste_w[rows[:, :, None], user_style[:, :, None] * n_groups + order] = (
+        (w / n_picked)[:, :, None] * (np.arange(n_groups) < n_picked[:, :, None]))
+    # d. one forced home per pin, on a random user who likes its group (-1 when none does)
+    holder_taste, holder_user = np.nonzero(taste_w.T > 0)  # sorted by taste
+    count = np.bincount(holder_taste, minlength=taste_w.shape[1])[taste]
+    start = np.searchsorted(holder_taste, taste)
+    pick = np.minimum(start + (rng.random(n) * count).astype(np.int64), len(holder_user) - 1)
+    home_user = np.where(count > 0, holder_user[pick], -1)
+    # d. histories: Plackett-Luce draws without replacement = the top ``size`` of log(weight) + Gumbel
+    a_group, a_style, a_any = _GROUP_SHARE * purity, (1.0 - _GROUP_SHARE) * purity, 1.0 - purity
+    in_group = popularity / np.bincount(taste, popularity)[taste]  # [N], sums to 1 over each group
+    in_style = popularity / np.bincount(pin_style, popularity)[pin_style]
+    anywhere = popularity / popularity.sum()
+    size = rng.integers(board_size[0], board_size[1] + 1, n_boards)
+    top_k = min(board_size[1], n)
+    step = max(1, _KEYS_PER_BLOCK // n)
+    parts = []
+    for u0 in range(0, n_boards, step):
+        users = np.arange(u0, min(u0 + step, n_boards))
+        weight = (a_group * taste_w[users][:, taste] * in_group + a_style * style_w[users][:, pin_style] * in_style
+                  + a_any * anywhere)  # [b, N]
+        with np.errstate(divide="ignore"):
+            key = np.log(weight) + rng.gumbel(size=weight.shape)
+        forced = np.flatnonzero((home_user >= u0) & (home_user < users[-1] + 1))
+        key[home_user[forced] - u0, forced] += _FORCED
+        top = np.argpartition(-key, top_k - 1, axis=1)[:, :top_k]
+        top_key = np.take_along_axis(key, top, 1)
+        by_key = np.argsort(-top_key, axis=1, kind="stable")
+        top, top_key = np.take_along_axis(top, by_key, 1), np.take_along_axis(top_key, by_key, 1)
+        keep = (np.arange(top_k) < size[users, None]) & np.isfinite(top_key)  # weight 0 only when purity = 1
+        parts.append((np.broadcast_to(users[:, None], top.shape)[keep], top[keep]))
+    board = np.concatenate([b for b, _ in parts])
+    pin = np.concatenate([p for _, p in parts])
+    order = np.lexsort((rng.random(len(board)), board))
+    board, pin = board[order], pin[order]
+    position = np.arange(len(board)) - np.searchsorted(board, np.arange(n_boards))[board]
+    return _Boards(b_style, board, pin, position, {"taste": taste})
+
+
+@dataclass(frozen=True)
+class LookbookPreset:
+    """A named generative preset: its defaults and how it draws boards (see :data:`PRESETS`).
+
+    Attributes:
+        n_pins, n_boards, board_size, purity: the values used when the caller leaves them ``None``.
+        draw_boards: ``(rng, pin_style int64 [N], n_boards, n_styles, board_size, purity) -> boards``;
+            it draws from the board stream only, so pins and images do not depend on the preset.
+    """
+
+    n_pins: int
+    n_boards: int
+    board_size: tuple[int, int]
+    purity: float
+    draw_boards: Callable[[np.random.Generator, np.ndarray, int, int, tuple[int, int], float], _Boards]
+
+
+#: Preset name -> :class:`LookbookPreset`. ``"lookbook"``: boards curated by style (step 4 of the
+#: module docstring). ``"dense"``: user histories over hidden taste groups (step 5).
+PRESETS: dict[str, LookbookPreset] = {
+    "lookbook": LookbookPreset(2000, 200, (5, 30), 0.88, _draw_lookbook_boards),
+    "dense": LookbookPreset(2000, 600, (50, 150), 0.8, _draw_dense_boards),
+}
+
+
+def _preset(name: str) -> LookbookPreset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {list(PRESETS)}")
+    return PRESETS[name]
+
+
+def make_lookbook_tables(n_pins: int | None = None, n_boards: int | None = None, seed: int = 0, *,
+                         preset: str = "lookbook", n_styles: int = 12, image_size: int = 32,
+                         board_size: tuple[int, int] | None = None, noise: float = 0.15,
+                         purity: float | None = None) -> LookbookTables:
     """Draw the tables and images of a synthetic lookbook (process in the module docstring).
+
+    Arguments left ``None`` take the preset's value (:data:`PRESETS`): ``"lookbook"`` 2000 pins,
+    200 boards of 5-30 pins, purity 0.88; ``"dense"`` 2000 pins, 600 boards of 50-150 pins,
+    purity 0.8 (so ``make_lookbook_tables(preset="dense")`` is the dense default).
 
     Args:
         n_pins: number of pins (``>= n_styles``).
         n_boards: number of boards (``>= 1``).
         seed: seed of ``numpy.random.default_rng``; equal seeds give identical tables and images.
-            Tables do not depend on ``image_size``.
+            Tables do not depend on ``image_size``; pins and images do not depend on ``preset``.
+        preset: ``"lookbook"`` (boards curated by style, step 4) or ``"dense"`` (user histories
+            over hidden taste groups with a heavy popularity tail, step 5; adds ``pins.taste``).
         n_styles: number of hidden styles, 2 to 32.
         image_size: side of the square images, in pixels (``>= 8``).
-        board_size: ``(min, max)`` pins per board, drawn uniformly. A board has fewer pins only
-            when its style has too few distinct pins to fill it.
+        board_size: ``(min, max)`` pins per board, drawn uniformly. A lookbook board has fewer pins
+            only when its style has too few distinct pins to fill it; a dense board only when
+            ``max > n_pins``, or with ``purity=1`` when the user's styles have too few pins.
         noise: probability that each attribute of each modality is replaced, in ``[0, 1)``.
-        purity: probability that a board slot is drawn from the board's own style, in ``(0, 1]``.
+        purity: probability that a board slot is drawn from the board's own style (lookbook) or
+            from the user's tastes rather than global popularity (dense), in ``(0, 1]``.
 
     Returns:
         :class:`LookbookTables`; ``images`` is uint8 ``[n_pins, 3, image_size, image_size]`` on CPU.
 
     Raises:
-        ValueError: an argument is out of the ranges above.
+        ValueError: an unknown ``preset`` (the message lists :data:`PRESETS`), or an argument out
+            of the ranges above.
     """
+    cfg = _preset(preset)
+    n_pins = cfg.n_pins if n_pins is None else n_pins
+    n_boards = cfg.n_boards if n_boards is None else n_boards
+    board_size = cfg.board_size if board_size is None else board_size
+    purity = cfg.purity if purity is None else purity
     _check_args(n_pins, n_boards, n_styles, image_size, board_size, noise, purity)
     r_design, r_pins, r_boards, r_images = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
     st = _design_styles(r_design, n_styles)
@@ -295,7 +464,10 @@ def make_lookbook_tables(n_pins: int = 2000, n_boards: int = 200, seed: int = 0,
         "price": price.astype(np.float64), "style": style.astype(np.int64)})
 
     # boards and memberships
-    b_style, m_board, m_pin, m_pos = _draw_boards(r_boards, style, n_boards, n_styles, board_size, purity)
+    drawn = cfg.draw_boards(r_boards, style, n_boards, n_styles, board_size, purity)
+    b_style, m_board, m_pin, m_pos = drawn.style, drawn.board, drawn.pin, drawn.position
+    for name, values in drawn.pin_labels.items():
+        pins[name] = values.astype(np.int64)
     bw = max(4, len(str(n_boards - 1)))
     board_ids = np.array([f"b{i:0{bw}d}" for i in range(n_boards)], dtype=object)
     t_col = _other(r_boards, st["palette"][b_style], n_pal, noise) * 4 + r_boards.integers(0, 4, n_boards)
@@ -316,38 +488,45 @@ def make_lookbook_tables(n_pins: int = 2000, n_boards: int = 200, seed: int = 0,
         "brand_family": st["family"].astype(np.int64), "price_band": np.array(list(PRICE_BANDS))[st["band"]]})
 
     images = draw_garments(r_images, cat, _COLOUR_RGB[img_colour], _COLOUR_RGB[img_colour2], img_pattern, image_size)
-    tables = LookbookTables(pins=pins, boards=boards, memberships=memberships, images=images, styles=styles)
-    log.debug("synthetic lookbook: %d pins, %d boards, %d memberships, %d unboarded pins",
-              n_pins, n_boards, len(memberships), tables.n_unboarded)
+    tables = LookbookTables(pins=pins, boards=boards, memberships=memberships, images=images, styles=styles,
+                            pin_labels=("style", *drawn.pin_labels))
+    log.debug("synthetic lookbook (%s): %d pins, %d boards, %d memberships, %d unboarded pins",
+              preset, n_pins, n_boards, len(memberships), tables.n_unboarded)
     return tables
 
 
-def synthetic_lookbooks(n_pins: int = 2000, n_boards: int = 200, seed: int = 0,
-                        **kwargs: Any) -> PinBoardGraph:
+def synthetic_lookbooks(n_pins: int | None = None, n_boards: int | None = None, seed: int = 0, *,
+                        preset: str = "lookbook", **kwargs: Any) -> PinBoardGraph:
     """A synthetic lookbook as a ``PinBoardGraph`` (the project's default dataset).
 
     Pins carry text (``title``, ``description``), categorical (``brand``, ``category``), numeric
     (``price``) and image (``image``, uint8 ``[n_pins, 3, S, S]``) features, plus the hidden
-    ``style`` as a feature of kind ``label``; boards carry ``board_title`` and ``style`` (label).
+    ``style`` (and, for ``preset="dense"``, the hidden taste group ``taste``) as features of kind
+    ``label``; boards carry ``board_title`` and ``style`` (label). The dense preset (user
+    histories, see the module docstring) is normally built as
+    ``synthetic_lookbooks(2000, 600, preset="dense")``, which is also its default size.
     Edges ``("pin", "in", "board")`` are the memberships; each membership's ``position`` is
     the int64 edge attribute ``"order"``. Pin index ``i`` is row ``i`` of the pins table (and of
     ``make_lookbook_tables(...).images``); pins on no board are kept as isolated nodes.
 
     Args:
-        n_pins, n_boards, seed: see :func:`make_lookbook_tables`.
-        **kwargs: the keyword-only options of :func:`make_lookbook_tables`.
+        n_pins, n_boards, seed, preset: see :func:`make_lookbook_tables`.
+        **kwargs: the other keyword-only options of :func:`make_lookbook_tables`.
 
     Returns:
         The ``PinBoardGraph``.
+
+    Raises:
+        ValueError: as :func:`make_lookbook_tables`.
     """
     from boardgraph.graph import from_collections  # lazy: the tables layer needs no graph package
 
-    tables = make_lookbook_tables(n_pins, n_boards, seed, **kwargs)
+    tables = make_lookbook_tables(n_pins, n_boards, seed, preset=preset, **kwargs)
     graph, report = from_collections(
         tables.memberships, collection="board_id", item="pin_id",
         items=tables.pins, boards=tables.boards,
         text=("title", "description"), categorical=("brand", "category"), numeric=("price",),
-        labels=("style",), board_text=("board_title",), board_labels=("style",),
+        labels=tables.pin_labels, board_text=("board_title",), board_labels=("style",),
         weight=None, timestamp=None, order="position")
     graph.features("pin").add_tensor("image", tables.images, kind="image")
     log.debug("synthetic_lookbooks build report: %s", report)

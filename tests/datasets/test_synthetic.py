@@ -1,9 +1,11 @@
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from boardgraph.datasets.synthetic import (BRAND_FAMILIES, CATEGORIES, MATERIALS, PALETTES, LookbookTables,
+from boardgraph.datasets.synthetic import (BRAND_FAMILIES, CATEGORIES, MATERIALS, PALETTES, PRESETS, LookbookTables,
                                            make_lookbook_tables, synthetic_lookbooks)
 
 COLOUR_PALETTE = {word: name for name, colours in PALETTES.items() for word, _ in colours}
@@ -244,3 +246,141 @@ def test_synthetic_lookbooks_builds_the_graph():
                           "position": g.edge_attr(etype, "order").numpy()})
     edges = edges.sort_values(["board_id", "position"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(edges, t.memberships.reset_index(drop=True), check_dtype=False)
+
+
+# --- presets -------------------------------------------------------------------------------------
+
+#: sha256 of ``to_csv(index=False)`` of each table of ``make_lookbook_tables(2000, 200, seed=0)``,
+#: recorded before presets existed: the lookbook preset must not change (published numbers).
+LOOKBOOK_SEED0_SHA256 = {
+    "pins": "390d31d0da00000729a155dc041ff89d006cf53c1290cfdf8cec3fd39d6551a1",
+    "boards": "f4fb59730916d39fad37232eb683bef4718410135121ac10609b3174d63bc39c",
+    "memberships": "2aa3d81dfe225ce5cef4c855d42fdf8963bda4637fe3f226e0a7f14c2e0bcb7e",
+    "styles": "b84beb31523be62665e84dbb49088ca610307307a75a86ae1edfb8c48a0e59f7",
+}
+
+
+@pytest.fixture(scope="module")
+def dense() -> LookbookTables:
+    return make_lookbook_tables(preset="dense", seed=0)
+
+
+def _incidence(t: LookbookTables) -> np.ndarray:
+    """float32 ``[n_boards, n_pins]`` 0/1 matrix of the memberships."""
+    board = t.boards.reset_index().set_index("board_id")["index"][t.memberships["board_id"]].to_numpy()
+    pin = t.pins.reset_index().set_index("pin_id")["index"][t.memberships["pin_id"]].to_numpy()
+    x = np.zeros((len(t.boards), len(t.pins)), dtype=np.float32)
+    x[board, pin] = 1.0
+    return x
+
+
+def _top_percent_share(t: LookbookTables) -> tuple[float, float]:
+    """(share of memberships held by the top 1% of pins, mean share of boards each of them is on)."""
+    degree = np.sort(t.memberships["pin_id"].value_counts().to_numpy())[::-1]
+    top = degree[: len(t.pins) // 100]
+    return top.sum() / len(t.memberships), top.mean() / len(t.boards)
+
+
+def test_lookbook_preset_is_unchanged(tables: LookbookTables):
+    digests = {name: hashlib.sha256(getattr(tables, name).to_csv(index=False).encode()).hexdigest()
+               for name in LOOKBOOK_SEED0_SHA256}
+    assert digests == LOOKBOOK_SEED0_SHA256
+    assert len(tables.memberships) == 3706 and tables.pin_labels == ("style",)
+    assert tables.memberships.head(3).values.tolist() == [["b0000", "p000899", 0], ["b0000", "p001543", 1],
+                                                          ["b0000", "p000160", 2]]
+    assert tables.pins["title"].iloc[0] == "scarlet cotton midi dress"
+    explicit = make_lookbook_tables(2000, 200, seed=0, preset="lookbook", board_size=(5, 30), purity=0.88)
+    _assert_tables_equal(explicit, tables)
+    _assert_tables_equal(make_lookbook_tables(seed=0), tables)  # None takes the preset's defaults
+
+
+def test_unknown_preset_raises_naming_the_presets():
+    assert list(PRESETS) == ["lookbook", "dense"]
+    with pytest.raises(ValueError, match=r"unknown preset 'sparse'.*\['lookbook', 'dense'\]"):
+        make_lookbook_tables(100, 10, preset="sparse")
+    with pytest.raises(ValueError, match="'lookbook', 'dense'"):
+        synthetic_lookbooks(100, 10, preset="Dense")
+
+
+def test_dense_defaults_and_schema(dense: LookbookTables):
+    pins, mem = dense.pins, dense.memberships
+    assert len(pins) == 2000 and len(dense.boards) == 600 and dense.images.shape == (2000, 3, 32, 32)
+    assert list(pins.columns) == ["pin_id", "title", "description", "brand", "category", "price", "style", "taste"]
+    assert pins["taste"].dtype == np.int64 and dense.pin_labels == ("style", "taste")
+    # taste groups nest in styles: 8 per style, equal shares (166 or 167 pins per style -> 20 or 21)
+    assert (pins["taste"] // 8 == pins["style"]).all()
+    assert pins["taste"].nunique() == 96 and set(pins["taste"].value_counts()) == {20, 21}
+    assert set(dense.boards["style"].value_counts()) == {50}  # primary styles in equal shares
+    assert not mem.duplicated(["board_id", "pin_id"]).any()
+    assert (mem["position"].to_numpy() == mem.groupby("board_id").cumcount().to_numpy()).all()
+    assert dense.n_unboarded == 0  # every pin has a home board of a user who likes its group
+
+
+def test_dense_board_sizes(dense: LookbookTables):
+    sizes = dense.memberships.groupby("board_id").size()
+    assert len(sizes) == 600 and sizes.min() == 50 and sizes.max() == 150
+    assert abs(sizes.mean() - 100) < 5  # uniform 50..150: sd 29, standard error 1.2 over 600 boards
+    assert sizes.mean() == pytest.approx(100.957, abs=1e-3)
+    small = make_lookbook_tables(300, 40, seed=1, preset="dense", board_size=(10, 20))
+    assert small.memberships.groupby("board_id").size().between(10, 20).all()
+
+
+def test_dense_has_a_heavy_popularity_tail(dense: LookbookTables, tables: LookbookTables):
+    share, on_boards = _top_percent_share(dense)
+    lookbook_share, lookbook_on_boards = _top_percent_share(tables)
+    assert share == pytest.approx(0.1131, abs=1e-3) and lookbook_share == pytest.approx(0.0521, abs=1e-3)
+    assert share > 0.09 and share > 1.8 * lookbook_share  # seeds 0-9 give 0.099-0.124
+    assert on_boards > 0.4 and lookbook_on_boards < 0.1  # the top 1% are each on about half the boards
+
+
+def test_dense_same_seed_identical_different_seed_differs():
+    a = make_lookbook_tables(600, 100, seed=7, preset="dense", image_size=8)
+    b = make_lookbook_tables(600, 100, seed=7, preset="dense", image_size=8)
+    c = make_lookbook_tables(600, 100, seed=8, preset="dense", image_size=8)
+    _assert_tables_equal(a, b)
+    assert not a.memberships.equals(c.memberships) and not a.pins["taste"].equals(c.pins["taste"])
+
+
+def test_dense_content_is_the_lookbook_content():
+    # pins and images come from their own streams: the preset changes the boards only, so no
+    # modality can carry the taste group (drawn afterwards from the board stream)
+    look = make_lookbook_tables(400, 40, seed=4, image_size=16)
+    dense = make_lookbook_tables(400, 40, seed=4, image_size=16, preset="dense")
+    pd.testing.assert_frame_equal(dense.pins.drop(columns="taste"), look.pins)
+    pd.testing.assert_frame_equal(dense.styles, look.styles)
+    assert torch.equal(dense.images, look.images)
+
+
+def test_dense_taste_groups_carry_signal_beyond_style(dense: LookbookTables):
+    x = _incidence(dense)
+    co = x.T @ x  # [N, N] boards shared by each pair of pins
+    np.fill_diagonal(co, 0)
+    degree = x.sum(0)
+    expected = np.outer(degree, degree) / x.shape[0]  # under independence, given the degrees
+    style, taste = dense.pins["style"].to_numpy(), dense.pins["taste"].to_numpy()
+    same_style, same_taste = style[:, None] == style[None], taste[:, None] == taste[None]
+    pairs = {"group": same_taste & ~np.eye(len(style), dtype=bool), "style": same_style & ~same_taste,
+             "other": ~same_style}
+    rate = {k: co[m].mean() for k, m in pairs.items()}  # mean boards shared per pair
+    lift = {k: co[m].sum() / expected[m].sum() for k, m in pairs.items()}
+    # seed 0: rates 7.71 / 3.56 / 1.43, lifts 5.24 / 2.33 / 0.93 (seeds 0-9: rate ratio 2.09-2.18)
+    assert rate["group"] > 1.9 * rate["style"] and rate["style"] > 2 * rate["other"]
+    assert lift["group"] > 4.5 and 1.9 < lift["style"] < 2.7 and lift["other"] < 1.0
+    # item-item cosine (ItemKNN) recovers the groups: of each pin's 10 nearest pins, ~75% share its
+    # group (chance 1%) and ~10% only its style (chance 7%); seeds 0-9 give 0.74-0.77 and 0.09-0.12
+    cosine = co / np.sqrt(np.outer(degree, degree))
+    np.fill_diagonal(cosine, -1)
+    nearest = np.argpartition(-cosine, 10, axis=1)[:, :10]
+    assert (taste[nearest] == taste[:, None]).mean() > 0.65
+    assert ((style[nearest] == style[:, None]) & (taste[nearest] != taste[:, None])).mean() < 0.2
+
+
+def test_synthetic_lookbooks_dense_has_the_taste_label():
+    pytest.importorskip("boardgraph.graph.builders")
+    t = make_lookbook_tables(300, 40, seed=5, preset="dense")
+    g = synthetic_lookbooks(300, 40, seed=5, preset="dense")
+    assert g.num_edges(("pin", "in", "board")) == len(t.memberships)
+    pin_feats = g.features("pin")
+    assert pin_feats.kinds["style"] == "label" and pin_feats.kinds["taste"] == "label"
+    assert (pin_feats["taste"].to_numpy() == t.pins["taste"].to_numpy()).all()
+    assert "taste" not in synthetic_lookbooks(300, 40, seed=5).features("pin").kinds
