@@ -229,7 +229,7 @@ def _pair_values(pairs: Any, metric: str) -> Tensor:
 
 def audit_board_completion(result: BoardCompletion, split: DataSplit,
                            attribute: str | pd.Series | np.ndarray | Sequence[Any], *,
-                           group: Literal["warm", "cold"] = "cold", metric: str = "recall@10",
+                           group: Literal["warm", "cold", "cold_all"] = "cold", metric: str = "recall@10",
                            per: Literal["auto", "pin", "board"] = "auto", bins: int | None = None,
                            mixed: Literal["mixed", "drop", "expand"] = "mixed",
                            threshold: float = 0.8, min_count: int = 1, n_boot: int = 1000,
@@ -242,7 +242,7 @@ def audit_board_completion(result: BoardCompletion, split: DataSplit,
             ``cold_edges`` give each query board's held-out pins).
         attribute: as in :func:`attribute_labels` (a pin feature name, a Series by pin id, or an
             array per pin index), e.g. ``"category"``, ``"brand"``, ``"price"``.
-        group: ``"warm"`` or ``"cold"`` queries.
+        group: ``"warm"``, ``"cold"`` (among new items) or ``"cold_all"`` (among all pins) queries.
         metric: e.g. ``"recall@10"`` or ``"mrr"``; per pin any ``recall@K``, ``hit_rate@K``,
             ``ndcg@K`` or ``mrr``, per board a metric the result holds.
         per: ``"pin"``: one value per held-out membership, from ``result.<group>_pairs`` (their
@@ -261,8 +261,8 @@ def audit_board_completion(result: BoardCompletion, split: DataSplit,
         MetricInputError: unknown ``group``, ``metric``, ``per`` or ``mixed``; ``per="pin"``
             without the pairs in the result; or as in :func:`audit`.
     """
-    if group not in ("warm", "cold"):
-        raise MetricInputError(f"group must be 'warm' or 'cold', got {group!r}")
+    if group not in ("warm", "cold", "cold_all"):
+        raise MetricInputError(f"group must be 'warm', 'cold' or 'cold_all', got {group!r}")
     if mixed not in ("mixed", "drop", "expand"):
         raise MetricInputError(f"mixed must be 'mixed', 'drop' or 'expand', got {mixed!r}")
     if per not in ("auto", "pin", "board"):

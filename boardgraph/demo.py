@@ -4,7 +4,7 @@ plus how well the embeddings recover the hidden styles."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -48,15 +48,17 @@ def demo_config(kind: str, out_dir: str | Path, n_pins: int = 2000, n_boards: in
 @dataclass
 class DemoResult:
     """What the demo produced: the main table (models x metrics, warm and cold), the report's
-    path, style purity@10 of each trained model (full width and 16-d prefix) and the time taken."""
+    path, style purity@10 of each trained model (full width and 16-d prefix), the time taken and
+    the protocol's sanity checks (:func:`~boardgraph.experiments.sanity_checks`)."""
 
     table: "pd.DataFrame"
     report: Path
     purity: dict[str, tuple[float, float]]
     seconds: float
+    checks: list[str] = field(default_factory=list)
 
 
-DEMO_MODELS = ("random", "popularity", "content", "neighbor")
+DEMO_MODELS = ("random", "popularity", "itemknn", "ease", "pixie", "bpr", "content", "neighbor")
 
 
 def run_demo(out_dir: str | Path = "runs/demo", n_pins: int = 2000, n_boards: int = 200, steps: int = 150,
@@ -64,7 +66,8 @@ def run_demo(out_dir: str | Path = "runs/demo", n_pins: int = 2000, n_boards: in
              models: tuple[str, ...] = DEMO_MODELS) -> DemoResult:
     """The main job on the synthetic lookbooks: generate them, hold out 15% of the memberships
     (warm) and 10% of the pins (cold), train the content-only and neighbor-alignment models,
-    score board completion for both groups next to the random and popularity baselines, write
+    score board completion for every group next to the random, popularity and collaborative-filtering
+    baselines (ItemKNN, EASE, Pixie, BPR), write
     ``<out_dir>/report.md`` with its figures, and measure how well each model's embeddings
     recover the hidden styles (style purity@10)."""
     from boardgraph.datasets import synthetic_lookbooks
@@ -93,4 +96,4 @@ def run_demo(out_dir: str | Path = "runs/demo", n_pins: int = 2000, n_boards: in
         emb = res.experiment.run(m, seed).embeddings
         if emb is not None:
             purity[m] = (style_purity(emb, style), style_purity(emb[:, :16], style))
-    return DemoResult(res.table, res.report, purity, time.perf_counter() - t0)
+    return DemoResult(res.table, res.report, purity, time.perf_counter() - t0, res.checks)

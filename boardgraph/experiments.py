@@ -29,22 +29,33 @@ import torch
 from torch import Tensor
 
 from boardgraph import baselines as bl
+from boardgraph import cf
 from boardgraph.config import ConfigError, TrainConfig
 from boardgraph.data import DataSplit, split_memberships
 from boardgraph.embed import encode_pins_full
-from boardgraph.evaluate import CURVE_KS, GROUPS, BoardCompletion, CrossModal, board_completion, cross_modal
+from boardgraph.evaluate import (CURVE_KS, GROUP_LABELS, GROUPS, BoardCompletion, CrossModal, Scorer,
+                                 board_completion, candidate_masks, cross_modal)
 from boardgraph.graph import PinBoardGraph
 from boardgraph.lexical import hybrid_embeddings
 from boardgraph.stats import BootstrapResult, paired_bootstrap
 
-__all__ = ["TRAINED", "MODELS", "ModelRun", "Experiment", "run_experiment", "compare_models", "format_table",
-           "check_models"]
+__all__ = ["TRAINED", "MODELS", "SCORERS", "ModelRun", "Experiment", "run_experiment", "compare_models",
+           "format_table", "check_models", "sanity_checks", "random_expectation", "recall_ceiling"]
 
 log = logging.getLogger(__name__)
 #: Model kinds trained by the :class:`~boardgraph.trainer.Trainer`.
 TRAINED: tuple[str, ...] = ("content", "coboard", "neighbor")
+#: Score-based models: name -> ``(seed, split) -> Scorer``, fitted on ``split.train_graph`` only.
+SCORERS: dict[str, Callable[[int, DataSplit], Scorer]] = {
+    "random": lambda seed, split: bl.RandomScorer(seed),
+    "popularity": lambda seed, split: bl.PopularityScorer(),
+    "itemknn": lambda seed, split: cf.ItemKNNScorer(),
+    "ease": lambda seed, split: cf.EASEScorer(seed=seed),
+    "pixie": lambda seed, split: cf.PixieScorer(seed=seed),
+    "bpr": lambda seed, split: cf.BPRScorer(cf.BPRConfig(seed=seed)),
+}
 #: Every model name :func:`run_experiment` accepts.
-MODELS: tuple[str, ...] = TRAINED + bl.BASELINES
+MODELS: tuple[str, ...] = TRAINED + bl.BASELINES + tuple(m for m in SCORERS if m not in bl.BASELINES)
 #: ``"<model>+tfidf"`` names the hybrid of an embedding model with TF-IDF (:func:`~boardgraph.lexical.hybrid_embeddings`).
 LEXICAL_SUFFIX = "+tfidf"
 TABLE_METRICS: tuple[str, ...] = ("recall@10", "recall@50", "mrr")
@@ -126,6 +137,11 @@ class Experiment:
         no warm membership, e.g. :func:`~boardgraph.data.split_reserved_boards`)."""
         return all(self.run(model, s).completion.metrics(group)[metric].n_scored > 0 for s in self.seeds)
 
+    def scored_groups(self, metric: str = "recall@10") -> list[str]:
+        """The groups of :data:`~boardgraph.evaluate.GROUPS` whose queries were scored (a split
+        may hold out no warm membership, or no cold pin)."""
+        return [g for g in GROUPS if self.models and self.scored(self.models[0], g, metric)]
+
     def queries_per_seed(self, metric: str = "recall@10") -> dict[str, float]:
         """Mean number of scored query boards per seed, per group (0 when no model ran)."""
         if not self.models:
@@ -144,7 +160,8 @@ class Experiment:
 
     def table(self, metrics: Sequence[str] = TABLE_METRICS, ratio: str = "recall@10", ci: float = 0.95,
               n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-        """Model x metric table: ``warm <metric>``, ``cold <metric>`` and ``cold/warm <ratio>``, each
+        """Model x metric table: ``<group> <metric>`` for every group of
+        :data:`~boardgraph.evaluate.GROUPS` and ``cold_all/warm <ratio>``, each
         with ``mean`` (over seeds), ``low`` / ``high`` (stratified bootstrap CI at level ``ci``)
         and ``sd`` (of the per-seed means; NaN with one seed). Columns are a MultiIndex
         ``(metric, stat)``; metrics not computed (``ks``) are left out."""
@@ -163,9 +180,9 @@ class Experiment:
                 for m in metrics:
                     means, boot = _stratified(self._values(model, group, m), n_boot, gen)
                     stats[f"{group} {m}"] = (float(means.mean()), means, boot)
-            if ratio in metrics:   # ratio of the means over seeds
-                (w, wm, wb), (c, cm, cb) = stats[f"warm {ratio}"], stats[f"cold {ratio}"]
-                stats[f"cold/warm {ratio}"] = (c / w if w else math.nan, cm / wm, cb / wb)
+            if ratio in metrics:   # ratio of the means over seeds; both rank the whole catalogue
+                (w, wm, wb), (c, cm, cb) = stats[f"warm {ratio}"], stats[f"cold_all {ratio}"]
+                stats[f"cold_all/warm {ratio}"] = (c / w if w else math.nan, cm / wm, cb / wb)
             for name, (est, per_seed, boot) in stats.items():
                 boot = boot[torch.isfinite(boot)]
                 lo, hi = (torch.quantile(boot, torch.tensor([a, 1 - a], dtype=torch.float64)).tolist()
@@ -267,7 +284,7 @@ def _hybrid_base(model: str) -> str | None:
     if not model.endswith(LEXICAL_SUFFIX):
         return None
     base = model[:-len(LEXICAL_SUFFIX)]
-    return base if base in MODELS and base not in ("random", "popularity", "tfidf") else None
+    return base if base in MODELS and base not in SCORERS and base != "tfidf" else None
 
 
 def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[int],
@@ -366,10 +383,8 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
                 emb, mods, present = _encode_all(trainer, n)
                 if "image" in mods and "text" in mods and bool((present[:, 0] & present[:, 1]).any()):
                     cm = cross_modal(mods["image"], mods["text"], present)
-            elif model == "random":
-                scorer = bl.RandomScorer(seed)
-            elif model == "popularity":
-                scorer = bl.PopularityScorer()
+            elif model in SCORERS:
+                scorer = SCORERS[model](seed, split)
             elif model == "minilm":
                 key = id(split.graph)
                 if key not in minilm_cache:
@@ -409,33 +424,118 @@ def _ci(r: BootstrapResult) -> str:
 
 def format_table(exp: Experiment, metric: str = "recall@10", reference: str = "content",
                  versus: Sequence[str] = ("coboard",), n_boot: int = 1000) -> str:
-    """A Markdown table: per model, warm and cold ``metric`` with its 95% CI, Recall@50 and MRR,
-    the cold/warm ratio, and the paired difference (warm and cold, pooled over seeds, 95% CI) to
-    ``reference`` and to each model of ``versus``; missing comparators are left out."""
+    """A Markdown table: per model, ``metric`` with its 95% CI for every scored group (warm, cold
+    among new items, cold among all pins), Recall@50 and MRR, the cold-among-all / warm ratio, and
+    the paired difference (pooled over seeds, 95% CI) to ``reference`` and to each model of
+    ``versus``; missing comparators and groups without queries are left out. The sanity checks of
+    :func:`sanity_checks` follow the table."""
     t = exp.table(metrics=(metric, "recall@50", "mrr"), ratio=metric, n_boot=n_boot)
     others = [m for m in (reference, *versus) if m in exp.models]
     others = list(dict.fromkeys(others))
+    groups = exp.scored_groups(metric)
     extra = [m for m in ("recall@50", "mrr") if m != metric and (f"warm {m}", "mean") in t.columns]
-    head = ["model", f"warm {metric} [95% CI]", f"cold {metric} [95% CI]"]
-    head += [f"{g} {m}" for m in extra for g in GROUPS] + [f"cold/warm {metric}"]
-    head += [f"{g} - {o} [95% CI]" for o in others for g in GROUPS]
+    lab = GROUP_LABELS
+    head = ["model"] + [f"{lab[g]} {metric} [95% CI]" for g in groups]
+    head += [f"{lab[g]} {m}" for m in extra for g in groups]
+    ratio = {"warm", "cold_all"} <= set(groups)
+    head += [f"cold among all pins / warm {metric}"] if ratio else []
+    head += [f"{lab[g]} - {o} [95% CI]" for o in others for g in groups]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for model in exp.models:
         r = t.loc[model]
         cells = [model] + [f"{r[(f'{g} {metric}', 'mean')]:.3f} [{r[(f'{g} {metric}', 'low')]:.3f}, "
-                           f"{r[(f'{g} {metric}', 'high')]:.3f}]" for g in GROUPS]
-        cells += [f"{r[(f'{g} {m}', 'mean')]:.3f}" for m in extra for g in GROUPS]
-        cells.append(f"{r[(f'cold/warm {metric}', 'mean')]:.2f}")
+                           f"{r[(f'{g} {metric}', 'high')]:.3f}]" for g in groups]
+        cells += [f"{r[(f'{g} {m}', 'mean')]:.3f}" for m in extra for g in groups]
+        if ratio:
+            cells.append(f"{r[(f'cold_all/warm {metric}', 'mean')]:.2f}")
         for o in others:
-            for g in GROUPS:
+            for g in groups:
                 cells.append("-" if o == model or not exp.scored(model, g, metric)
                              else _ci(exp.paired(model, o, metric, g, n_boot=n_boot)))
         lines.append("| " + " | ".join(cells) + " |")
     nq = exp.queries_per_seed(metric)
     lines.append("")
-    lines.append(f"{len(exp.seeds)} seed(s) {exp.seeds}; {nq['warm']:.0f} warm / {nq['cold']:.0f} cold query boards "
-                 f"per seed; metric CIs: bootstrap over query boards within seeds; differences: paired "
-                 f"bootstrap over the query boards of all seeds.")
+    lines.append(f"{len(exp.seeds)} seed(s) {exp.seeds}; per seed "
+                 + ", ".join(f"{nq[g]:.0f} {lab[g]}" for g in GROUPS) + " query boards; metric CIs: bootstrap "
+                 f"over query boards within seeds; differences: paired bootstrap over the query boards of all seeds.")
     for m, why in exp.skipped.items():
         lines.append(f"Skipped {m}: {why}.")
+    checks = sanity_checks(exp, metric)
+    if checks:
+        lines.append("")
+        lines.extend(f"- {c}" for c in checks)
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ sanity checks
+def random_expectation(split: DataSplit, completion: BoardCompletion, group: str, k: int) -> float:
+    """Mean over ``group``'s scored query boards of ``min(k, N_q) / N_q``, the Recall@k of random
+    scores, where ``N_q`` is the number of pins query ``q`` ranks (its group's candidates minus its
+    training pins and, for ``cold_all``, its own warm held-out pins); NaN without queries."""
+    boards = completion.boards(group)
+    valid = completion.metrics(group)[f"recall@{k}"].valid.cpu() if boards.numel() else None
+    if not boards.numel() or not bool(valid.any()):
+        return math.nan
+    cand = candidate_masks(split)[group]
+    pin, board = split.train_graph.edges(("pin", "in", "board"))
+    own = torch.zeros(split.graph.num_nodes("board"), dtype=torch.long)
+    own.index_add_(0, board.cpu(), cand[pin.cpu()].long())          # training pins that are candidates
+    n_q = cand.sum() - own[boards]
+    if group == "cold_all":
+        wp, wb = split.heldout
+        mine = torch.zeros_like(own)
+        mine.index_add_(0, wb.cpu(), torch.ones_like(wb.cpu()))
+        n_q = n_q - mine[boards]
+    n_q = n_q[valid].double().clamp(min=1)
+    return float((n_q.clamp(max=k) / n_q).mean())
+
+
+def recall_ceiling(completion: BoardCompletion, group: str, k: int) -> float:
+    """Mean over ``group``'s scored query boards of ``min(k, n_pos) / n_pos``: the highest
+    Recall@k any model can reach with ``n_pos`` held-out pins per board; NaN without queries."""
+    q = completion.per_query(group)
+    valid = completion.metrics(group)[f"recall@{k}"].valid.cpu().numpy()
+    if "n_heldout" not in q or not valid.any():
+        return math.nan
+    n = q["n_heldout"].to_numpy()[valid].clip(min=1)
+    return float((n.clip(max=k) / n).mean())
+
+
+def sanity_checks(exp: Experiment, metric: str = "recall@10") -> list[str]:
+    """Checks of the protocol that every results table prints, one line each.
+
+    * ``random`` lands at ``K / |candidates|`` (:func:`random_expectation`) in every group, within
+      four standard errors of its mean over the query boards (else: a bug in the protocol).
+    * No model exceeds the Recall@K ceiling that the number of positives allows (:func:`recall_ceiling`).
+    * A warning when ``popularity`` beats every trained model on warm ``metric``.
+    """
+    k = int(metric.split("@")[1]) if metric.startswith("recall@") else 10
+    name = f"recall@{k}"
+    out: list[str] = []
+    if "random" in exp.models:
+        for g in exp.scored_groups(name):
+            vals = torch.cat([v[torch.isfinite(v)] for v in exp._values("random", g, name)])
+            want = sum(random_expectation(exp.splits[s], exp.run("random", s).completion, g, k)
+                       for s in exp.seeds) / len(exp.seeds)
+            se = float(vals.std() / math.sqrt(max(vals.numel(), 1))) if vals.numel() > 1 else 0.0
+            got = float(vals.mean())
+            ok = abs(got - want) <= 4 * se + 1e-9
+            out.append(f"{'ok' if ok else 'WARNING'}: random {GROUP_LABELS[g]} Recall@{k} {got:.4f} vs "
+                       f"K / |candidates| {want:.4f}" + ("" if ok else " (more than 4 standard errors apart: "
+                                                         "check the protocol)"))
+    for g in exp.scored_groups(name):
+        ceil = sum(recall_ceiling(exp.run(exp.models[0], s).completion, g, k) for s in exp.seeds) / len(exp.seeds)
+        over = [m for m in exp.models
+                if sum(float(exp.run(m, s).completion.metrics(g)[name].mean) for s in exp.seeds) / len(exp.seeds)
+                > ceil + 1e-9]
+        if over:
+            out.append(f"WARNING: {', '.join(over)} exceed the {GROUP_LABELS[g]} Recall@{k} ceiling {ceil:.3f} that "
+                       f"the number of held-out pins per board allows: a bug in the protocol")
+    trained = [m for m in exp.models if m in TRAINED]
+    if "popularity" in exp.models and trained and "warm" in exp.scored_groups(name):
+        mean = lambda m: sum(exp.run(m, s).completion.warm[name].mean for s in exp.seeds) / len(exp.seeds)  # noqa: E731
+        best = max(trained, key=mean)
+        if mean("popularity") > mean(best):
+            out.append(f"WARNING: popularity ({mean('popularity'):.3f}) beats every trained model on warm "
+                       f"Recall@{k} (best: {best} {mean(best):.3f})")
+    return out

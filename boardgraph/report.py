@@ -56,7 +56,7 @@ FIGURES = {"recall": "recall_at_k.png", "similarity": "similarity_hist.png",
            "graph": "degree_distribution.png"}
 """File names of the figures :func:`write_report` may write."""
 
-GROUP_ORDER = ("warm", "cold")
+GROUP_ORDER = ("warm", "cold", "cold_all")
 
 
 class ReportError(BoardgraphError, ValueError):

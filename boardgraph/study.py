@@ -18,14 +18,14 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 from torch import Tensor
 
-from boardgraph.experiments import Experiment, MakeConfig, SplitFn, run_experiment
+from boardgraph.evaluate import GROUP_LABELS, GROUPS
+from boardgraph.experiments import Experiment, MakeConfig, SplitFn, run_experiment, sanity_checks
 from boardgraph.graph import PinBoardGraph
 
 __all__ = ["StudyResult", "evaluate_graph", "results_table"]
 
 log = logging.getLogger(__name__)
 
-GROUPS = ("warm", "cold")
 #: ``(model, embeddings [N_pins, E], experiment, seed) -> {column: value}``: extra per-model scores
 #: (averaged over seeds) added to the main table, e.g. fill-in-the-blank accuracy.
 ExtraScore = Callable[[str, Tensor, Experiment, int], dict[str, float]]
@@ -40,12 +40,15 @@ class StudyResult:
         table: the main table as written in the report (one row per model).
         report: path of ``report.md``.
         extra: model -> the extra scores averaged over seeds.
+        checks: the protocol's sanity checks (:func:`~boardgraph.experiments.sanity_checks`), one
+            line each, ``"ok: ..."`` or ``"WARNING: ..."``.
     """
 
     experiment: Experiment
     table: pd.DataFrame
     report: Path
     extra: dict[str, dict[str, float]] = field(default_factory=dict)
+    checks: list[str] = field(default_factory=list)
 
 
 def _fmt_ci(est: float, lo: float, hi: float, signed: bool = False) -> str:
@@ -57,31 +60,34 @@ def _fmt_ci(est: float, lo: float, hi: float, signed: bool = False) -> str:
 
 def results_table(exp: Experiment, metric: str = "recall@10", versus: Sequence[str] = ("content", "coboard"),
                   n_boot: int = 1000) -> pd.DataFrame:
-    """Models x metrics: warm and cold ``metric`` (mean over seeds [95% CI]), Recall@50 and MRR,
-    the cold/warm ratio, and the paired difference of ``metric`` to each model of ``versus``
-    (pooled over seeds [95% CI]). Groups without scored queries (e.g. no warm hold-out) show ``-``."""
+    """Models x metrics: ``metric`` (mean over seeds [95% CI]) for every scored group, named by
+    :data:`~boardgraph.evaluate.GROUP_LABELS` (``warm``, ``cold among new`` items, ``cold among
+    all`` pins), Recall@50 and MRR, the cold-among-all / warm ratio, and the paired difference of
+    ``metric`` to each model of ``versus`` (pooled over seeds [95% CI]). Groups without scored
+    queries (e.g. no warm hold-out) are left out."""
     t = exp.table(metrics=(metric, "recall@50", "mrr"), ratio=metric, n_boot=n_boot)
-    groups = [g for g in GROUPS if exp.models and exp.scored(exp.models[0], g, metric)]
+    groups = exp.scored_groups(metric)
+    lab = GROUP_LABELS
     rows = {}
     for model in exp.models:
         r, row = t.loc[model], {}
         for g in groups:
-            row[f"{g} {metric}"] = _fmt_ci(*(r[(f"{g} {metric}", s)] for s in ("mean", "low", "high")))
+            row[f"{lab[g]} {metric}"] = _fmt_ci(*(r[(f"{g} {metric}", s)] for s in ("mean", "low", "high")))
         for m in ("recall@50", "mrr"):
             for g in groups:
                 if (f"{g} {m}", "mean") in t.columns:
-                    row[f"{g} {m}"] = float(r[(f"{g} {m}", "mean")])
-        if len(groups) == 2:
-            row[f"cold/warm {metric}"] = float(r[(f"cold/warm {metric}", "mean")])
+                    row[f"{lab[g]} {m}"] = float(r[(f"{g} {m}", "mean")])
+        if {"warm", "cold_all"} <= set(groups):
+            row[f"cold among all pins / warm {metric}"] = float(r[(f"cold_all/warm {metric}", "mean")])
         for o in versus:
             if o not in exp.models:
                 continue
             for g in groups:
                 if o == model:
-                    row[f"{g} - {o}"] = "-"
+                    row[f"{lab[g]} - {o}"] = "-"
                 else:
                     d = exp.paired(model, o, metric, g, n_boot=n_boot)
-                    row[f"{g} - {o}"] = _fmt_ci(d.estimate, d.low, d.high, signed=True)
+                    row[f"{lab[g]} - {o}"] = _fmt_ci(d.estimate, d.low, d.high, signed=True)
         rows[model] = row
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "model"
@@ -113,7 +119,7 @@ def _audit_section(exp: Experiment, attribute: str, models: Sequence[str], thres
             audits[m] = audit_board_completion(c, split, attribute, group=group, threshold=threshold)
         if not audits:
             continue
-        parts.append(f"**{group}**, Recall@10 by `{attribute}` (seed {seed}):\n")
+        parts.append(f"**{GROUP_LABELS[group]}**, Recall@10 by `{attribute}` (seed {seed}):\n")
         for m, a in audits.items():
             parts.append(f"- {m}: {a.summary()}")
         frame = audit_frame(audits)
@@ -180,10 +186,18 @@ def evaluate_graph(graph: PinBoardGraph, out_dir: str | Path, *, models: Sequenc
         sections["Additional scores"] = extra_section(extra)
     if exp.skipped:
         sections["Skipped models"] = "\n".join(f"- {m}: {why}" for m, why in exp.skipped.items())
+    checks = sanity_checks(exp, metric)
+    for c in checks:
+        (log.warning if c.startswith("WARNING") else log.info)("sanity check: %s", c)
+    if checks:
+        sections["Sanity checks"] = "\n".join(f"- {c}" for c in checks)
     n_q = exp.queries_per_seed(metric)
     how = (f"{len(exp.seeds)} seed(s) {list(exp.seeds)}; per seed about {n_q['warm']:.0f} warm and "
-           f"{n_q['cold']:.0f} cold query boards. Metric CIs: bootstrap over the query boards within "
-           f"seeds; differences (`warm - content` ...): paired bootstrap over the query boards of all seeds.")
+           f"{n_q['cold']:.0f} cold query boards. Warm queries rank every pin that is not cold; "
+           f"'cold among new' ranks only the cold pins (new items), 'cold among all' ranks the whole "
+           f"catalogue; a board's own training pins never compete. Metric CIs: bootstrap over the "
+           f"query boards within seeds; differences (`warm - content` ...): paired bootstrap over the "
+           f"query boards of all seeds.")
     report = write_report(out_dir, table, title=title, recall_curves=curves or None, similarity=sims or None,
                           graph=graph, sections=sections, notes=(notes + "\n\n" + how).strip())
-    return StudyResult(exp, table, report, extra)
+    return StudyResult(exp, table, report, extra, checks)

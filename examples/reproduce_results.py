@@ -1,6 +1,7 @@
-"""Reproduce the README's results tables: every model on the three data sets, with reports.
+"""Reproduce the README's results tables: every model on the four data sets, with reports.
 
     python examples/reproduce_results.py synthetic            # embedded synthetic lookbooks
+    python examples/reproduce_results.py dense                # their dense preset (user histories)
     python examples/reproduce_results.py steam                # ../shared/data/steam-bundles
     python examples/reproduce_results.py polyvore             # ../shared/data/polyvore (+ fill-in-the-blank)
     python examples/reproduce_results.py all --seeds 0 1 2 --out results
@@ -14,6 +15,9 @@ Protocols:
 
 * synthetic: 2,000 pins / 200 boards; 15% of memberships held out (warm), 10% of pins held out
   entirely (cold).
+* dense: the generator's dense preset (2,000 pins, 600 user-history boards of 50-150 pins, a heavy
+  popularity tail, hidden taste groups that no modality shows); 20% of memberships held out, 10%
+  of pins cold. The local stand-in for dense collaborative data.
 * steam: identical bundles ("twins") reduced to one copy (a twin's training pins would reveal the
   held-out pins of its copy); 20% of memberships held out, 10% of items cold. Text tower: MiniLM-L6
   (frozen) when the ``pretrained`` extra is installed.
@@ -23,7 +27,12 @@ Protocols:
   held-out (new) items for each outfit; fill-in-the-blank accuracy is strict (fully resolved questions) and relaxed (full +
   partial), with 1/ties credit.
 
-Models: random, popularity, minilm (pretrained text only, no training), tfidf (TF-IDF of the pins'
+Every table ranks warm queries among every pin that is not cold, and cold queries twice: among the
+new items only and among all pins (:mod:`boardgraph.evaluate`); the sanity checks (random at
+K / |candidates|, the Recall@K ceiling, popularity against the trained models) end each report.
+
+Models: random, popularity, itemknn, ease, pixie, bpr (collaborative filtering on the training
+memberships, :mod:`boardgraph.cf`), minilm (pretrained text only, no training), tfidf (TF-IDF of the pins'
 words, no training), towers (frozen tower features, no training), content (content-only training),
 coboard (pairwise co-board contrastive), pinsage (random-walk GNN) and neighbor (ours: PinCLIP
 neighbor alignment); ``<model>+tfidf`` is the hybrid of a model's embeddings with TF-IDF (cosines
@@ -51,8 +60,9 @@ from boardgraph.report import markdown_table  # noqa: E402
 from boardgraph.study import evaluate_graph  # noqa: E402
 
 MEMBER = ("pin", "in", "board")
-DEFAULT_MODELS = ["random", "popularity", "minilm", "tfidf", "towers", "content", "coboard", "pinsage", "neighbor",
-                  "content+tfidf", "coboard+tfidf", "neighbor+tfidf"]
+DEFAULT_MODELS = ["random", "popularity", "itemknn", "ease", "pixie", "bpr", "minilm", "tfidf", "towers", "content",
+                  "coboard", "pinsage", "neighbor", "content+tfidf", "coboard+tfidf", "neighbor+tfidf"]
+DATA_SETS = ("synthetic", "dense", "steam", "polyvore")
 
 
 def steam_graph():
@@ -72,7 +82,7 @@ def steam_graph():
 def run(data: str, args, out: Path) -> Path:
     text = args.text or ("hf_text" if args.text_path else
                          "minilm_l6" if minilm_available() and data != "synthetic" else "hf_text")
-    models = [m for m in args.models if not (m == "minilm" and data == "synthetic")]
+    models = [m for m in args.models if not (m == "minilm" and data in ("synthetic", "dense"))]
     kwargs: dict = {}
     note = ""
     holdout, cold, steps, batch = 0.2, 0.1, args.steps or 300, 128
@@ -83,6 +93,13 @@ def run(data: str, args, out: Path) -> Path:
         graph = synthetic_lookbooks(2000, 200, seed=0)
         holdout, steps, batch = 0.15, args.steps or 150, 256
         audit_by = ["category"]
+    elif data == "dense":
+        from boardgraph.datasets import synthetic_lookbooks
+
+        graph = synthetic_lookbooks(2000, 600, seed=0, preset="dense")
+        steps, batch = args.steps or 150, 256
+        audit_by = ["category"]
+        note = "Dense preset: 600 user-history boards of 50-150 pins, heavy popularity tail."
     elif data == "steam":
         graph, note = steam_graph()
         audit_by = ["price"]
@@ -144,7 +161,8 @@ def run(data: str, args, out: Path) -> Path:
         cmd += f" --lexical-weight {args.lexical_weight}"
     res = evaluate_graph(graph, out / data, models=models, seeds=args.seeds, make_config=make,
                          title=f"boardgraph results: {data}", holdout=holdout, cold=cold, audit_by=audit_by,
-                         pinsage=PinSageConfig(steps=args.pinsage_steps), versus=("content", "coboard", "tfidf"),
+                         pinsage=PinSageConfig(steps=args.pinsage_steps),
+                         versus=("content", "coboard", "tfidf", "ease"),
                          lexical_weight=args.lexical_weight,
                          notes=f"Command: `{cmd}`. Text tower: `{text}`{' from ' + args.text_path if args.text_path else ''} "
                                f"({'fine-tuned' if args.finetune else 'frozen'}); "
@@ -153,17 +171,19 @@ def run(data: str, args, out: Path) -> Path:
     logging.info("%s: %.0f s; report %s", data, time.perf_counter() - t0, res.report)
     print(f"\n## {data}\n")
     print(markdown_table(res.table))
+    print("\nsanity checks:\n" + "\n".join(f"  {c}" for c in res.checks))
     return res.report
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("data", choices=["synthetic", "steam", "polyvore", "all"])
+    ap.add_argument("data", choices=[*DATA_SETS, "all"])
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
                     help=f"models among {', '.join(MODELS)}, and '<model>+tfidf' hybrids listed after their model")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--steps", type=int, default=None, help="training steps (default 150 synthetic, 300 real data)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="training steps (default 150 synthetic and dense, 300 real data)")
     ap.add_argument("--pinsage-steps", type=int, default=150)
     ap.add_argument("--text", default=None, help="text tower (default minilm_l6 on real data when installed)")
     ap.add_argument("--neighbor-weights", default=None,
@@ -185,7 +205,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     out = Path(args.out or tempfile.mkdtemp(prefix="boardgraph-results-"))
-    for data in (["synthetic", "steam", "polyvore"] if args.data == "all" else [args.data]):
+    for data in (DATA_SETS if args.data == "all" else [args.data]):
         print(f"report: {run(data, args, out)}")
 
 

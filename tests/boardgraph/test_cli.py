@@ -18,8 +18,11 @@ def test_demo_trains_evaluates_and_writes_the_report(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "pin                 400" in out and "connected components:" in out and "style (label)" in out
     table = [line for line in out.splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| model | warm recall@10 | cold recall@10")
-    assert [r.split("|")[1].strip() for r in table[2:]] == ["random", "popularity", "content", "neighbor"]
+    assert table[0] == ("| model | warm recall@10 | cold among new items recall@10 | cold among all pins recall@10 "
+                        "| warm mrr | warm - content |")
+    assert [r.split("|")[1].strip() for r in table[2:]] == ["random", "popularity", "itemknn", "ease", "pixie", "bpr",
+                                                            "content", "neighbor"]
+    assert "sanity checks:" in out and "ok: random warm Recall@10" in out
     for r in table[2:]:
         warm = float(r.split("|")[2].split()[0])
         assert 0.0 <= warm <= 1.0
@@ -41,12 +44,14 @@ def test_evaluate_on_a_built_graph_writes_the_report(capsys, tmp_path):
     from boardgraph.datasets import synthetic_lookbooks
 
     synthetic_lookbooks(300, 30, seed=0).save(tmp_path / "g")
-    rc = main(["evaluate", "--graph", str(tmp_path / "g"), "--models", "popularity", "content", "tfidf",
-               "content+tfidf", "--steps", "5", "--seeds", "0", "1", "--audit-by", "category",
-               "--out", str(tmp_path / "rep"), "--no-progress", "--lexical-weight", "0.3"])
+    rc = main(["evaluate", "--graph", str(tmp_path / "g"), "--models", "random", "popularity", "itemknn", "ease",
+               "pixie", "bpr", "content", "tfidf", "content+tfidf", "--steps", "5", "--seeds", "0", "1",
+               "--audit-by", "category", "--out", str(tmp_path / "rep"), "--no-progress", "--lexical-weight", "0.3"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "| popularity |" in out and "| content |" in out and "report:" in out
+    assert all(f"| {m} |" in out for m in ("itemknn", "ease", "pixie", "bpr"))
+    assert "sanity checks:" in out and "ok: random cold among all pins Recall@10" in out
     assert "| tfidf |" in out and "| content+tfidf |" in out
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "2 seed(s) [0, 1]" in md and "Bias audit by category" in md

@@ -30,7 +30,8 @@ def completion(warm: list[float], cold: list[float], boards: list[int] | None = 
                 "mrr": RankingResult("mrr", t / 2, torch.isfinite(t))}
 
     wb = torch.tensor(boards if boards is not None else list(range(len(warm))))
-    return BoardCompletion(res(warm), res(cold), wb, torch.arange(len(cold)), ks=(10,))
+    return BoardCompletion(res(warm), res(cold), wb, torch.arange(len(cold)), ks=(10,),
+                           cold_all=res(cold), cold_all_boards=torch.arange(len(cold)))
 
 
 def fake_experiment() -> Experiment:
@@ -65,7 +66,7 @@ def test_table_means_over_seeds_with_stratified_ci():
     assert 0.5 <= a[("warm recall@10", "low")] <= 0.75 <= a[("warm recall@10", "high")] <= 1.0
     assert a[("warm mrr", "mean")] == pytest.approx(0.375)
     assert a[("cold recall@10", "mean")] == pytest.approx(0.5)
-    assert a[("cold/warm recall@10", "mean")] == pytest.approx(0.5 / 0.75)
+    assert a[("cold_all/warm recall@10", "mean")] == pytest.approx(0.5 / 0.75)
     for model in ("a", "b"):
         for m in ("warm recall@10", "cold recall@10", "warm mrr", "cold mrr"):
             assert t.loc[model, (m, "low")] <= t.loc[model, (m, "mean")] <= t.loc[model, (m, "high")]
@@ -105,8 +106,8 @@ def test_run_experiment_two_seeds(tmp_path):
     assert exp.run("popularity", 1).completion.cold["recall@10"].mean == 0.0
     t = exp.table()
     assert list(t.index) == exp.models
-    assert {m for m, _ in t.columns} == {"warm recall@10", "warm recall@50", "warm mrr", "cold recall@10",
-                                         "cold recall@50", "cold mrr", "cold/warm recall@10"}
+    assert {m for m, _ in t.columns} == {f"{g} {m}" for g in ("warm", "cold", "cold_all")
+                                         for m in ("recall@10", "recall@50", "mrr")} | {"cold_all/warm recall@10"}
     r = exp.run("content", 0).completion.warm["recall@10"].mean, exp.run("content", 1).completion.warm["recall@10"].mean
     assert t.loc["content", ("warm recall@10", "mean")] == pytest.approx(sum(r) / 2)
     assert list(exp.curves().columns) == [1, 5, 10, 20, 50, 100]
@@ -114,10 +115,16 @@ def test_run_experiment_two_seeds(tmp_path):
     assert set(pairs["seed"]) == {0, 1} and pairs["pin_id"].str.startswith("p").all()
     assert len(exp.per_query("content")) == sum(exp.run("content", s).completion.warm_boards.numel() for s in (0, 1))
     md = format_table(exp, n_boot=200).splitlines()
-    assert md[0].startswith("| model | warm recall@10 [95% CI] | cold recall@10 [95% CI]")
+    assert md[0].startswith("| model | warm recall@10 [95% CI] | cold among new items recall@10 [95% CI] | "
+                            "cold among all pins recall@10 [95% CI]")
     assert "warm - content [95% CI]" in md[0] and "coboard" not in md[0]   # no coboard run: no such column
-    assert len(md) == 2 + 5 + 2 and md[2 + 3].split(" | ")[-1] == "- |"   # content vs itself
-    assert md[-1].startswith("2 seed(s) [0, 1]")
+    assert "cold among all pins / warm recall@10" in md[0]
+    assert md[2 + 3].split(" | ")[-1] == "- |"   # content vs itself
+    assert md[2 + 5 + 1].startswith("2 seed(s) [0, 1]")
+    # the sanity checks follow: random lands at K / |candidates| in the three groups
+    checks = md[2 + 5 + 3:]
+    assert [c.split(" Recall@10")[0] for c in checks[:3]] == [
+        "- ok: random warm", "- ok: random cold among new items", "- ok: random cold among all pins"]
 
 
 def test_compare_models_on_one_split_and_skips(tmp_path, monkeypatch):
@@ -168,6 +175,56 @@ def test_format_table_without_warm_queries_leaves_warm_differences_out():
     g = synthetic_lookbooks(300, 30, seed=0)
     exp = run_experiment(g, ["random", "popularity"], [0],
                          split_fn=lambda gg, s: split_reserved_boards(gg, torch.tensor([0, 1]), 0.2, s))
-    row = [r for r in format_table(exp, reference="random", versus=()).splitlines() if r.startswith("| popularity")][0]
+    lines = format_table(exp, reference="random", versus=()).splitlines()
+    assert "warm" not in lines[0]   # no warm queries: no warm columns
+    assert lines[0].endswith("| cold among new items - random [95% CI] | cold among all pins - random [95% CI] |")
+    row = [r for r in lines if r.startswith("| popularity")][0]
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[-2] == "-" and cells[-1].startswith("-0.")   # warm: no queries; cold: popularity below random
+    assert cells[-2].startswith("-0.") and cells[-1].startswith("-0.")   # popularity below random on new pins
+
+
+def test_sanity_checks_on_dense_data_flag_popularity_and_a_broken_metric():
+    """On the dense preset the CF baselines run through the same harness, random lands at
+    K / |candidates|, and the checks speak up when popularity beats the trained models or a
+    Recall@10 exceeds what the number of held-out pins allows."""
+    from boardgraph.experiments import SCORERS, random_expectation, recall_ceiling, sanity_checks
+    from boardgraph.metrics import RankingResult
+
+    g = synthetic_lookbooks(400, 120, seed=0, preset="dense", board_size=(30, 60))
+    exp = run_experiment(g, ["random", "popularity", "itemknn", "ease", "pixie", "bpr"], [0], holdout=0.3, cold=0.1)
+    assert exp.models == ["random", "popularity", "itemknn", "ease", "pixie", "bpr"] and set(SCORERS) <= set(exp.models)
+    c = exp.run("random", 0).completion
+    # ~13 held-out pins per board: Recall@10 can reach at most ~0.8 on average
+    ceil = recall_ceiling(c, "warm", 10)
+    assert 0.5 < ceil < 0.95
+    n_cand = 360 - 45   # ~360 non-cold pins minus ~45 training pins per board
+    assert random_expectation(exp.splits[0], c, "warm", 10) == pytest.approx(10 / n_cand, rel=0.1)
+    checks = sanity_checks(exp)
+    assert [ln.split(":")[0] for ln in checks[:3]] == ["ok", "ok", "ok"]
+    assert not any(ln.startswith("WARNING") for ln in checks)   # no trained model: no popularity warning
+    # every CF baseline beats random by far on warm queries, and scores cold pins 0 among all pins
+    for m in ("itemknn", "ease", "pixie", "bpr"):
+        r = exp.run(m, 0).completion
+        assert r.warm["recall@10"].mean > 5 * c.warm["recall@10"].mean
+        assert r.metrics("cold_all")["recall@10"].mean == 0.0
+    # a metric above the ceiling is flagged as a bug
+    pop = exp.run("popularity", 0).completion
+    ones = torch.where(pop.warm["recall@10"].valid, 1.0, float("nan")).double()
+    pop.warm["recall@10"] = RankingResult("recall@10", ones, pop.warm["recall@10"].valid)
+    checks = sanity_checks(exp)
+    assert any(ln.startswith("WARNING: popularity exceed the warm Recall@10 ceiling") for ln in checks)
+
+
+def test_sanity_checks_warn_when_popularity_beats_every_trained_model():
+    from boardgraph.experiments import sanity_checks
+
+    exp = fake_experiment()
+    exp.models = ["popularity", "content", "neighbor"]
+    exp.runs = {(m, s): ModelRun(m, s, completion(w, c), 0.0)
+                for (m, s), (w, c) in {("popularity", 0): ([0.5, 0.5], [0.0]), ("content", 0): ([0.1, 0.2], [0.3]),
+                                       ("neighbor", 0): ([0.3, 0.2], [0.4])}.items()}
+    exp.seeds = [0]
+    assert sanity_checks(exp) == ["WARNING: popularity (0.500) beats every trained model on warm Recall@10 "
+                                  "(best: neighbor 0.250)"]
+    exp.runs[("neighbor", 0)] = ModelRun("neighbor", 0, completion([0.6, 0.6], [0.4]), 0.0)
+    assert sanity_checks(exp) == []

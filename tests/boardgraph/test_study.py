@@ -35,10 +35,13 @@ def test_evaluate_graph_writes_the_report_with_table_curves_audit_and_extra_scor
                          extra_section=lambda e: f"EXTRA {sorted(e)}")
     t = res.table
     assert list(t.index) == ["random", "popularity", "content", "neighbor"]
-    assert {"warm recall@10", "cold recall@10", "cold/warm recall@10", "warm - content"} <= set(t.columns)
+    assert {"warm recall@10", "cold among new items recall@10", "cold among all pins recall@10",
+            "cold among all pins / warm recall@10", "warm - content"} <= set(t.columns)
     assert t.loc["content", "warm - content"] == "-" and t.loc["neighbor", "warm - content"].startswith(("+", "-"))
-    # popularity ranks cold pins (degree 0) last: its cold recall is exactly 0
-    assert t.loc["popularity", "cold recall@10"].startswith("0.000 [0.000, 0.000]")
+    # popularity ranks cold pins (degree 0) last among all pins: its cold-among-all recall is exactly 0;
+    # among the new items alone they all tie (ties count against the positive)
+    assert t.loc["popularity", "cold among all pins recall@10"].startswith("0.000 [0.000, 0.000]")
+    assert res.checks and all(c.startswith("ok: random") for c in res.checks[:3])
     # extra scores: only models with embeddings, each seed, averaged into the table
     assert sorted(set(calls)) == [("content", 0), ("content", 1), ("neighbor", 0), ("neighbor", 1)]
     emb_mean = sum(float(res.experiment.run("content", s).embeddings[:, 0].mean()) for s in (0, 1)) / 2
@@ -46,7 +49,8 @@ def test_evaluate_graph_writes_the_report_with_table_curves_audit_and_extra_scor
     assert pd.isna(t.loc["random", "first dim mean"])
     md = res.report.read_text()
     for needle in ("# tiny", "| neighbor |", "Bias audit by category", "EXTRA ['content', 'neighbor']",
-                   "recall_at_k.png", "similarity_hist.png", "degree_distribution.png", "2 seed(s) [0, 1]"):
+                   "recall_at_k.png", "similarity_hist.png", "degree_distribution.png", "2 seed(s) [0, 1]",
+                   "## Sanity checks", "K / |candidates|"):
         assert needle in md, needle
     for png in ("recall_at_k.png", "similarity_hist.png", "degree_distribution.png"):
         assert (tmp_path / "report" / png).stat().st_size > 1000
