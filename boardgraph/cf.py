@@ -213,7 +213,8 @@ class EASEScorer:
     other pins of ``B`` are 0, so cold pins score 0). With several ``l2`` values (a sequence, or
     None for :data:`EASE_L2_GRID`) the weight is chosen on a validation split of the *training*
     memberships (``split_memberships(train_graph, val_fraction, 0, seed)``) by warm Recall@10 of
-    :func:`~boardgraph.evaluate.board_completion` (ties: the smaller ``l2``), then ``B`` is refit on
+    :func:`~boardgraph.evaluate.board_completion` (ties: the smaller ``l2``; when every ``l2`` ties, or
+    there is no validation query, the middle of the grid), then ``B`` is refit on
     the whole training graph; ``chosen_l2`` and ``validation`` (``{l2: recall@10}``) tell.
 
     Args:
@@ -280,9 +281,11 @@ class EASEScorer:
             scores[l2] = float(board_completion(fit, val, ks=(10,)).warm["recall@10"].mean)
         self.validation = scores
         valid = {k: v for k, v in scores.items() if math.isfinite(v)}
-        if not valid:
+        if not valid or len(set(valid.values())) == 1:   # nothing to choose by: the middle of the grid
             best = self.grid[len(self.grid) // 2]
-            log.warning("ease: no validation query (too few memberships to hold out); using l2=%g", best)
+            why = ("no validation query (too few memberships to hold out)" if not valid else
+                   f"every l2 scores {next(iter(valid.values())):.4f} on the validation queries")
+            log.warning("ease: %s; using l2=%g", why, best)
             return best
         best = max(valid, key=lambda k: (valid[k], -k))
         log.info("ease: chose l2=%g (validation recall@10 %.4f; grid %s)", best, valid[best],

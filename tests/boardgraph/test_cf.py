@@ -175,6 +175,27 @@ def test_ease_grid_picks_on_validation_then_refits(planted, caplog):
     assert torch.equal(s, EASEScorer(l2=sc.chosen_l2).score(torch.arange(10), planted))
 
 
+def test_ease_grid_falls_back_to_its_middle_when_validation_cannot_choose(planted, caplog, monkeypatch):
+    """Sparse data (Steam: ~1.2 bundles per item) leaves a validation split where every l2 scores
+    the same; the smallest l2 would then win by the tie rule alone, so the middle of the grid is taken."""
+    import boardgraph.evaluate as ev
+
+    real = ev.board_completion
+
+    def flat(model, split, ks=(10,), chunk_size=1024):   # every l2 scores 0 on validation
+        out = real(model, split, ks, chunk_size)
+        r = out.warm["recall@10"]
+        out.warm["recall@10"] = type(r)("recall@10", torch.where(r.valid, 0.0, float("nan")).double(), r.valid)
+        return out
+
+    monkeypatch.setattr(ev, "board_completion", flat)
+    sc = EASEScorer(l2=(1.0, 20.0, 400.0), val_fraction=0.2, seed=3)
+    with caplog.at_level("WARNING", logger="boardgraph.cf"):
+        sc.fit(planted.train_graph)
+    assert set(sc.validation.values()) == {0.0} and sc.chosen_l2 == 20.0
+    assert "every l2 scores 0.0000 on the validation queries; using l2=20" in caplog.text
+
+
 def test_ease_refuses_a_large_catalogue(hand):
     split, _, _ = hand
     with pytest.raises(CatalogueTooLargeError) as e:
