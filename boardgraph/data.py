@@ -25,8 +25,9 @@ class DataSplit:
         heldout: ``(pin, board)`` int64 ``[H]`` memberships of warm pins held out.
         cold_pins: int64 ``[C]`` pins held out entirely (cold start).
         cold_edges: ``(pin, board)`` int64 ``[E_c]`` the memberships of the cold pins.
-        candidates: bool ``[N_pins]`` the pins a board-completion query ranks (None: every pin,
-            other groups' held-out pins excluded; see :func:`~boardgraph.evaluate.board_completion`).
+        candidates: bool ``[N_pins]`` the pins a warm or cold-among-new-items query ranks (None: every
+            non-cold pin for warm queries, the cold pins for cold ones; see
+            :func:`~boardgraph.evaluate.board_completion`).
     """
 
     graph: PinBoardGraph

@@ -472,22 +472,36 @@ def random_expectation(split: DataSplit, completion: BoardCompletion, group: str
     """Mean over ``group``'s scored query boards of ``min(k, N_q) / N_q``, the Recall@k of random
     scores, where ``N_q`` is the number of pins query ``q`` ranks (its group's candidates minus its
     training pins and, for ``cold_all``, its own warm held-out pins); NaN without queries."""
+    return _random_null(split, completion, group, k)[0]
+
+
+def _random_null(split: DataSplit, completion: BoardCompletion, group: str, k: int) -> tuple[float, float]:
+    """``(mean, variance of the mean)`` of random scores' Recall@k over ``group``'s scored queries:
+    a query with ``n`` positives among ``N`` ranked pins has hypergeometric hits in its top ``k``
+    (mean ``k n / N``, variance ``k (n / N) (1 - n / N) (N - k) / (N - 1)``), divided by ``n``."""
     boards = completion.boards(group)
-    valid = completion.metrics(group)[f"recall@{k}"].valid.cpu() if boards.numel() else None
-    if not boards.numel() or not bool(valid.any()):
-        return math.nan
+    if not boards.numel():
+        return math.nan, math.nan
+    valid = completion.metrics(group)[f"recall@{k}"].valid.cpu()
+    if not bool(valid.any()):
+        return math.nan, math.nan
     cand = candidate_masks(split)[group]
     pin, board = split.train_graph.edges(("pin", "in", "board"))
     own = torch.zeros(split.graph.num_nodes("board"), dtype=torch.long)
     own.index_add_(0, board.cpu(), cand[pin.cpu()].long())          # training pins that are candidates
-    n_q = cand.sum() - own[boards]
+    big_n = cand.sum() - own[boards]
     if group == "cold_all":
-        wp, wb = split.heldout
+        wb = split.heldout[1].cpu()
         mine = torch.zeros_like(own)
-        mine.index_add_(0, wb.cpu(), torch.ones_like(wb.cpu()))
-        n_q = n_q - mine[boards]
-    n_q = n_q[valid].double().clamp(min=1)
-    return float((n_q.clamp(max=k) / n_q).mean())
+        mine.index_add_(0, wb, torch.ones_like(wb))
+        big_n = big_n - mine[boards]
+    big_n = big_n[valid].double().clamp(min=1)
+    n_pos = torch.tensor(completion.per_query(group)["n_heldout"].to_numpy(), dtype=torch.float64)[valid].clamp(min=1)
+    kk = big_n.clamp(max=k)
+    frac = n_pos / big_n
+    var_hits = kk * frac * (1 - frac) * (big_n - kk) / (big_n - 1).clamp(min=1)
+    q = big_n.numel()
+    return float((kk / big_n).mean()), float((var_hits / n_pos ** 2).sum() / q ** 2)
 
 
 def recall_ceiling(completion: BoardCompletion, group: str, k: int) -> float:
@@ -505,7 +519,8 @@ def sanity_checks(exp: Experiment, metric: str = "recall@10") -> list[str]:
     """Checks of the protocol that every results table prints, one line each.
 
     * ``random`` lands at ``K / |candidates|`` (:func:`random_expectation`) in every group, within
-      four standard errors of its mean over the query boards (else: a bug in the protocol).
+      four standard errors of the mean that random scores would give (hypergeometric hits per
+      query; else: a bug in the protocol).
     * No model exceeds the Recall@K ceiling that the number of positives allows (:func:`recall_ceiling`).
     * A warning when ``popularity`` beats every trained model on warm ``metric``.
     """
@@ -514,11 +529,10 @@ def sanity_checks(exp: Experiment, metric: str = "recall@10") -> list[str]:
     out: list[str] = []
     if "random" in exp.models:
         for g in exp.scored_groups(name):
-            vals = torch.cat([v[torch.isfinite(v)] for v in exp._values("random", g, name)])
-            want = sum(random_expectation(exp.splits[s], exp.run("random", s).completion, g, k)
-                       for s in exp.seeds) / len(exp.seeds)
-            se = float(vals.std() / math.sqrt(max(vals.numel(), 1))) if vals.numel() > 1 else 0.0
-            got = float(vals.mean())
+            null = [_random_null(exp.splits[s], exp.run("random", s).completion, g, k) for s in exp.seeds]
+            want = sum(m for m, _ in null) / len(null)
+            se = math.sqrt(sum(v for _, v in null)) / len(null)   # of the mean of the per-seed means
+            got = sum(float(exp.run("random", s).completion.metrics(g)[name].mean) for s in exp.seeds) / len(exp.seeds)
             ok = abs(got - want) <= 4 * se + 1e-9
             out.append(f"{'ok' if ok else 'WARNING'}: random {GROUP_LABELS[g]} Recall@{k} {got:.4f} vs "
                        f"K / |candidates| {want:.4f}" + ("" if ok else " (more than 4 standard errors apart: "

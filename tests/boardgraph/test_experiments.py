@@ -228,3 +228,21 @@ def test_sanity_checks_warn_when_popularity_beats_every_trained_model():
                                   "(best: neighbor 0.250)"]
     exp.runs[("neighbor", 0)] = ModelRun("neighbor", 0, completion([0.6, 0.6], [0.4]), 0.0)
     assert sanity_checks(exp) == []
+
+
+def test_random_null_standard_error_matches_the_spread_over_seeds():
+    """The check's standard error is that of random scores (hypergeometric hits), not the spread
+    of one run's few hits: over many random seeds the means scatter by about that much."""
+    from boardgraph.baselines import RandomScorer
+    from boardgraph.evaluate import board_completion
+    from boardgraph.experiments import _random_null
+
+    split = split_memberships(synthetic_lookbooks(600, 80, seed=0), 0.2, 0.1, seed=0)
+    means = []
+    for s in range(30):
+        r = board_completion(RandomScorer(s), split, ks=(10,))
+        means.append(r.warm["recall@10"].mean)
+    want, var = _random_null(split, r, "warm", 10)
+    got = torch.tensor(means, dtype=torch.float64)
+    assert float(got.mean()) == pytest.approx(want, abs=3 * math.sqrt(var / 30))
+    assert float(got.std()) == pytest.approx(math.sqrt(var), rel=0.35)
