@@ -38,8 +38,8 @@ cd ..
 if [ -d .bench/minilm16 ] && [ -d .bench/data/steam-bundles ]; then
   echo "== Steam, MiniLM fine-tuned (cuda)"
   BOARDGRAPH_DATA=$PWD/.bench/data timeout ${STEAM_TIMEOUT:-420} $PY examples/reproduce_results.py steam --finetune \
-    --device cuda --text-path .bench/minilm16 --models content coboard neighbor tfidf coboard+tfidf neighbor+tfidf --seeds ${STEAM_SEEDS:-0 1 2 3 4} \
-    --threads 4 --out /tmp/steam_finetuned 2>&1 | grep -v "^step \|Loading" | tee "$OUT/steam_finetuned.log" | tail -17
+    --device cuda --text-path .bench/minilm16 --models random popularity ease content coboard neighbor tfidf coboard+tfidf neighbor+tfidf --seeds ${STEAM_SEEDS:-0 1 2 3 4} \
+    --threads 4 --out /tmp/steam_finetuned 2>&1 | grep -v "^step \|Loading" | tee "$OUT/steam_finetuned.log" | tail -25
 else
   echo "== Steam fine-tuned: skipped (run python benchmarks/prepare_gpu_carry.py and carry .bench)"
 fi

@@ -164,19 +164,35 @@ def _figure(n_panels: int, width: float = 4.2, height: float = 3.4) -> tuple[Fig
 
 def _plot_recall(path: Path, curves: Mapping[str, Mapping[str, Mapping[int, float]]],
                  groups: list[str]) -> None:
+    from boardgraph.evaluate import GROUP_LABELS
+
     fig, axes = _figure(len(groups))
+    # ten colours, then the same colours dashed with another marker: every model stays distinct
+    colours = [f"C{i}" for i in range(10)]
+    styles = {str(m): (colours[i % 10], ("o", "s", "^")[i // 10 % 3], ("-", "--", ":")[i // 10 % 3])
+              for i, m in enumerate(curves)}
     for ax, grp in zip(axes, groups):
         ks_all: set[int] = set()
         for model, by_group in curves.items():
             if grp in by_group:
                 ks = sorted(int(k) for k in by_group[grp])
                 ks_all.update(ks)
-                ax.plot(ks, [float(by_group[grp][k]) for k in ks], marker="o", label=str(model))
+                c, mk, ls = styles[str(model)]
+                ax.plot(ks, [float(by_group[grp][k]) for k in ks], color=c, marker=mk, linestyle=ls,
+                        markersize=4, label=str(model))
         if ks_all and max(ks_all) >= 10 * min(ks_all):
             ax.set_xscale("log")
-        ax.set(title=f"{grp}", xlabel="K", ylabel="Recall@K", ylim=(0, 1.02))
+        ax.set(title=GROUP_LABELS.get(grp, grp), xlabel="K", ylabel="Recall@K", ylim=(0, 1.02))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:   # models missing from the first panel
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h), labels.append(lab)
+    width = fig.get_figwidth()
+    fig.set_figwidth(width + 1.8)   # room for one legend on the right
+    fig.subplots_adjust(left=0.8 / (width + 1.8), right=(width - 0.15) / (width + 1.8))
+    fig.legend(handles, labels, loc="center right", fontsize="small", frameon=False)
     fig.savefig(path, format="png", dpi=110)
 
 

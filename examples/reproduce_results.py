@@ -17,7 +17,8 @@ Protocols:
   entirely (cold).
 * dense: the generator's dense preset (2,000 pins, 600 user-history boards of 50-150 pins, a heavy
   popularity tail, hidden taste groups that no modality shows); 20% of memberships held out, 10%
-  of pins cold. The local stand-in for dense collaborative data.
+  of pins cold; text tower MiniLM-L6 (frozen) when installed. The local stand-in for dense
+  collaborative data.
 * steam: identical bundles ("twins") reduced to one copy (a twin's training pins would reveal the
   held-out pins of its copy); 20% of memberships held out, 10% of items cold. Text tower: MiniLM-L6
   (frozen) when the ``pretrained`` extra is installed.
@@ -80,6 +81,9 @@ def steam_graph():
 
 
 def run(data: str, args, out: Path) -> Path:
+    # The lookbook keeps the tiny random text tower of `make demo`; the dense preset and the real data
+    # sets use the frozen MiniLM-L6 when it is installed (the `minilm` baseline is then the `towers`
+    # text part, so it is left out on the two synthetic sets).
     text = args.text or ("hf_text" if args.text_path else
                          "minilm_l6" if minilm_available() and data != "synthetic" else "hf_text")
     models = [m for m in args.models if not (m == "minilm" and data in ("synthetic", "dense"))]
