@@ -51,29 +51,30 @@ def test_popularity_ranks_by_training_degree_exactly():
     # training degrees: p0 1, p1 2, p2 3, p3 1 (b0 held out), p4 2, p5 2, p6 0 (cold)
     assert deg[P("p0", "p1", "p2", "p3", "p4", "p5", "p6")].tolist() == [1, 2, 3, 1, 2, 2, 0]
     r = board_completion(PopularityScorer(), split, ks=(2, 3))
-    # warm b0: p0, p1, p2 (training) and p6 (cold) excluded; p3 (1) vs p4 (2), p5 (2) -> rank 3
+    # warm b0: p0, p1, p2 (training) and p6 (cold) are not candidates; p3 (1) vs p4 (2), p5 (2) -> rank 3
     assert r.pairs("warm").ranks.tolist() == [3]
     assert r.warm["recall@2"].per_query.tolist() == [0.0] and r.warm["recall@3"].per_query.tolist() == [1.0]
     assert r.warm["mrr"].per_query.tolist() == pytest.approx([1 / 3])
-    # cold b0: p4 (2), p5 (2) above p6 (0); p3 (warm held-out) excluded -> rank 3
-    # cold b3: p5 (training) excluded; p0 (1), p1 (2), p2 (3), p4 (2) above p6 -> rank 5
-    assert r.cold_boards.tolist() == B("b0", "b3").tolist() and r.pairs("cold").ranks.tolist() == [3, 5]
+    # cold among new items: p6 is the only cold pin -> rank 1 on both of its boards
+    assert r.cold_boards.tolist() == B("b0", "b3").tolist() and r.pairs("cold").ranks.tolist() == [1, 1]
+    # cold among all pins, b0: p4 (2), p5 (2) above p6 (0); p3 (b0's own warm held-out) is no negative -> 3
+    # b3: p5 (training) out; p0 (1), p1 (2), p2 (3), p3 (1: held out of b0 only), p4 (2) above p6 -> 6
+    assert r.pairs("cold_all").ranks.tolist() == [3, 6]
 
 
 def test_popularity_ties_count_against_the_positive(lookbooks):
     graph, split = lookbooks
     r = board_completion(PopularityScorer(), split, ks=(10,))
     deg = PopularityScorer.degrees(split.train_graph)
-    held = torch.zeros(graph.num_nodes("pin"), dtype=torch.bool)
-    held[split.heldout[0]] = True
-    held[split.cold_pins] = True
+    cold = torch.zeros(graph.num_nodes("pin"), dtype=torch.bool)
+    cold[split.cold_pins] = True
     pairs = r.pairs("warm")
     ip, ic, _ = split.train_graph.csr(("board", "has", "pin"))
     for pin, board, rank in list(zip(pairs.pins.tolist(), pairs.boards.tolist(), pairs.ranks.tolist()))[:40]:
         train = ip[board], ip[board + 1]
-        excl = held.clone()
-        excl[ic[train[0]:train[1]].long()] = True
-        excl[pin] = True
+        excl = cold.clone()                               # warm queries rank every non-cold pin ...
+        excl[ic[train[0]:train[1]].long()] = True         # ... but the board's training pins
+        excl[split.heldout[0][split.heldout[1] == board]] = True   # and its own positives (filtered)
         assert rank == 1 + int((deg[~excl] >= deg[pin]).sum())
     assert r.cold["recall@10"].mean == 0.0   # cold pins have degree 0: below every warm pin
 
@@ -90,14 +91,14 @@ def test_random_is_seeded_and_at_chance(lookbooks):
     assert torch.equal(s.score(torch.tensor([1, 5]), split)[1], s.score(torch.tensor([5]), split)[0])
     # a positive's rank is uniform on 1..n+1 (n: its non-excluded negatives), so rank / (n + 1)
     # averages (n + 2) / (2n + 2) ~ 1/2; sd ~0.29 over ~350 memberships -> tolerance ~3 se
-    held = torch.zeros(graph.num_nodes("pin"), dtype=torch.bool)
-    held[split.heldout[0]] = True
-    held[split.cold_edges[0]] = True
+    cold = torch.zeros(graph.num_nodes("pin"), dtype=torch.bool)
+    cold[split.cold_pins] = True
     ip, ic, _ = split.train_graph.csr(("board", "has", "pin"))
     n_neg = {}
     for b in split.heldout[1].unique().tolist():
-        excl = held.clone()
+        excl = cold.clone()
         excl[ic[ip[b]:ip[b + 1]].long()] = True
+        excl[split.heldout[0][split.heldout[1] == b]] = True
         n_neg[b] = int((~excl).sum())
     u, expect = [], []
     for s in range(5):
