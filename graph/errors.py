@@ -16,6 +16,10 @@ __all__ = [
     "DuplicateIdError",
     "MalformedValueError",
     "ImageReadError",
+    "ImageTooLargeError",
+    "PathOutsideRootError",
+    "EmptyGraphError",
+    "TableReadError",
     "GraphFormatError",
 ]
 
@@ -81,6 +85,47 @@ class ImageReadError(BuildError):
     """An image reference cannot be read (missing file, no permission, undecodable bytes)."""
 
     reason = "unreadable_image"
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image declares more pixels than ``max_image_pixels`` (or PIL's decompression-bomb limit)."""
+
+    reason = "oversized_image"
+
+
+class PathOutsideRootError(ImageReadError):
+    """An image path resolves outside ``image_root`` (``../``, an absolute path or a symlink elsewhere)."""
+
+    reason = "image_outside_root"
+
+
+class EmptyGraphError(BuildError):
+    """The edge table has no rows, or none is left once bad rows are dropped.
+
+    Attributes:
+        report: the :class:`~boardgraph.graph.report.BuildReport` so far (what was dropped, and why),
+            or ``None`` when nothing was read.
+    """
+
+    reason = "empty_graph"
+
+    def __init__(self, message: str, *, report: Any = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.report = report
+
+
+class TableReadError(BuildError):
+    """A table file cannot be read: empty, not valid text in its encoding, malformed CSV, or not Parquet.
+
+    Attributes:
+        path: the file.
+    """
+
+    reason = "unreadable_table"
+
+    def __init__(self, message: str, *, path: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.path = path
 
 
 class GraphFormatError(BoardgraphError, ValueError):

@@ -61,6 +61,10 @@ def decode_image(ref: Any, size: int | None = None) -> Tensor:
                 if size is not None:
                     im = im.resize((size, size), Image.BILINEAR)
                 arr = np.asarray(im, dtype=np.uint8)
+        except Image.DecompressionBombError as e:   # not an OSError: a huge image is refused, never decoded
+            what = "bytes" if isinstance(ref, (bytes, bytearray, memoryview)) else repr(ref)
+            raise ImageReadError(f"image {what[:200]} is too large to decode: {e}",
+                                 fix="resize it (or rebuild the graph: the build refuses such images)") from e
         except (OSError, UnidentifiedImageError, ValueError) as e:
             what = "bytes" if isinstance(ref, (bytes, bytearray, memoryview)) else repr(ref)
             raise ImageReadError(f"cannot read image {what[:200]}: {e}",

@@ -103,9 +103,9 @@ def _consent_value(value: Any) -> bool | None:
         return None
     if isinstance(value, str):
         text = value.strip().lower()
-        if text in _TRUE_STRINGS:
+        if text in _TRUE_STRINGS or text == "1":   # a CSV cell is text: "1" / "0" as the numbers
             return True
-        if text in _FALSE_STRINGS:
+        if text in _FALSE_STRINGS or text == "0":
             return False
     return None
 
@@ -114,8 +114,8 @@ def filter_consent(df: pd.DataFrame, column: str) -> tuple[pd.DataFrame, int]:
     """Keep the rows whose consent flag in ``column`` is true.
 
     Accepted values: ``bool``; the numbers ``0``/``1`` (also ``0.0``/``1.0``, as pandas stores
-    an integer column with nulls as floats); the strings ``"yes"``/``"no"``/``"true"``/
-    ``"false"`` in any case, surrounding spaces ignored. A null (missing) flag counts as no
+    an integer column with nulls as floats) and the text ``"0"``/``"1"`` (a CSV cell); the strings
+    ``"yes"``/``"no"``/``"true"``/``"false"`` in any case, surrounding spaces ignored. A null (missing) flag counts as no
     consent: the row is dropped and counted.
 
     Args:
@@ -140,13 +140,15 @@ def filter_consent(df: pd.DataFrame, column: str) -> tuple[pd.DataFrame, int]:
         bad_mask = np.isin(codes, bad_codes)
         labels = df.index[bad_mask]
         values = df[column].to_numpy()[bad_mask]
+        distinct = ", ".join(repr(uniques[i]) for i in bad_codes[:5]) + (" ..." if len(bad_codes) > 5 else "")
         shown = ", ".join(f"{lab!r}: {val!r}" for lab, val in zip(labels[:5], values[:5]))
         raise MalformedValueError(
-            f"consent column {column!r} has unrecognised value(s) in "
+            f"consent column {column!r} has unrecognised value(s) {distinct} in "
             f"{format_rows(list(labels), int(bad_mask.sum()))} ({shown})",
             column=column,
             rows=list(labels),
-            fix='use bool, 0/1 or "yes"/"no"/"true"/"false"',
+            fix='accepted: bool, 0/1 (numbers or text) or "yes"/"no"/"true"/"false" in any case; '
+                'an empty cell means no consent',
         )
     lookup = np.array([bool(f) for f in flags] + [False], dtype=bool)
     keep = lookup[codes]

@@ -49,8 +49,9 @@ def test_null_id_raises_with_row_then_skip_counts():
     assert rep.counts == {"null_pin_id": 1, "null_board_id": 1}
     assert rep.examples == {"null_pin_id": [2], "null_board_id": [1]}
     assert g.num_edges("in") == 2
-    # ids seen only on dropped rows are still nodes (nothing about them is invented or lost)
-    assert set(g.ids("pin").tolist()) >= {"p1", "p3"}
+    # ids seen only on dropped rows are not nodes (no phantom p2, no blank pin; issue 15)
+    assert g.ids("pin").tolist() == ["p1", "p3"] and g.ids("board").tolist() == ["b1", "b2"]
+    assert rep.n_dropped == 2 and rep.rows_in == g.num_edges("in") + rep.n_dropped
 
 
 def test_unknown_item_raises_then_skips(tiny_memberships, items):

@@ -193,3 +193,15 @@ def test_filter_min_group_size_keep_nulls_leaves_them_to_a_later_check():
     assert dropped == 3
     with pytest.raises(ValueError, match="nulls must be"):
         filter_min_group_size(df, "board", "pin", 2, nulls="drop")
+
+
+def test_filter_consent_text_one_and_zero_from_a_csv():
+    """A CSV cell is text: "1" / "0" mean what the numbers mean, and the error names the
+    offending values only, never a value that was accepted (the old message said "use 0/1" when
+    the column held "1")."""
+    kept, dropped = filter_consent(pd.DataFrame({"c": ["1", " 0", "1"]}), "c")
+    assert list(kept.index) == [0, 2] and dropped == 1
+    with pytest.raises(MalformedValueError) as info:
+        filter_consent(pd.DataFrame({"c": ["1", "maybe", "0", "2"]}), "c")
+    msg = str(info.value)
+    assert "'maybe', '2'" in msg and "'1'" not in msg.split("Fix:")[0]
