@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +31,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from boardgraph.graph.io import atomic_replace_dir
+from boardgraph.graph.io import ArtefactKind, atomic_replace_dir, check_output, temp_sibling
 
 from .errors import FeatureCacheError
 from .inputs import PinInputBuilder
 from .registry import MODALITIES, TowerOutput
 
-__all__ = ["FeatureCache", "tower_fingerprint"]
+__all__ = ["FeatureCache", "tower_fingerprint", "CACHE_ARTEFACT"]
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
+# What marks a folder as a built cache (see boardgraph.graph.io.check_output); older caches have no
+# "artefact" field in meta.json and are recognised by its keys and their .npy files.
+CACHE_ARTEFACT = ArtefactKind("boardgraph.feature_cache", "meta.json",
+                              legacy_keys=("version", "num_pins", "modalities", "fingerprint"),
+                              legacy_entries=("meta.json", "*.npy"))
 _DTYPES = {torch.float32: "float32", torch.float16: "float16"}
 
 
@@ -148,20 +152,23 @@ class FeatureCache:
             batch_size: pins per tower call.
             dtype: storage dtype of tokens/pooled (float16 halves the size; outputs then differ
                 from the live towers by float16 rounding).
-            overwrite: replace an existing cache at ``path``.
+            overwrite: replace a cache built at ``path`` (nothing else is ever replaced).
             device: where the towers run (default: where the encoder is).
 
         Raises:
             FeatureCacheError: ``path`` exists and ``overwrite`` is False; unsupported ``dtype``.
+            OutputExistsError: ``path`` is a file or a folder that is not a cache holding only what
+                boardgraph wrote (see :func:`boardgraph.graph.io.check_output`).
         """
         path = Path(path)
         if dtype not in _DTYPES:
             raise FeatureCacheError(f"dtype {dtype} is not supported", fix="use torch.float32 or torch.float16")
         if path.exists() and not overwrite:
             raise FeatureCacheError(f"{str(path)!r} already exists", fix="pass overwrite=True or pick another path")
+        check_output(path, CACHE_ARTEFACT, overwrite)  # a folder that is not a cache is never replaced
         device = device or next(encoder.parameters()).device
         n = int(features.num_nodes)
-        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp = temp_sibling(path)
         tmp.mkdir()
         was_training = encoder.training
         encoder.eval()
@@ -196,10 +203,11 @@ class FeatureCache:
             for arr in arrays.values():
                 arr.flush()
             del arrays
-            meta = dict(version=FORMAT_VERSION, num_pins=n, modalities=list(encoder.modalities), shapes=shapes,
-                        dtype=np_dtype, fingerprint=tower_fingerprint(encoder))
+            meta = dict(**CACHE_ARTEFACT.stamp(tmp), version=FORMAT_VERSION, num_pins=n,
+                        modalities=list(encoder.modalities), shapes=shapes, dtype=np_dtype,
+                        fingerprint=tower_fingerprint(encoder))
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-            atomic_replace_dir(tmp, path)
+            atomic_replace_dir(tmp, path, CACHE_ARTEFACT, overwrite=overwrite)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -322,11 +322,16 @@ class PinBoardGraph:
         return torch.arange(old_n, old_n + n_new)
 
     # -- io, summaries, conversions (implemented in their own modules) ---------------------------
-    def save(self, path: str | Path) -> None:
-        """Write the graph to directory ``path`` atomically (see :mod:`boardgraph.graph.io`)."""
+    def save(self, path: str | Path, overwrite: bool = True) -> None:
+        """Write the graph to directory ``path`` atomically (see :mod:`boardgraph.graph.io`).
+
+        ``path`` must be absent, an empty folder or a saved graph holding nothing else; ``overwrite``
+        allows replacing the latter. Anything else raises :class:`~boardgraph.graph.io.OutputExistsError`
+        and is left untouched.
+        """
         from .io import save_graph
 
-        save_graph(self, path)
+        save_graph(self, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool = True) -> "PinBoardGraph":

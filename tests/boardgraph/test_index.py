@@ -1,6 +1,8 @@
 """EmbeddingIndex: exact search against brute force, filters, exclusions, save/load, ANN recall."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -300,3 +302,77 @@ def test_tune_flat_and_errors(data):
             hnsw.tune(**bad)
     with pytest.raises(DimensionMismatchError, match="dimension 3"):
         hnsw.tune(queries=np.ones((2, 3)))
+
+
+# -- saved artefacts: what a save may replace, and corrupt saves -------------------------------------
+def _small_index() -> EmbeddingIndex:
+    return EmbeddingIndex.build(np.eye(4, dtype=np.float32), ids=["a", "b", "c", "d"],
+                                metadata=pd.DataFrame({"category": list("xyxy")}))
+
+
+def test_save_refuses_what_is_not_a_saved_index(tmp_path):
+    from boardgraph.graph.io import OutputExistsError
+
+    index = _small_index()
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("x")
+    (tmp_path / "file").write_text("notes")
+    with pytest.raises(OutputExistsError, match=r"precious is not a saved boardgraph\.index.*--overwrite"):
+        index.save(precious, overwrite=True)
+    with pytest.raises(OutputExistsError, match=r"file is a file"):
+        index.save(tmp_path / "file")
+    from boardgraph.graph import from_collections
+
+    from_collections(pd.DataFrame({"board_id": ["b"], "pin_id": ["p"]}))[0].save(tmp_path / "graph")
+    with pytest.raises(OutputExistsError, match=r"graph holds a saved boardgraph\.graph, not a boardgraph\.index"):
+        index.save(tmp_path / "graph")
+    assert (precious / "thesis.txt").read_text() == "x" and (tmp_path / "file").read_text() == "notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "graph", "precious"]
+
+
+def test_save_replaces_a_saved_index_unless_told_not_to(tmp_path):
+    from boardgraph.graph.io import OutputExistsError
+
+    index = _small_index()
+    index.save(tmp_path / "i", attachments={"lexical.json": "{}"})
+    meta = json.loads((tmp_path / "i" / "config.json").read_text())
+    assert meta["artefact"] == "boardgraph.index"
+    assert meta["contents"] == ["config.json", "ids.parquet", "index.faiss", "lexical.json", "metadata.parquet"]
+    with pytest.raises(OutputExistsError, match=r"holds a saved boardgraph\.index.*overwrite=True"):
+        index.save(tmp_path / "i", overwrite=False)
+    # an index saved before the artefact field existed is recognised by its files
+    del meta["artefact"], meta["contents"]
+    (tmp_path / "i" / "config.json").write_text(json.dumps(meta))
+    EmbeddingIndex.build(np.eye(3, dtype=np.float32), ids=["x", "y", "z"]).save(tmp_path / "i")
+    assert EmbeddingIndex.load(tmp_path / "i").ids.tolist() == ["x", "y", "z"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["i"]
+
+
+@pytest.mark.parametrize("how,name", [
+    ("config not json", "config.json"), ("config not an object", "config.json"),
+    ("config without keys", "config.json"), ("config bad field", "config.json"),
+    ("truncated index.faiss", "index.faiss"), ("truncated ids.parquet", "ids.parquet"),
+    ("truncated metadata.parquet", "metadata.parquet"), ("ids without id column", "ids.parquet"),
+])
+def test_load_corrupt_save_names_the_file_and_the_fix(tmp_path, how, name):
+    _small_index().save(tmp_path / "i")
+    f = tmp_path / "i" / name
+    if how == "config not json":
+        f.write_text('{"format_version": 1, "n"')
+    elif how == "config not an object":
+        f.write_text('"flat"')
+    elif how == "config without keys":
+        f.write_text(json.dumps({"format_version": 1}))
+    elif how == "config bad field":
+        meta = json.loads(f.read_text())
+        meta["config"]["colour"] = "red"
+        f.write_text(json.dumps(meta))
+    elif how == "ids without id column":
+        pd.DataFrame({"pin": ["a", "b", "c", "d"]}).to_parquet(f, index=False)
+    else:
+        f.write_bytes(f.read_bytes()[:40])
+    with pytest.raises(IndexFormatError) as e:
+        EmbeddingIndex.load(tmp_path / "i")
+    msg = str(e.value)
+    assert str(tmp_path / "i" / name) in msg and "save it again" in msg, msg

@@ -112,3 +112,75 @@ def test_atomic_write_text_replaces_whole_file_and_leaves_no_temporary(tmp_path,
         atomic_write_text(target, "never seen")
     assert target.read_text() == "new"  # the previous file is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]  # and the temporary is gone
+
+
+# -- a corrupt save raises GraphFormatError naming the file and the fix, never a raw traceback -----
+def _corrupt(root, how):
+    m = root / "manifest.json"
+    if how == "manifest not json":
+        m.write_text('{"format": "boardgraph", "vers')
+        return "manifest.json"
+    if how == "manifest not an object":
+        m.write_text("[1, 2]")
+        return "manifest.json"
+    if how == "manifest without keys":
+        m.write_text(json.dumps({"format": "boardgraph", "version": 1}))
+        return "manifest.json"
+    if how == "manifest bad counts":
+        doc = json.loads(m.read_text())
+        doc["nodes"]["pin"] = "five"
+        m.write_text(json.dumps(doc))
+        return "manifest.json"
+    if how == "wrong edge count":
+        doc = json.loads(m.read_text())
+        rel = doc["relations"][0]
+        assert rel["etype"] == ["pin", "in", "board"]
+        rel["num_edges"] += 1
+        m.write_text(json.dumps(doc))
+        return rf"topology/pin__in__board holds {rel['num_edges'] - 1} edges .*manifest\.json says {rel['num_edges']}"
+    target = {"truncated npy": "topology/pin__in__board/out_indices.npy",
+              "truncated npy header": "topology/pin__in__board/in_eid.npy",
+              "truncated feature npy": "features/pin/emb.npy",
+              "truncated ids parquet": "ids/pin.parquet",
+              "truncated table parquet": "features/pin/table.parquet",
+              "deleted ids parquet": "ids/board.parquet",
+              "deleted table parquet": "features/board/table.parquet",
+              "feature rows": "features/pin/emb.npy",
+              "indptr length": "topology/board__similar__board/out_indptr.npy"}[how]
+    f = root / target
+    if how.startswith("deleted"):
+        f.unlink()
+    elif how == "feature rows":
+        np.save(f, np.zeros((4, 8), dtype=np.float32))
+    elif how == "indptr length":
+        np.save(f, np.array([0, 1, 2], dtype=np.int64))
+    else:
+        data = f.read_bytes()
+        f.write_bytes(data[:20] if how.endswith("header") else data[: len(data) // 2])
+    return target.replace(".", r"\.")
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+@pytest.mark.parametrize("how", ["manifest not json", "manifest not an object", "manifest without keys",
+                                 "manifest bad counts", "wrong edge count", "truncated npy", "truncated npy header",
+                                 "truncated feature npy", "truncated ids parquet", "truncated table parquet",
+                                 "deleted ids parquet", "deleted table parquet", "feature rows", "indptr length"])
+def test_load_corrupt_save_names_the_file_and_the_fix(tmp_path, how, mmap):
+    _rich_graph().save(tmp_path / "g")
+    name = _corrupt(tmp_path / "g", how)
+    with pytest.raises(GraphFormatError) as e:
+        PinBoardGraph.load(tmp_path / "g", mmap=mmap)
+    msg = str(e.value)
+    assert type(e.value) is GraphFormatError, type(e.value)
+    import re
+    assert re.search(name, msg), msg
+    assert "None" not in msg and "save the graph again" in msg, msg
+    assert str(tmp_path / "g") in msg, msg
+
+
+def test_load_refuses_an_artefact_of_another_kind(tmp_path):
+    _rich_graph().save(tmp_path / "g")
+    m = tmp_path / "g" / "manifest.json"
+    m.write_text(json.dumps({**json.loads(m.read_text()), "artefact": "boardgraph.index"}))
+    with pytest.raises(GraphFormatError, match=r"manifest\.json.*boardgraph\.index.*not a saved graph"):
+        PinBoardGraph.load(tmp_path / "g")
