@@ -10,6 +10,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,88 @@ __all__ = ["TrainConfig", "DataConfig", "ModelConfig", "ObjectiveConfig", "Optim
 
 class ConfigError(BoardgraphError, ValueError):
     """A config file or value is invalid; the message names the key and the fix."""
+
+
+_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+_PLURALS = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
+
+
+def _describe(tp: Any) -> str:
+    """How a type annotation reads in an error message (``tuple[int, ...]`` -> "a list of integers")."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp in _NAMES:
+        return _NAMES[tp]
+    if origin is tuple:
+        count = "" if len(args) == 2 and args[1] is Ellipsis else f"{len(args)} "
+        return f"a list of {count}{_PLURALS.get(args[0], 'values')}"
+    if origin is dict:
+        return "a mapping" if args[1] is Any else f"a mapping of names to {_PLURALS.get(args[1], 'values')}"
+    return str(tp)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """``value`` checked against the annotation ``tp`` of field ``where`` and normalised: an int for a
+    float field becomes a float, an integral float for an int field an int, a list a tuple.
+
+    Handles ``bool``, ``int``, ``float``, ``str``, ``Any``, ``X | None``, ``tuple[X, ...]``,
+    ``tuple[X, Y]`` and ``dict[str, X]`` (the annotations of the config dataclasses).
+
+    Raises:
+        ConfigError: naming ``where``, the value, its type and the expected type.
+    """
+    if tp is Any:
+        return value
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    nullable = origin in (typing.Union, types.UnionType) and type(None) in args
+    if nullable:
+        if value is None:
+            return None
+        rest = [a for a in args if a is not type(None)]
+        tp = rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+
+    def bad() -> ConfigError:
+        return ConfigError(f"{where} must be {_describe(tp)}{' or null' if nullable else ''}, got {value!r} "
+                           f"({type(value).__name__})")
+
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if tp is int:  # numpy integers count (numbers.Integral); so does a float such as 300.0
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+            raise bad()
+        return int(value)
+    if tp is float:
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise bad()
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be finite, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad()
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise bad()
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise bad()
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise bad()
+        return {k: _coerce(v, args[1], f"{where}[{k!r}]") for k, v in value.items()}
+    raise TypeError(f"config field {where} has an annotation the checker does not know: {tp}")  # a bug, not input
+
+
+def _field_types(section_cls: type) -> dict[str, Any]:
+    """The resolved annotations of a config section (this module uses postponed annotations)."""
+    return typing.get_type_hints(section_cls)
 
 
 @dataclass
@@ -143,14 +229,16 @@ class TrainConfig:
             raise ConfigError(f"a config must be a mapping of sections, got {type(d).__name__}")
         parts = {}
         for f in dataclasses.fields(cls):
-            sub = d.get(f.name, {}) or {}
+            sub = d.get(f.name, {})
+            sub = {} if sub is None else sub
+            if not isinstance(sub, dict):
+                raise ConfigError(f"section '{f.name}' must be a mapping of keys to values, got {sub!r}")
             sub_cls = f.default_factory  # type: ignore[misc]
-            known = {x.name: x for x in dataclasses.fields(sub_cls)}
+            known = _field_types(sub_cls)
             unknown = sorted(set(sub) - set(known))
             if unknown:
                 raise ConfigError(f"unknown key(s) {unknown} in section '{f.name}'; known keys: {sorted(known)}")
-            kwargs = {k: tuple(v) if isinstance(v, list) and "tuple" in str(known[k].type) else v for k, v in sub.items()}
-            parts[f.name] = sub_cls(**kwargs)
+            parts[f.name] = sub_cls(**{k: _coerce(v, known[k], f"{f.name}.{k}") for k, v in sub.items()})
         extra = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
         if extra:
             raise ConfigError(f"unknown section(s) {extra}; sections are data, model, objective, optim, run")
@@ -159,6 +247,16 @@ class TrainConfig:
         return cfg
 
     def validate(self) -> None:
+        """Check every field against its type annotation (normalising as :func:`_coerce` does: ints
+        to floats, lists to tuples) and the values that have a fixed set or range.
+
+        Raises:
+            ConfigError: naming the field, the value and what it must be.
+        """
+        for f in dataclasses.fields(self):
+            section = getattr(self, f.name)
+            for name, tp in _field_types(type(section)).items():
+                setattr(section, name, _coerce(getattr(section, name), tp, f"{f.name}.{name}"))
         o, r = self.objective, self.run
         if o.kind not in ("neighbor", "content", "coboard"):
             raise ConfigError(f"objective.kind {o.kind!r} is not one of neighbor, content, coboard")
@@ -176,6 +274,10 @@ class TrainConfig:
             raise ConfigError(f"optim.tower_lr_scale must be > 0, got {self.optim.tower_lr_scale}")
         if r.batch_size < 2 or r.steps < 1:
             raise ConfigError("run.batch_size must be >= 2 (in-batch negatives) and run.steps >= 1")
+        for where, value in (("run.log_every", r.log_every), ("run.checkpoint_every", r.checkpoint_every),
+                             ("optim.accumulate", self.optim.accumulate)):
+            if value < 1:
+                raise ConfigError(f"{where} must be >= 1, got {value}")
 
     def save(self, path: str | Path) -> None:
         """Write YAML (``.yaml``/``.yml``) or JSON (anything else), atomically."""
@@ -186,6 +288,14 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
+        """Read a config saved by :meth:`save` (YAML for ``.yaml``/``.yml``, else JSON), checked as
+        :meth:`from_dict` checks it.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ConfigError: the file does not parse, or a section, key or value is invalid (the
+                message starts with the path and names the field).
+        """
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"config {path} does not exist")
@@ -194,7 +304,10 @@ class TrainConfig:
             d = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
         except (yaml.YAMLError, json.JSONDecodeError) as e:
             raise ConfigError(f"{path} is not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'}: {e}") from e
-        return cls.from_dict(d or {})
+        try:
+            return cls.from_dict(d or {})
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
 
     def model_fingerprint(self) -> str:
         """Hash of what determines the parameter shapes (data size, model, objective kind)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -26,7 +25,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from boardgraph.checkpoint import CheckpointMismatchError, load_checkpoint
+from boardgraph.checkpoint import CheckpointMismatchError, GraphChangedError, graph_fingerprint, load_checkpoint
 from boardgraph.config import TrainConfig
 from boardgraph.encoders import MetadataSchema, PinEncoder, PinInputBuilder, PinInputs, truncate_embedding
 from boardgraph.graph import PinBoardGraph
@@ -34,7 +33,7 @@ from boardgraph.graph.errors import BoardgraphError, ImageReadError, MalformedVa
 from boardgraph.graph.features import NodeFeatures, decode_image
 
 __all__ = ["RunNotFoundError", "RunFormatError", "InferenceInputError", "NoContentError", "TrainedRun", "load_run",
-           "image_tensor"]
+           "image_tensor", "GraphChangedError"]
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +113,8 @@ class TrainedRun:
         out_dir: the run directory.
         device: where the encoder lives.
         step: the training step the checkpoint was written at.
+        graph_fingerprint: :func:`~boardgraph.checkpoint.graph_fingerprint` of ``graph``, recorded
+            with the embeddings this run writes.
     """
 
     config: TrainConfig
@@ -124,6 +125,7 @@ class TrainedRun:
     out_dir: Path
     device: torch.device
     step: int = 0
+    graph_fingerprint: str | None = None
 
     @property
     def embed_dim(self) -> int:
@@ -139,39 +141,30 @@ class TrainedRun:
                    overwrite: bool = False) -> Tensor:
         """L2-normalised embeddings of every graph pin, float32 ``[N, dim or E]`` (memory-mapped).
 
-        Reuses the file at ``path`` (default :meth:`embeddings_path`) when it is complete, has
-        the right shape and is newer than the checkpoint; otherwise (re)computes it with
-        :func:`boardgraph.embed.embed_pins` (towers run live, resumable by chunk). Row ``i`` is
-        pin index ``i`` (``graph.ids("pin", i)``).
+        Reuses the file at ``path`` (default :meth:`embeddings_path`) when its record says it is
+        complete and was computed with this run's weights, on this graph, at this width, and the
+        file is newer than the checkpoint; otherwise (re)computes it with
+        :func:`boardgraph.embed.embed_pins` (towers run live, resumable by chunk, under the lock
+        of the file's folder). Row ``i`` is pin index ``i`` (``graph.ids("pin", i)``).
 
         Raises:
             InferenceInputError: ``dim`` is not in ``1..E``.
+            RunLockedError: another process is writing embeddings into that folder.
+            NonFiniteEmbeddingError: the model gives NaN/inf for some pins.
         """
         from boardgraph.embed import embed_pins, load_embeddings
 
         self._check_dim(dim)
         dim = None if dim == self.embed_dim else dim
         path = Path(path) if path is not None else self.embeddings_path(dim)
-        n, e = self.graph.num_nodes("pin"), dim or self.embed_dim
-        done = path.with_name(path.name + ".progress")
-        if path.exists() and (overwrite or self._stale(path, n, e)):
-            path.unlink()
-            shutil.rmtree(done, ignore_errors=True)
-        features = self.graph.features("pin")
-        embed_pins(self.encoder, n, path, builder=self.builder, features=features, batch_size=batch_size,
-                   device=self.device, dim=dim)
-        return load_embeddings(path)
-
-    def _stale(self, path: Path, n: int, e: int) -> bool:
         ck = self.out_dir / "checkpoint.pt"
-        if ck.exists() and path.stat().st_mtime < ck.stat().st_mtime:
+        if not overwrite and path.exists() and ck.exists() and path.stat().st_mtime < ck.stat().st_mtime:
             log.info("%s is older than the checkpoint: re-embedding", path)
-            return True
-        try:
-            shape = np.load(path, mmap_mode="r").shape
-        except (OSError, ValueError):
-            return True
-        return shape != (n, e)
+            overwrite = True
+        embed_pins(self.encoder, self.graph.num_nodes("pin"), path, builder=self.builder,
+                   features=self.graph.features("pin"), batch_size=batch_size, device=self.device, dim=dim,
+                   graph_fingerprint=self.graph_fingerprint, overwrite=overwrite)
+        return load_embeddings(path, graph_fingerprint=self.graph_fingerprint)
 
     # -- new pins -----------------------------------------------------------------------------
     def new_pin_inputs(self, pins: pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> PinInputs:
@@ -361,7 +354,8 @@ def _read_config(run_dir: Path, ck: Mapping[str, Any]) -> TrainConfig:
                          f"Fix: put the run's training config there as config.yaml")
 
 
-def load_run(run_dir: str | Path, device: torch.device | str = "cpu", graph: PinBoardGraph | None = None) -> TrainedRun:
+def load_run(run_dir: str | Path, device: torch.device | str = "cpu", graph: PinBoardGraph | None = None,
+             allow_other_graph: bool = False) -> TrainedRun:
     """Load a trained run for inference.
 
     Args:
@@ -369,6 +363,9 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu", graph: Pin
         device: where the encoder goes.
         graph: the graph the run was trained on; default: reloaded from the config's ``data``
             section (``"synthetic"`` is regenerated from its seed, else the saved graph directory).
+        allow_other_graph: accept a graph whose :func:`~boardgraph.checkpoint.graph_fingerprint`
+            differs from the one the checkpoint records (to embed another catalogue of the same
+            size with the trained encoder); its embeddings are then computed for that graph.
 
     Returns:
         A :class:`TrainedRun` whose encoder holds the checkpoint's weights, in eval mode.
@@ -377,6 +374,9 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu", graph: Pin
         RunNotFoundError: ``run_dir`` or its checkpoint does not exist.
         RunFormatError: no config at all, or ``graph`` does not match the checkpoint (pin/board
             counts, metadata vocabularies, towers).
+        GraphChangedError: the graph's ids, edges or features differ from those the run was trained
+            on (it was rebuilt or edited since), unless ``allow_other_graph``.
+        CheckpointFormatError: ``checkpoint.pt`` is empty, truncated or not a boardgraph checkpoint.
         CheckpointMismatchError: ``config.yaml`` describes another model than the checkpoint.
         ConfigError: the config's data source cannot be loaded (pass ``graph=``).
     """
@@ -396,6 +396,18 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu", graph: Pin
     graph = graph if graph is not None else load_graph_for(cfg.data)
     state = ck["model"]
     _check_graph(graph, state, run_dir)
+    fingerprint = graph_fingerprint(graph)
+    trained_on = ck.get("graph_fingerprint")
+    if trained_on is None:
+        log.warning("%s records no graph fingerprint (written by an older boardgraph): the graph cannot be checked "
+                    "against the one the run was trained on", ck_path)
+    elif trained_on != fingerprint:
+        msg = (f"the graph changed since the run {run_dir} was trained: its ids, edges or features differ "
+               f"(fingerprint {fingerprint}, trained on {trained_on})")
+        if not allow_other_graph:
+            raise GraphChangedError(f"{msg}. Fix: re-train the run on this graph (boardgraph train), or load it with "
+                                    f"the graph it was trained on; embeddings of the old graph must be re-embedded")
+        log.warning("%s; going on as asked (allow_other_graph)", msg)
     encoder, builder, schema = build_encoder_for(cfg.model, graph, fit_lexical=False)  # IDF from the checkpoint
     enc_state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
     try:
@@ -408,7 +420,7 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu", graph: Pin
     encoder = encoder.to(device).eval()
     encoder.requires_grad_(False)
     return TrainedRun(config=cfg, graph=graph, encoder=encoder, builder=replace(builder), schema=schema,
-                      out_dir=run_dir, device=device, step=int(ck.get("step", 0)))
+                      out_dir=run_dir, device=device, step=int(ck.get("step", 0)), graph_fingerprint=fingerprint)
 
 
 def _check_graph(graph: PinBoardGraph, state: Mapping[str, Tensor], run_dir: Path) -> None:

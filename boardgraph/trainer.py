@@ -4,9 +4,15 @@ Frozen towers (the default) are run once into a :class:`~boardgraph.encoders.Fea
 step only runs fusion, projections, mate attention and the losses: this is how training stays
 fast on CPU. Under ``torchrun`` the seeds are sharded across ranks (gloo on CPU, nccl on GPU),
 in-batch negatives are gathered across ranks, and rank 0 writes checkpoints and metrics.
+
+Rank 0 holds the run folder's lock while it trains (a second process gets
+:class:`~boardgraph.checkpoint.RunLockedError`). A NaN/inf loss stops training with
+:class:`NonFiniteLossError` before the step reaches the weights, so the last checkpoint stays good;
+a batch larger than the pins on a board is clamped to them (with a logged note).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -22,22 +28,28 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from boardgraph.checkpoint import load_checkpoint, save_checkpoint
-from boardgraph.config import TrainConfig
+from boardgraph.checkpoint import GraphChangedError, graph_fingerprint, load_checkpoint, run_lock, save_checkpoint
+from boardgraph.config import ConfigError, TrainConfig
 from boardgraph.data import DataSplit, load_graph_for, split_memberships
 from boardgraph.embed import encode_pins
 from boardgraph.encoders import FeatureCache
 from boardgraph.factory import build_model
+from boardgraph.graph.errors import BoardgraphError
 from boardgraph.graph.io import atomic_write_text
 from boardgraph.model import DEFAULT_WEIGHTS, StepInputs
 from boardgraph.sampling import (BoardMateSampler, MiniBatch, PinBoardLoader, PopularityNegativeSampler,
                                  UniformNegativeSampler)
 
-__all__ = ["Trainer", "TrainResult", "padded_rows", "resolve_device"]
+__all__ = ["Trainer", "TrainResult", "NonFiniteLossError", "padded_rows", "resolve_device"]
 
 log = logging.getLogger(__name__)
 MEMBER = ("pin", "in", "board")
 MAX_BOARDS_PER_PIN = 64
+
+
+class NonFiniteLossError(BoardgraphError, FloatingPointError):
+    """Training met a NaN/inf loss (or gradient, or weight) and stopped before it reached the
+    weights; the message names the step and the loss terms, and the checkpoint that is kept."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -100,11 +112,15 @@ class Trainer:
             d = cfg.data
             split = split_memberships(load_graph_for(d), d.holdout_fraction, d.cold_fraction, d.split_seed)
         self.split = split
+        #: graph_fingerprint of the whole graph, stored in checkpoints and with the embeddings
+        self.graph_fingerprint = graph_fingerprint(split.graph)
         parts = build_model(cfg, split.graph, gather=self.distributed)
         self.model, self.builder, self.schema = parts.model.to(self.device), parts.builder, parts.schema
         self.weights = dict(cfg.objective.weights or DEFAULT_WEIGHTS[cfg.objective.kind])
         self.cache = self._feature_cache() if cfg.model.freeze_towers else None
         self.loader = self._loader()
+        #: the global batch used: ``run.batch_size``, or fewer when the graph has fewer pins on a board
+        self.batch_size = self.loader.batch_size * self.world
         # Fixed width of each seed's board list: equal shapes on every rank (they are gathered);
         # pins on more boards keep their first MAX_BOARDS_PER_PIN for false-negative masking.
         self.board_width = max(1, min(MAX_BOARDS_PER_PIN, int(split.train_graph.degree(MEMBER).max())))
@@ -124,6 +140,7 @@ class Trainer:
             self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
             broadcast_buffers=False) if self.distributed else None
         self.step = 0
+        self.saved_step: int | None = None  # step of the checkpoint this trainer last wrote or loaded
         p = cfg.run.progress
         self.progress = (sys.stderr.isatty() if p == "auto" else p == "on") if progress is None else progress
         self.bf16 = cfg.run.precision == "bf16" or (cfg.run.precision == "auto" and self.device.type == "cuda")
@@ -164,18 +181,38 @@ class Trainer:
             negatives = UniformNegativeSampler(g)
         elif o.negatives == "popularity":
             negatives = PopularityNegativeSampler(g)
-        per_rank = r.batch_size // self.world
+        per_rank = self._batch_per_rank(int(seeds.numel()))
         return PinBoardLoader(g, sampler, seeds, batch_size=per_rank, shuffle=True, drop_last=True, seed=r.seed,
                               negatives=negatives, num_negatives=o.num_negatives if negatives else 0,
                               device=self.device, rank=self.rank, world_size=self.world, even_batches=True)
+
+    def _batch_per_rank(self, n_seeds: int) -> int:
+        """Seeds per batch on this rank: ``run.batch_size / world``, clamped to the pins there are.
+
+        A graph with fewer pins on a board than ``run.batch_size`` (a 50-pin graph with the default
+        256) trains with batches of all of them, with a logged note. Fewer than 2 per rank leaves no
+        in-batch negative: a ConfigError naming the pin count.
+        """
+        r, most = self.cfg.run, n_seeds // self.world
+        if most < 2:
+            raise ConfigError(f"the training graph has {n_seeds} pin(s) on a board"
+                              f"{f' for {self.world} processes' if self.world > 1 else ''}; training needs at least "
+                              f"2 per batch{' per process' if self.world > 1 else ''} (in-batch negatives). Fix: "
+                              f"use a graph with more memberships (or a lower data.holdout_fraction / cold_fraction)")
+        per_rank = r.batch_size // self.world
+        if per_rank > most:
+            log.warning("run.batch_size %d is larger than the %d pins on a board of the training graph: training "
+                        "with batches of %d (every such pin once per epoch)", r.batch_size, n_seeds, most * self.world)
+            per_rank = most
+        return per_rank
 
     # -- batches ------------------------------------------------------------------------------
     def _batches(self, start_micro: int) -> Iterator[MiniBatch]:
         """Micro-batches from global position ``start_micro`` on, epoch after epoch (deterministic)."""
         n = len(self.loader)
-        if n == 0:
-            raise ValueError(f"no full batch: {self.loader.seeds.numel()} seed pins for batch size "
-                             f"{self.cfg.run.batch_size}; lower run.batch_size")
+        if n == 0:  # not reached: _batch_per_rank fits the batch to the seeds
+            raise ConfigError(f"no full batch: {self.loader.seeds.numel()} seed pins for batch size "
+                              f"{self.batch_size}; lower run.batch_size")
         epoch, index = divmod(start_micro, n)
         while True:
             self.loader.set_epoch(epoch)
@@ -243,25 +280,109 @@ class Trainer:
         return self.out_dir / "checkpoint.pt"
 
     def save(self) -> None:
+        """Write ``checkpoint.pt`` (rank 0): weights, optimiser, schedule, RNG, the config and its
+        fingerprint, and the :func:`~boardgraph.checkpoint.graph_fingerprint` of the graph.
+
+        Raises:
+            NonFiniteLossError: a weight is NaN/inf; the previous checkpoint is kept.
+        """
         if self.rank != 0:
             return
+        bad = [n for n, p in self.model.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()]
+        if bad:
+            raise NonFiniteLossError(f"weights {bad[:3]} are not finite at step {self.step}; they were not saved. "
+                                     f"{self._kept()}. Fix: {self._nan_fix()}")
         save_checkpoint(self.checkpoint_path, {
             "step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "rng": torch.get_rng_state(),
-            "fingerprint": self.cfg.model_fingerprint(), "config": json.dumps(self.cfg.to_dict())})
+            "fingerprint": self.cfg.model_fingerprint(), "config": json.dumps(self.cfg.to_dict()),
+            "graph_fingerprint": self.graph_fingerprint})
+        self.saved_step = self.step
 
     def load(self, path: str | Path | None = None) -> None:
-        ck = load_checkpoint(path or self.checkpoint_path, self.cfg.model_fingerprint())
+        """Restore a checkpoint written by :meth:`save` (default: this run's) to continue training.
+
+        Raises:
+            CheckpointFormatError: the file is not a complete boardgraph checkpoint.
+            CheckpointMismatchError: it was written for another model config.
+            GraphChangedError: it was trained on another graph (ids, edges or features differ).
+        """
+        path = Path(path or self.checkpoint_path)
+        ck = load_checkpoint(path, self.cfg.model_fingerprint())
+        trained_on = ck.get("graph_fingerprint")
+        if trained_on is not None and trained_on != self.graph_fingerprint:
+            raise GraphChangedError(f"the graph changed since {path} was written: its ids, edges or features differ "
+                                    f"(fingerprint {self.graph_fingerprint}, trained on {trained_on}). Fix: train "
+                                    f"into a new run.out_dir, or resume with the graph the run was trained on")
         self.model.load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
         torch.set_rng_state(ck["rng"])
-        self.step = int(ck["step"])
+        self.step = self.saved_step = int(ck["step"])
+
+    def _kept(self) -> str:
+        """Which checkpoint a failed step leaves in place, for error messages."""
+        if self.saved_step is not None:
+            return f"The last good checkpoint {self.checkpoint_path} (step {self.saved_step}) is kept"
+        if self.checkpoint_path.exists():
+            return f"{self.checkpoint_path}, written before this training started, is left as it was"
+        return "No checkpoint was written"
+
+    def _nan_fix(self) -> str:
+        return (f"lower optim.lr (now {self.cfg.optim.lr:g}) or set optim.grad_clip, and check the graph's numeric "
+                f"features for inf/NaN values; then train again (--resume continues from the kept checkpoint)")
+
+    def _check_finite(self, terms: dict[str, Tensor], total: Tensor) -> None:
+        """Raise :class:`NonFiniteLossError` when the loss of the step being taken is NaN/inf (on any
+        rank: the flag is reduced, so every rank stops together), before it reaches the weights."""
+        bad = {k: float(v.detach().float().sum()) for k, v in terms.items() if not torch.isfinite(v.detach()).all()}
+        if not bad and not torch.isfinite(total.detach()).all():
+            bad["total"] = float(total.detach())
+        if self.distributed:
+            flag = torch.tensor([float(bool(bad))], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            if flag.item() and not bad:
+                bad["on another rank"] = float("nan")
+        if bad:
+            terms_text = ", ".join(f"{k}={v}" for k, v in bad.items())
+            raise NonFiniteLossError(f"non-finite loss at step {self.step + 1} ({terms_text}); training stopped before "
+                                     f"this step changed the weights. {self._kept()}. Fix: {self._nan_fix()}")
+
+    def embed_pins(self, path: str | Path | None = None, batch_size: int = 1024) -> Path:
+        """Embed every pin of the graph with the current weights into ``path`` (default
+        ``<out_dir>/embeddings.npy``), recording the graph's fingerprint: see
+        :func:`boardgraph.embed.embed_pins` (every rank takes part under torchrun). A file left by
+        other weights (an earlier step) or another graph is recomputed, not reused.
+
+        Returns:
+            The path of the complete file.
+        """
+        from boardgraph.embed import embed_pins
+
+        return embed_pins(self.model.encoder, self.split.graph.num_nodes("pin"),
+                          Path(path) if path is not None else self.out_dir / "embeddings.npy", cache=self.cache,
+                          builder=self.builder, features=self.split.graph.features("pin"), batch_size=batch_size,
+                          device=self.device, rank=self.rank, world_size=self.world,
+                          graph_fingerprint=self.graph_fingerprint)
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, resume: bool = False, steps: int | None = None) -> TrainResult:
         """Train until ``config.run.steps`` (or ``steps`` more when given); resume from the run's
-        checkpoint when ``resume`` and one exists. Returns the metric history of this call."""
+        checkpoint when ``resume`` and one exists. Returns the metric history of this call.
+
+        Rank 0 holds the run folder's lock (:func:`~boardgraph.checkpoint.run_lock`) while it trains.
+
+        Raises:
+            RunLockedError: another process is writing into ``run.out_dir``.
+            NonFiniteLossError: a loss term (or the gradient) became NaN/inf; training stops before
+                that step, and the last good checkpoint is kept.
+            CheckpointFormatError, CheckpointMismatchError, GraphChangedError: ``resume`` met a
+                checkpoint it cannot continue (see :meth:`load`).
+        """
+        with run_lock(self.out_dir, "training") if self.rank == 0 else contextlib.nullcontext():
+            return self._fit(resume, steps)
+
+    def _fit(self, resume: bool, steps: int | None) -> TrainResult:
         cfg = self.cfg
         if resume and self.checkpoint_path.exists():
             self.load()
@@ -287,6 +408,7 @@ class Trainer:
                     mb = next(batches)
                     terms = self._losses(mb)
                     total = sum(self.weights[k] * v for k, v in terms.items())
+                    self._check_finite(terms, total)
                     (total / accum).backward()
                     for k, v in terms.items():
                         logs[k] = logs.get(k, 0.0) + float(v.detach()) / accum
@@ -295,6 +417,11 @@ class Trainer:
                 if cfg.optim.grad_clip > 0:
                     logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
                         [p for p in self.model.parameters() if p.requires_grad], cfg.optim.grad_clip))
+                    if not math.isfinite(logs["grad_norm"]):  # the same on every rank (gradients are reduced)
+                        raise NonFiniteLossError(
+                            f"non-finite gradient at step {self.step + 1} (grad_norm={logs['grad_norm']}, loss "
+                            f"{logs['total']:.4g}); training stopped before this step changed the weights. "
+                            f"{self._kept()}. Fix: {self._nan_fix()}")
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1

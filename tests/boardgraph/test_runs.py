@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from boardgraph.checkpoint import CheckpointMismatchError
+from boardgraph.checkpoint import CheckpointMismatchError, GraphChangedError, RunLockedError, graph_fingerprint
 from boardgraph.config import TrainConfig
 from boardgraph.datasets import synthetic_lookbooks
 from boardgraph.encoders import truncate_embedding
+from boardgraph.graph import PinBoardGraph
 from boardgraph.graph.errors import ImageReadError, MalformedValueError, SchemaError
 from boardgraph.runs import (InferenceInputError, NoContentError, RunFormatError, RunNotFoundError, image_tensor,
                              load_run)
@@ -193,8 +194,76 @@ def test_lexical_idf_is_fitted_on_the_graph_and_restored_from_the_checkpoint(tmp
     assert idf.max() > idf[idf > 0].min() > 0 and idf[trainer.model.encoder.towers["text"].tokenizer.cls_token_id] == 0
     # a graph whose texts differ would refit another IDF; load_run keeps the checkpoint's
     other = synthetic_lookbooks(120, 12, seed=5)
-    run = load_run(cfg.run.out_dir, graph=other)
+    with pytest.raises(GraphChangedError, match="the graph changed"):
+        load_run(cfg.run.out_dir, graph=other)
+    run = load_run(cfg.run.out_dir, graph=other, allow_other_graph=True)
     torch.testing.assert_close(run.encoder.towers["text"].lexical_idf, idf, rtol=0, atol=0)
     assert run.encoder.towers["text"].pooled_dim == 32 + 16
     emb = run.embed_pins()
     assert emb.shape == (120, 64) and torch.isfinite(emb).all()
+
+
+# -- issue 15: a changed graph, concurrent writers ------------------------------------------------------
+def _retitled(n_pins: int = N_PINS) -> PinBoardGraph:
+    """The run's graph rebuilt with one pin's title edited: same pin and board counts."""
+    g = synthetic_lookbooks(n_pins, N_BOARDS, seed=0)
+    g.features("pin").table.loc[7, "title"] = "rebuilt with another title"
+    return g
+
+
+def test_a_rebuilt_graph_is_refused_by_load_run(run_dir):
+    ck = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert ck["graph_fingerprint"] == graph_fingerprint(synthetic_lookbooks(N_PINS, N_BOARDS, seed=0))
+    with pytest.raises(GraphChangedError, match=(
+            f"the graph changed since the run {run_dir} was trained: .*re-train the run on this graph")):
+        load_run(run_dir, graph=_retitled())
+    g = synthetic_lookbooks(N_PINS, N_BOARDS, seed=0)     # same counts, ids in another order
+    g._ids["pin"] = type(g.id_map("pin"))(g.ids("pin")[::-1].copy(), "pin")
+    with pytest.raises(GraphChangedError):
+        load_run(run_dir, graph=g)
+
+
+def test_embeddings_of_another_graph_are_not_reused(run, run_dir, tmp_path):
+    path = tmp_path / "emb.npy"
+    emb = run.embed_pins(path=path).clone()
+    fp = graph_fingerprint(run.graph)
+    assert json.loads((tmp_path / "emb.npy.meta.json").read_text())["graph"] == fp
+    other = load_run(run_dir, graph=_retitled(), allow_other_graph=True)
+    got = other.embed_pins(path=path)                     # recomputed for the graph it is given
+    with torch.no_grad():
+        want = other.encoder(other.builder(other.graph.features("pin"), torch.tensor([6, 7, 8]))).embedding
+    torch.testing.assert_close(got[[6, 7, 8]], want, atol=1e-5, rtol=0)
+    assert not torch.allclose(got[7], emb[7], atol=1e-4)
+    from boardgraph.embed import load_embeddings
+
+    with pytest.raises(GraphChangedError, match="re-embed"):
+        load_embeddings(path, graph_fingerprint=fp)
+
+
+def test_embed_overwrite_while_another_process_embeds_is_refused(run, run_dir, tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    run.embed_pins()
+    path = run.embeddings_path()
+    before = path.stat().st_mtime_ns
+    hold = textwrap.dedent("""
+        import sys
+        from boardgraph.checkpoint import run_lock
+        with run_lock(sys.argv[1], "embedding embeddings.npy"):
+            print("locked", flush=True)
+            sys.stdin.readline()
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(run_dir)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunLockedError, match=(f"{run_dir} is in use by another boardgraph process "
+                                                  f"\\(pid {holder.pid}: embedding embeddings.npy\\)")):
+            run.embed_pins(overwrite=True)
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert path.stat().st_mtime_ns == before                # the other process's file was left alone
+    run.embed_pins(overwrite=True)
+    assert path.stat().st_mtime_ns > before

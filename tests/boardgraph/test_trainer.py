@@ -218,3 +218,114 @@ def test_trains_on_cuda_with_bf16(tmp_path, mate_encoding):
     assert all(np.isfinite(h["total"]) for h in res.history)
     emb = load_embeddings(embed_pins(t.model.encoder, 300, tmp_path / "e.npy", cache=t.cache, device="cuda"))
     assert torch.allclose(emb.norm(dim=1), torch.ones(300), atol=1e-3)
+
+
+# -- issue 15: runs that fail loudly instead of silently ---------------------------------------------
+def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    from boardgraph.trainer import NonFiniteLossError
+
+    cfg = tiny_config(tmp_path / "run", steps=10)
+    cfg.run.checkpoint_every, cfg.run.tensorboard = 2, False
+    t = Trainer(cfg)
+    real = t._losses
+
+    def poisoned(mb):  # the loss of step 5 (1-based, as logged) turns NaN in one term
+        terms = real(mb)
+        if t.step + 1 == 5:
+            terms["mates"] = terms["mates"] * float("nan")
+        return terms
+
+    t._losses = poisoned
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at step 5 \(mates=nan\)") as e:
+        t.fit()
+    msg = str(e.value)
+    assert f"{tmp_path / 'run' / 'checkpoint.pt'} (step 4) is kept" in msg and "Fix:" in msg
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert ck["step"] == 4
+    assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+    assert t.step == 4 and all(torch.isfinite(p).all() for p in t.model.parameters())  # no step taken on NaN
+    assert not (tmp_path / "run" / "embeddings.npy").exists()
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # numpy, fitting inf prices
+def test_an_inf_feature_stops_training_with_a_named_error(tmp_path):
+    from boardgraph.data import split_memberships
+    from boardgraph.datasets import synthetic_lookbooks
+    from boardgraph.trainer import NonFiniteLossError
+
+    g = synthetic_lookbooks(300, 30, seed=0)
+    g.features("pin").table.loc[:, "price"] = float("inf")   # what a build that accepted 'inf' gave
+    cfg = tiny_config(tmp_path / "run", steps=4)
+    cfg.run.tensorboard = False
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at step 1 \("):
+        Trainer(cfg, split=split_memberships(g)).fit()
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()   # nothing NaN was saved
+
+
+def test_a_batch_larger_than_the_graph_is_clamped_to_its_pins(tmp_path, caplog):
+    cfg = tiny_config(tmp_path / "run", steps=3, n_pins=50)
+    cfg.run.batch_size, cfg.run.tensorboard = 256, False         # the default batch on a 50-pin graph
+    with caplog.at_level("WARNING", logger="boardgraph.trainer"):
+        t = Trainer(cfg)
+    seeds = int((t.split.train_graph.degree(("pin", "in", "board")) > 0).sum())
+    assert 2 <= seeds <= 50 and t.batch_size == seeds and len(t.loader) == 1
+    assert f"run.batch_size 256 is larger than the {seeds} pins on a board" in caplog.text
+    res = t.fit()
+    assert res.step == 3 and all(np.isfinite(h["total"]) for h in res.history)
+    assert cfg.run.batch_size == 256                              # the config keeps what the user asked
+
+
+def test_resume_then_embed_writes_the_final_steps_embeddings(tmp_path):
+    """``train --resume --embed``: embeddings written before the resume must not survive it."""
+    from boardgraph.embed import encode_pins
+
+    cfg = tiny_config(tmp_path / "run", steps=4)
+    cfg.run.tensorboard = False
+    first = Trainer(cfg)
+    first.fit(steps=2)
+    path = tmp_path / "run" / "embeddings.npy"
+
+    def cli_embed(t):  # what `boardgraph train --embed` runs after fit
+        return embed_pins(t.model.encoder, t.split.graph.num_nodes("pin"), path, cache=t.cache,
+                          builder=t.builder, features=t.split.graph.features("pin"), device=t.device)
+
+    old = load_embeddings(cli_embed(first)).clone()
+    second = Trainer(cfg)
+    second.fit(resume=True)
+    assert second.step == 4
+    got = load_embeddings(cli_embed(second))
+    second.model.encoder.eval()
+    with torch.no_grad():
+        want = encode_pins(second.model.encoder, torch.arange(300), cache=second.cache)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    assert not torch.allclose(got, old, atol=1e-4)
+    # the trainer's own method does the same, and records the graph
+    third = Trainer(cfg)
+    third.load()
+    torch.testing.assert_close(load_embeddings(third.embed_pins()), want, atol=1e-5, rtol=0)
+
+
+def test_resume_on_a_changed_graph_is_refused(tmp_path):
+    from boardgraph.checkpoint import GraphChangedError
+    from boardgraph.data import split_memberships
+    from boardgraph.datasets import synthetic_lookbooks
+
+    cfg = tiny_config(tmp_path / "run", steps=4)
+    cfg.run.tensorboard = False
+    Trainer(cfg).fit(steps=2)
+    g = synthetic_lookbooks(300, 30, seed=0)
+    g.features("pin").table.loc[0, "title"] = "a title edited after training"
+    with pytest.raises(GraphChangedError, match="the graph changed since .*checkpoint.pt was written"):
+        Trainer(cfg, split=split_memberships(g)).fit(resume=True)
+
+
+def test_a_second_trainer_on_the_same_run_folder_is_refused(tmp_path):
+    from boardgraph.checkpoint import RunLockedError, run_lock
+
+    cfg = tiny_config(tmp_path / "run", steps=1)
+    cfg.run.tensorboard = False
+    t = Trainer(cfg)
+    with run_lock(tmp_path / "run", "another training"):
+        with pytest.raises(RunLockedError, match=f"pid {os.getpid()}: another training"):
+            t.fit()
+    assert t.fit().step == 1
