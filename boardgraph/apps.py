@@ -239,15 +239,16 @@ class PinSearch:
         return cls(run, emb, index, lexical=lexical, lexical_weight=lexical_weight if lexical is not None else 0.0,
                    lexical_fields=fields)
 
-    def save_index(self, path: str | Path) -> None:
+    def save_index(self, path: str | Path, overwrite: bool = True) -> None:
         """Save the index atomically (:meth:`EmbeddingIndex.save`); a hybrid index also stores its
         TF-IDF vectorizer, weight and text fields (``lexical.json``), so that :meth:`from_run` with
-        ``index_dir=path`` serves the same hybrid."""
+        ``index_dir=path`` serves the same hybrid. ``overwrite=False`` refuses an index already
+        saved at ``path``; anything else there is refused whatever ``overwrite`` says."""
         extra = None
         if self.lexical is not None:
             extra = {LEXICAL_FILE: json.dumps({"weight": self.lexical_weight, "fields": self.lexical_fields,
                                                "vectorizer": self.lexical.to_dict()})}
-        self.index.save(path, attachments=extra)
+        self.index.save(path, attachments=extra, overwrite=overwrite)
 
     def _check_same_vectors(self) -> None:
         """Sampled rows must find themselves (score 1): catches an index built from other embeddings.

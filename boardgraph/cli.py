@@ -144,9 +144,13 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
     if args.target_recall is not None and not 0 < args.target_recall <= 1:  # before the slow part
         raise IndexInputError(f"target_recall must be in (0, 1], got {args.target_recall}")
+    from boardgraph.graph.io import check_output
+    from boardgraph.index import INDEX_ARTEFACT
+
     t = time.perf_counter()
-    run = load_run(args.run_dir, device=args.device)
     out = Path(args.out) if args.out else Path(args.run_dir) / "index"
+    check_output(out, INDEX_ARTEFACT, overwrite=args.overwrite)   # before the slow part
+    run = load_run(args.run_dir, device=args.device)
     if args.lexical_weight:
         from boardgraph.apps import PinSearch
 
@@ -172,9 +176,9 @@ def _cmd_index(args: argparse.Namespace) -> int:
             for w in caught:  # e.g. the fix when the target is out of reach, as one plain line
                 print(f"boardgraph index: warning: {w.message}", file=sys.stderr)
     if args.lexical_weight:
-        search.save_index(out)
+        search.save_index(out, overwrite=args.overwrite)
     else:
-        index.save(out)
+        index.save(out, overwrite=args.overwrite)
     cols = [] if index.metadata is None else list(index.metadata.columns)
     print(f"{index.kind} index of {len(index)} pins ({index.dim}-d), filter columns {cols}, saved to {out} "
           f"in {time.perf_counter() - t:.1f} s")
@@ -319,8 +323,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from boardgraph.demo import run_demo
     from boardgraph.report import markdown_table
 
-    out = args.out_dir
-    shutil.rmtree(out, ignore_errors=True)  # the demo always starts fresh
+    from pathlib import Path
+
+    out = Path(args.out_dir)
+    if out.is_symlink() or out.is_file() or (out.is_dir() and any(out.iterdir()) and not (out / "report.md").exists()):
+        raise UsageError(f"--out-dir {out} exists and is not the output of an earlier demo (no report.md): the demo "
+                         f"replaces its folder, so choose a new or empty one")
+    shutil.rmtree(out, ignore_errors=True)  # the demo always starts fresh: only an earlier demo's folder goes
     res = run_demo(out, args.pins, args.boards, args.steps, args.seed, progress=not args.no_progress, echo=print)
     print("\nBoard completion (warm: held-out memberships of known pins, ranked among every known pin; "
           "cold: pins never seen in training, ranked among the new items and among all pins):\n")
@@ -344,14 +353,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from boardgraph.graph import from_collections
+    from boardgraph.graph.io import GRAPH_ARTEFACT, check_output
 
+    check_output(args.out, GRAPH_ARTEFACT, overwrite=args.overwrite)   # before the slow part
     graph, report = from_collections(
         args.memberships, collection=args.collection, item=args.item, items=args.items, boards=args.boards,
         text=args.text, image=args.image, categorical=args.categorical, numeric=args.numeric,
         weight=args.weight, timestamp=args.timestamp, consent=args.consent, min_board_size=args.min_board_size,
-        image_root=args.image_root, on_error=args.on_error)
+        image_root=args.image_root, on_error=args.on_error, encoding=args.encoding,
+        allow_outside_root=args.allow_outside_root,
+        max_image_pixels=args.max_image_pixels if args.max_image_pixels > 0 else None)
     print(report)
-    graph.save(args.out)
+    graph.save(args.out, overwrite=args.overwrite)
     print(f"saved to {args.out}")
     return 0
 
@@ -373,13 +386,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         last = result.history[-1] if result.history else {}
         print(f"trained to step {result.step}; final loss {last.get('total', float('nan')):.4f}; "
               f"checkpoint and metrics in {result.out_dir}")
-    if args.embed:
-        from boardgraph.embed import embed_pins
-
-        path = embed_pins(trainer.model.encoder, trainer.split.graph.num_nodes("pin"),
-                          result.out_dir / "embeddings.npy", cache=trainer.cache, builder=trainer.builder,
-                          features=trainer.split.graph.features("pin"), device=trainer.device,
-                          rank=trainer.rank, world_size=trainer.world)
+    if args.embed:   # the final step's weights, with the graph's fingerprint (every rank takes part)
+        path = trainer.embed_pins(result.out_dir / "embeddings.npy")
         if trainer.rank == 0:
             print(f"pin embeddings written to {path}")
     trainer.close()
@@ -425,6 +433,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--min-board-size", type=int, default=1)
     b.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="raise on the first bad row (default) or skip and count bad rows")
+    b.add_argument("--encoding", default="utf-8", help="text encoding of CSV tables (default utf-8)")
+    b.add_argument("--allow-outside-root", action="store_true",
+                   help="accept image paths outside --image-root (refused by default)")
+    b.add_argument("--max-image-pixels", type=int, default=89_478_485,
+                   help="refuse images larger than this many pixels (default PIL's 89,478,485; 0: no limit of ours)")
+    b.add_argument("--overwrite", action="store_true",
+                   help="replace a graph already saved at OUT (anything else there is never replaced)")
     b.set_defaults(fn=_cmd_build)
     t = sub.add_parser("train", help="train a model from a config (YAML/JSON); runs under torchrun too",
                        epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -458,6 +473,8 @@ def _add_inference_commands(sub) -> None:
     i.add_argument("run_dir", help=run_help)
     i.add_argument("--kind", choices=("flat", "hnsw", "ivf"), default="flat", help="exact or approximate")
     i.add_argument("--out", help="index directory (default RUN_DIR/index)")
+    i.add_argument("--overwrite", action="store_true",
+                   help="replace an index already saved there (anything else there is never replaced)")
     i.add_argument("--dim", type=int, help="index this Matryoshka prefix")
     i.add_argument("--device", default="cpu", help="where the encoder runs when embedding is needed")
     i.add_argument("--lexical-weight", type=float, default=0.0,

@@ -37,6 +37,7 @@ from boardgraph.evaluate import (CURVE_KS, GROUP_LABELS, GROUPS, BoardCompletion
                                  board_completion, candidate_masks, cross_modal)
 from boardgraph.graph import PinBoardGraph
 from boardgraph.lexical import hybrid_embeddings
+from boardgraph.metrics import MetricInputError
 from boardgraph.stats import BootstrapResult, paired_bootstrap
 
 __all__ = ["TRAINED", "MODELS", "SCORERS", "ModelRun", "Experiment", "run_experiment", "compare_models",
@@ -401,6 +402,12 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
             if model in hybrid_bases:
                 embeddings[model] = emb
             completion = board_completion(scorer if scorer is not None else emb, split, ks=ks)
+            if not any(completion.metrics(g)[f"recall@{ks[0]}"].n_scored for g in GROUPS):
+                raise MetricInputError(
+                    f"seed {seed}: no board has a held-out pin to rank (the graph has {split.graph.num_nodes('pin')} "
+                    f"pins, {split.graph.num_nodes('board')} boards and {split.graph.num_edges(('pin', 'in', 'board'))} "
+                    f"memberships; a held-out pin needs another membership, and its board another pin); use a "
+                    f"larger graph or larger hold-out fractions")
             secs = time.perf_counter() - t0
             exp.runs[(model, seed)] = ModelRun(model, seed, completion, secs,
                                                emb if keep_embeddings else None, cm)

@@ -216,6 +216,23 @@ def test_index_errors(capsys, run_dir, tmp_path):
     _one_line_error(capsys, "boardgraph index: error: run directory")
 
 
+def test_index_never_deletes_what_is_at_out(capsys, run_dir, tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("x")
+    for extra in ([], ["--overwrite"]):
+        assert main(["index", str(run_dir), "--out", str(precious), *extra]) == 2
+        _one_line_error(capsys, "boardgraph index: error:")
+        assert sorted(p.name for p in precious.iterdir()) == ["thesis.txt"]
+    out = tmp_path / "idx"
+    assert main(["index", str(run_dir), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["index", str(run_dir), "--out", str(out)]) == 2          # a saved index: only with --overwrite
+    assert "--overwrite" in _one_line_error(capsys, "boardgraph index: error:")
+    assert main(["index", str(run_dir), "--out", str(out), "--kind", "hnsw", "--overwrite"]) == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no leftovers
+
+
 def test_search_by_pin_text_and_image_match_the_api(capsys, run_dir, tmp_path):
     from PIL import Image
 
