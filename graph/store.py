@@ -271,12 +271,20 @@ class PinBoardGraph:
             tensors: values of every tensor feature for the new pins, ``{name: [n_new, ...]}``.
             boards: optional memberships of the new pins: a DataFrame with columns ``pin_id`` and
                 ``board_id`` (external ids; boards must exist), for relation ``("pin", "in", "board")``.
+            ntype: the node type to append to (``"pin"``; another type, e.g. ``"board"``, takes
+                ``features`` and ``tensors`` but no ``boards``).
 
         Returns:
-            int64 ``[n_new]`` indices of the new pins.
+            int64 ``[n_new]`` indices of the new nodes.
+
+        Raises:
+            SchemaError: a bad feature table or membership table, or ``boards`` with ``ntype`` other than ``"pin"``.
         """
         from .builders import parse_feature_columns  # local: builders import this module
 
+        if boards is not None and ntype != "pin":
+            raise SchemaError(f"boards= gives memberships of new pins, but ntype is {ntype!r}",
+                              fix="add the new nodes without boards=, or add pins with ntype='pin'")
         old_n = self.num_nodes(ntype)
         new_map = self._ids[ntype].append(ids)
         n_new = len(new_map) - old_n

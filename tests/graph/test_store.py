@@ -149,3 +149,16 @@ def test_hand_built_multi_relation_graph():
         g.add_node_type("shop", ["s", "s"])
     s = g.describe()
     assert s.num_components == 1 and s.largest_component == 6
+
+
+def test_add_pins_honours_ntype(tiny_memberships):
+    """ntype='board' appends boards (their CSR rows grow, the pins' stay); boards= is for pins only."""
+    g, _ = from_collections(tiny_memberships)
+    n_pins, n_boards, n_edges = g.num_nodes("pin"), g.num_nodes("board"), g.num_edges(("pin", "in", "board"))
+    new = g.add_pins(["b9"], ntype="board")
+    assert new.tolist() == [n_boards] and g.num_nodes("board") == n_boards + 1 and g.num_nodes("pin") == n_pins
+    assert g.index("board", ["b9"]).tolist() == [n_boards]
+    assert g.csr(("board", "has", "pin"))[0].numel() == n_boards + 2 and g.num_edges(("pin", "in", "board")) == n_edges
+    with pytest.raises(SchemaError, match="ntype is 'board'"):
+        g.add_pins(["b10"], ntype="board", boards=pd.DataFrame({"pin_id": ["p1"], "board_id": ["b1"]}))
+    assert g.num_nodes("board") == n_boards + 1
