@@ -11,11 +11,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from boardgraph.graph import PinBoardGraph
+from boardgraph.graph import MEMBER, PinBoardGraph
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_BENCH = Path(os.environ.get("BOARDGRAPH_SHARED_BENCH", REPO.parent / "shared" / "bench"))
-MEMBER = ("pin", "in", "board")
 
 
 def emit(record: dict) -> None:

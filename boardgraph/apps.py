@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 from boardgraph.encoders import truncate_embedding
-from boardgraph.graph import PinBoardGraph
+from boardgraph.graph import MEMBER, PinBoardGraph
 from boardgraph.graph.errors import BoardgraphError, UnknownIdError
 from boardgraph.evaluate import board_centroids
 from boardgraph.index import EmbeddingIndex, IndexConfig, IndexFormatError
@@ -56,7 +56,6 @@ __all__ = ["PinSearch", "Placement", "EmptyBoardError", "catalogue_index", "filt
            "saved_lexical_weight"]
 
 log = logging.getLogger(__name__)
-MEMBER = ("pin", "in", "board")
 #: Up to this many ids, an unknown id gets "did you mean" suggestions (difflib is O(n)).
 SUGGEST_MAX_IDS = 50_000
 #: File of a saved hybrid index holding its TF-IDF vectorizer, weight and text fields.

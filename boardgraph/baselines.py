@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from boardgraph.config import ModelConfig
 from boardgraph.data import DataSplit
 from boardgraph.encoders.registry import MODALITIES
-from boardgraph.graph import PinBoardGraph
+from boardgraph.graph import MEMBER, PinBoardGraph
 from boardgraph.lexical import pin_texts, tfidf_embeddings
 from boardgraph.objectives import HardNegativeCurriculum, pinsage_margin_loss
 from boardgraph.sampling import HardNegativeSampler, PairSampler, PinSageSampler
@@ -38,7 +38,6 @@ __all__ = ["BASELINES", "RandomScorer", "PopularityScorer", "minilm_available", 
            "tfidf_embeddings", "tower_features", "PinSageConfig", "PinSageConv", "PinSage", "PinSageResult", "train_pinsage"]
 
 log = logging.getLogger(__name__)
-MEMBER = ("pin", "in", "board")
 #: The baseline names :func:`boardgraph.experiments.run_experiment` knows.
 BASELINES: tuple[str, ...] = ("random", "popularity", "minilm", "tfidf", "towers", "pinsage")
 

@@ -39,7 +39,7 @@ from torch import Tensor
 
 from boardgraph.config import ConfigError
 from boardgraph.data import DataSplit, split_memberships
-from boardgraph.graph import BoardgraphError, PinBoardGraph
+from boardgraph.graph import HAS, MEMBER, BoardgraphError, PinBoardGraph
 from boardgraph.metrics import MetricInputError
 from boardgraph.sampling import PopularityNegativeSampler, UniformNegativeSampler
 
@@ -48,8 +48,6 @@ __all__ = ["CF_BASELINES", "CatalogueTooLargeError", "membership_matrix", "item_
            "cf_scorer"]
 
 log = logging.getLogger(__name__)
-MEMBER = ("pin", "in", "board")
-HAS = ("board", "has", "pin")
 #: The collaborative-filtering baselines :func:`cf_scorer` builds.
 CF_BASELINES: tuple[str, ...] = ("itemknn", "ease", "pixie", "bpr")
 #: Default L2 grid of :class:`EASEScorer` (Steck reports optima from ~100 to ~1000 on ML-20M, MSD, Netflix).

@@ -7,11 +7,10 @@ import torch
 from torch import Tensor
 
 from boardgraph.config import ConfigError, DataConfig
-from boardgraph.graph import PinBoardGraph
+from boardgraph.graph import MEMBER, PinBoardGraph
 
 __all__ = ["DataSplit", "load_graph_for", "split_memberships", "split_reserved_boards"]
 
-MEMBER = ("pin", "in", "board")
 
 
 @dataclass

@@ -46,13 +46,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from boardgraph.data import DataSplit
-from boardgraph.graph import PinBoardGraph
+from boardgraph.graph import MEMBER, PinBoardGraph
 from boardgraph.metrics import MetricInputError, RankingResult, positive_ranks, ranking_metrics
 
 __all__ = ["BoardCompletion", "CrossModal", "EmbeddingScorer", "HeldOutRanks", "Scorer", "board_centroids", "board_completion",
            "candidate_masks", "cross_modal", "DEFAULT_KS", "CURVE_KS", "GROUPS", "GROUP_LABELS"]
 
-MEMBER = ("pin", "in", "board")
 #: Cut-offs of :func:`board_completion` by default.
 DEFAULT_KS: tuple[int, ...] = (10, 50)
 #: Cut-offs for Recall@K curves.

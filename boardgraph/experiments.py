@@ -35,7 +35,7 @@ from boardgraph.data import DataSplit, split_memberships
 from boardgraph.embed import encode_pins_full
 from boardgraph.evaluate import (CURVE_KS, GROUP_LABELS, GROUPS, BoardCompletion, CrossModal, Scorer,
                                  board_completion, candidate_masks, cross_modal)
-from boardgraph.graph import PinBoardGraph
+from boardgraph.graph import MEMBER, PinBoardGraph
 from boardgraph.lexical import hybrid_embeddings
 from boardgraph.metrics import MetricInputError
 from boardgraph.stats import BootstrapResult, paired_bootstrap
@@ -405,7 +405,7 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
             if not any(completion.metrics(g)[f"recall@{ks[0]}"].n_scored for g in GROUPS):
                 raise MetricInputError(
                     f"seed {seed}: no board has a held-out pin to rank (the graph has {split.graph.num_nodes('pin')} "
-                    f"pins, {split.graph.num_nodes('board')} boards and {split.graph.num_edges(('pin', 'in', 'board'))} "
+                    f"pins, {split.graph.num_nodes('board')} boards and {split.graph.num_edges(MEMBER)} "
                     f"memberships; a held-out pin needs another membership, and its board another pin); use a "
                     f"larger graph or larger hold-out fractions")
             secs = time.perf_counter() - t0
@@ -493,7 +493,7 @@ def _random_null(split: DataSplit, completion: BoardCompletion, group: str, k: i
     if not bool(valid.any()):
         return math.nan, math.nan
     cand = candidate_masks(split)[group]
-    pin, board = split.train_graph.edges(("pin", "in", "board"))
+    pin, board = split.train_graph.edges(MEMBER)
     own = torch.zeros(split.graph.num_nodes("board"), dtype=torch.long)
     own.index_add_(0, board.cpu(), cand[pin.cpu()].long())          # training pins that are candidates
     big_n = cand.sum() - own[boards]

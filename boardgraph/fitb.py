@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from boardgraph.graph import MEMBER
 from boardgraph.graph.errors import BoardgraphError, UnknownIdError
 from boardgraph.stats import BootstrapResult, bootstrap_ci
 
@@ -58,7 +59,6 @@ if TYPE_CHECKING:
 
 __all__ = ["FitbError", "FitbResult", "exclude_fitb", "fill_in_the_blank", "fitb_touched", "make_fitb_questions"]
 
-MEMBER = ("pin", "in", "board")
 SCORED_STATUSES = ("full", "partial")
 _REQUIRED = ("question_id", "answer_id", "candidate_ids", "resolved_context_ids", "status")
 

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from boardgraph.graph import MEMBER
 from boardgraph.graph.errors import BoardgraphError
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MEMBER = ("pin", "in", "board")
 FIGURES = {"recall": "recall_at_k.png", "similarity": "similarity_hist.png",
            "graph": "degree_distribution.png"}
 """File names of the figures :func:`write_report` may write."""

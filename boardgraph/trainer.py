@@ -34,6 +34,7 @@ from boardgraph.data import DataSplit, load_graph_for, split_memberships
 from boardgraph.embed import encode_pins
 from boardgraph.encoders import FeatureCache
 from boardgraph.factory import build_model
+from boardgraph.graph import MEMBER
 from boardgraph.graph.errors import BoardgraphError
 from boardgraph.graph.io import atomic_write_text
 from boardgraph.model import DEFAULT_WEIGHTS, StepInputs
@@ -43,7 +44,6 @@ from boardgraph.sampling import (BoardMateSampler, MiniBatch, PinBoardLoader, Po
 __all__ = ["Trainer", "TrainResult", "NonFiniteLossError", "padded_rows", "resolve_device"]
 
 log = logging.getLogger(__name__)
-MEMBER = ("pin", "in", "board")
 MAX_BOARDS_PER_PIN = 64
 
 

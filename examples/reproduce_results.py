@@ -57,10 +57,10 @@ import torch  # noqa: E402
 from boardgraph.baselines import PinSageConfig, minilm_available  # noqa: E402
 from boardgraph.demo import demo_config  # noqa: E402
 from boardgraph.experiments import MODELS  # noqa: E402
+from boardgraph.graph import MEMBER  # noqa: E402
 from boardgraph.report import markdown_table  # noqa: E402
 from boardgraph.study import evaluate_graph  # noqa: E402
 
-MEMBER = ("pin", "in", "board")
 DEFAULT_MODELS = ["random", "popularity", "itemknn", "ease", "pixie", "bpr", "minilm", "tfidf", "towers", "content",
                   "coboard", "pinsage", "neighbor", "content+tfidf", "coboard+tfidf", "neighbor+tfidf"]
 DATA_SETS = ("synthetic", "dense", "steam", "polyvore")

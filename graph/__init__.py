@@ -4,10 +4,10 @@ from .errors import (BoardgraphError, BuildError, DuplicateIdError, GraphFormatE
                      MalformedValueError, NullIdError, SchemaError, UnknownIdError)
 from .features import FEATURE_KINDS, FeatureSource, NodeFeatures, decode_image
 from .idmap import IdMap
-from .store import EdgeType, PinBoardGraph
+from .store import HAS, MEMBER, EdgeType, PinBoardGraph
 
 __all__ = [
-    "PinBoardGraph", "EdgeType", "Relation", "build_relation", "IdMap", "NodeFeatures", "FeatureSource",
+    "PinBoardGraph", "EdgeType", "MEMBER", "HAS", "Relation", "build_relation", "IdMap", "NodeFeatures", "FeatureSource",
     "FEATURE_KINDS", "decode_image", "BoardgraphError", "BuildError", "SchemaError", "NullIdError",
     "UnknownIdError", "DuplicateIdError", "MalformedValueError", "ImageReadError", "GraphFormatError",
 ]
