@@ -38,7 +38,7 @@ from boardgraph.evaluate import (CURVE_KS, GROUP_LABELS, GROUPS, BoardCompletion
 from boardgraph.graph import MEMBER, PinBoardGraph
 from boardgraph.lexical import hybrid_embeddings
 from boardgraph.metrics import MetricInputError
-from boardgraph.stats import BootstrapResult, paired_bootstrap
+from boardgraph.stats import BootstrapResult, paired_bootstrap, stratified_bootstrap
 
 __all__ = ["TRAINED", "MODELS", "SCORERS", "ModelRun", "Experiment", "run_experiment", "compare_models",
            "format_table", "check_models", "sanity_checks", "random_expectation", "recall_ceiling"]
@@ -179,7 +179,7 @@ class Experiment:
             stats: dict[str, tuple[float, Tensor, Tensor]] = {}
             for group in GROUPS:
                 for m in metrics:
-                    means, boot = _stratified(self._values(model, group, m), n_boot, gen)
+                    means, boot = stratified_bootstrap(self._values(model, group, m), n_boot, gen)
                     stats[f"{group} {m}"] = (float(means.mean()), means, boot)
             if ratio in metrics:   # ratio of the means over seeds; both rank the whole catalogue
                 (w, wm, wb), (c, cm, cb) = stats[f"warm {ratio}"], stats[f"cold_all {ratio}"]
@@ -221,21 +221,6 @@ class Experiment:
         df = pd.DataFrame.from_dict(out, orient="index")
         df.index.name, df.columns.name = "model", "K"
         return df
-
-
-def _stratified(values: list[Tensor], n_boot: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Per-seed means ``[S]`` and ``[n_boot]`` bootstrap means of their average (queries resampled
-    within each seed; NaN queries dropped)."""
-    means, boots = [], []
-    for v in values:
-        v = v[torch.isfinite(v)]
-        if v.numel() == 0:
-            means.append(torch.tensor(math.nan, dtype=torch.float64))
-            boots.append(torch.full((n_boot,), math.nan, dtype=torch.float64))
-            continue
-        means.append(v.mean())
-        boots.append(v[torch.randint(0, v.numel(), (n_boot, v.numel()), generator=gen)].mean(1))
-    return torch.stack(means), torch.stack(boots).mean(0)
 
 
 # ------------------------------------------------------------------------------------------ running

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from .metrics import MetricInputError, RankingResult
 
-__all__ = ["BootstrapResult", "SliceResult", "bootstrap_ci", "paired_bootstrap", "slice_metric"]
+__all__ = ["BootstrapResult", "SliceResult", "bootstrap_ci", "paired_bootstrap", "stratified_bootstrap", "slice_metric"]
 
 
 # --------------------------------------------------------------------------------------- bootstrap
@@ -157,6 +157,30 @@ class SliceResult:
         """One row per group: ``group``, ``mean``, ``count``."""
         return pd.DataFrame({"group": self.groups, "mean": self.means.numpy(),
                              "count": self.counts.numpy()})
+
+
+def stratified_bootstrap(values: Sequence[Tensor], n_boot: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Bootstrap of a mean over seeds, resampling queries within each seed (stratified by seed).
+
+    Args:
+        values: one float ``[Q_s]`` tensor of per-query values per seed (NaN queries are dropped).
+        n_boot: bootstrap replicates.
+        generator: the random stream (shared across calls, so a table's CIs are reproducible).
+
+    Returns:
+        ``(means, boot)``: float64 ``[S]`` per-seed means (NaN for a seed without values) and
+        ``[n_boot]`` bootstrap replicates of their average.
+    """
+    means, boots = [], []
+    for v in values:
+        v = v[torch.isfinite(v)]
+        if v.numel() == 0:
+            means.append(torch.tensor(math.nan, dtype=torch.float64))
+            boots.append(torch.full((n_boot,), math.nan, dtype=torch.float64))
+            continue
+        means.append(v.mean())
+        boots.append(v[torch.randint(0, v.numel(), (n_boot, v.numel()), generator=generator)].mean(1))
+    return torch.stack(means), torch.stack(boots).mean(0)
 
 
 def slice_metric(per_query: Tensor | RankingResult | Sequence[float], groups: Any,

@@ -60,3 +60,19 @@ def test_slice_metric_groups_ratio_and_flag():
     assert s2.worst_best_ratio == 1.0 and not s2.flagged
     with pytest.raises(MetricInputError, match="one group label per query"):
         slice_metric(per_query, ["a"])
+
+
+def test_stratified_bootstrap_resamples_within_each_seed():
+    from boardgraph.stats import stratified_bootstrap
+
+    seed0 = torch.tensor([1.0, 1.0, float("nan")], dtype=torch.float64)     # constant: no spread
+    seed1 = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    empty = torch.tensor([float("nan")], dtype=torch.float64)
+    means, boot = stratified_bootstrap([seed0, seed1], 400, torch.Generator().manual_seed(0))
+    assert means.tolist() == [1.0, 0.5] and boot.shape == (400,)
+    # the average of the seeds: (1 + mean of a resample of [0, 1]) / 2 takes the values 0.5, 0.75, 1
+    assert set(boot.tolist()) <= {0.5, 0.75, 1.0} and 0.65 < float(boot.mean()) < 0.85
+    again = stratified_bootstrap([seed0, seed1], 400, torch.Generator().manual_seed(0))[1]
+    assert torch.equal(boot, again)
+    m, b = stratified_bootstrap([empty], 10, torch.Generator().manual_seed(0))
+    assert torch.isnan(m).all() and torch.isnan(b).all()
