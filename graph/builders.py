@@ -502,36 +502,15 @@ def _edge_attr_tensors(df: pd.DataFrame, weight: str | None, timestamp: str | No
     return attrs, keep
 
 
-def _consent_flags(col: pd.Series) -> tuple[np.ndarray, np.ndarray, list[Any]]:
-    """Per row ``(consents, unrecognised)`` bool ``[n]``, and the distinct unrecognised values.
-
-    Values as :func:`~boardgraph.graph.privacy.filter_consent` reads them, plus the text ``"1"`` /
-    ``"0"`` (a CSV cell is text); a missing value means no consent.
-    """
-    from .privacy import _consent_value
-
-    codes, uniques = pd.factorize(col)
-    flags, bad = [], []
-    for v in uniques:
-        if isinstance(v, str) and v.strip() in ("1", "0"):
-            v = int(v.strip())
-        f = _consent_value(v)
-        flags.append(bool(f))
-        bad.append(f is None)
-    flags_of, bad_of = np.array(flags + [False], bool), np.array(bad + [False], bool)  # code -1: missing
-    return flags_of[codes], bad_of[codes], [u for u, b in zip(uniques, bad) if b]
-
-
-_CONSENT_ACCEPTED = "true/false or yes/no (any case), 1/0, or a bool column; an empty cell means no consent"
-
-
 def _apply_consent(df: pd.DataFrame, consent: str, checker: _Checker, report: BuildReport) -> pd.DataFrame:
-    ok, bad, values = _consent_flags(df[consent])
+    from .privacy import CONSENT_ACCEPTED, consent_flags
+
+    ok, bad, values = consent_flags(df[consent])
     if bad.any():
         shown = ", ".join(_show(v) for v in values[:5]) + (f" (and {len(values) - 5} more)" if len(values) > 5 else "")
         keep = checker.check(df, bad, MalformedValueError, f"consent column {consent!r}: "
                              f"value{'s' * (len(values) > 1)} {shown} not recognised", consent,
-                             f"write one of the accepted values: {_CONSENT_ACCEPTED}", reason=f"malformed_{consent}")
+                             f"write one of the accepted values: {CONSENT_ACCEPTED}", reason=f"malformed_{consent}")
         df, ok = df[keep], ok[keep]
     report.add("no_consent", int((~ok).sum()), rows=df.index[~ok][:10].tolist(),
                message=f"column {consent!r} is not true")

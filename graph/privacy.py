@@ -110,6 +110,21 @@ def _consent_value(value: Any) -> bool | None:
     return None
 
 
+#: The consent values :func:`consent_flags` accepts, for error messages.
+CONSENT_ACCEPTED = ("true/false or yes/no (any case), 1/0 (numbers or text), or a bool column; "
+                    "an empty cell means no consent")
+
+
+def consent_flags(col: pd.Series) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """Per row ``(consents, unrecognised)`` bool ``[n]`` and the distinct unrecognised values of a
+    consent column (each distinct value classified once; a missing value means no consent)."""
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    flags = [_consent_value(v) for v in uniques]
+    ok = np.array([bool(f) for f in flags] + [False], dtype=bool)   # code -1: missing -> no consent
+    bad = np.array([f is None for f in flags] + [False], dtype=bool)
+    return ok[codes], bad[codes], [u for u, f in zip(uniques, flags) if f is None]
+
+
 def filter_consent(df: pd.DataFrame, column: str) -> tuple[pd.DataFrame, int]:
     """Keep the rows whose consent flag in ``column`` is true.
 
@@ -132,26 +147,18 @@ def filter_consent(df: pd.DataFrame, column: str) -> tuple[pd.DataFrame, int]:
             offending row labels and values.
     """
     _require_columns(df, column)
-    codes, uniques = pd.factorize(df[column], use_na_sentinel=True)
-    # Classify each distinct value once; the last slot (code -1) is null -> no consent.
-    flags = [_consent_value(v) for v in uniques]
-    bad_codes = [i for i, f in enumerate(flags) if f is None]
-    if bad_codes:
-        bad_mask = np.isin(codes, bad_codes)
-        labels = df.index[bad_mask]
-        values = df[column].to_numpy()[bad_mask]
-        distinct = ", ".join(repr(uniques[i]) for i in bad_codes[:5]) + (" ..." if len(bad_codes) > 5 else "")
-        shown = ", ".join(f"{lab!r}: {val!r}" for lab, val in zip(labels[:5], values[:5]))
+    keep, bad, values = consent_flags(df[column])
+    if bad.any():
+        labels = df.index[bad]
+        shown = ", ".join(f"{lab!r}: {val!r}" for lab, val in zip(labels[:5], df[column].to_numpy()[bad][:5]))
+        distinct = ", ".join(repr(v) for v in values[:5]) + (" ..." if len(values) > 5 else "")
         raise MalformedValueError(
             f"consent column {column!r} has unrecognised value(s) {distinct} in "
-            f"{format_rows(list(labels), int(bad_mask.sum()))} ({shown})",
+            f"{format_rows(list(labels), int(bad.sum()))} ({shown})",
             column=column,
             rows=list(labels),
-            fix='accepted: bool, 0/1 (numbers or text) or "yes"/"no"/"true"/"false" in any case; '
-                'an empty cell means no consent',
+            fix=f"accepted: {CONSENT_ACCEPTED}",
         )
-    lookup = np.array([bool(f) for f in flags] + [False], dtype=bool)
-    keep = lookup[codes]
     dropped = int((~keep).sum())
     log.debug("filter_consent(%r): dropped %d of %d rows", column, dropped, len(df))
     return df.loc[keep].copy(), dropped
