@@ -581,9 +581,10 @@ class BPRScorer:
 
 
 # ----------------------------------------------------------------------------------------- resolver
-def cf_scorer(name: str, **options) -> ItemKNNScorer | EASEScorer | PixieScorer | BPRScorer:
+def cf_scorer(name: str, seed: int = 0, **options) -> ItemKNNScorer | EASEScorer | PixieScorer | BPRScorer:
     """The scorer of one of :data:`CF_BASELINES`, built with ``options`` (the class's arguments;
-    for ``"bpr"``, the fields of :class:`BPRConfig`).
+    for ``"bpr"``, the fields of :class:`BPRConfig`) and ``seed`` (EASE's validation split, Pixie's
+    walks, BPR's training; ItemKNN is deterministic and takes none).
 
     Raises:
         ConfigError: an unknown name or option.
@@ -592,6 +593,8 @@ def cf_scorer(name: str, **options) -> ItemKNNScorer | EASEScorer | PixieScorer 
     if name not in CF_BASELINES:
         raise ConfigError(f"unknown collaborative-filtering baseline {name!r}; use one of {CF_BASELINES}")
     try:
-        return BPRScorer(BPRConfig(**options)) if name == "bpr" else classes[name](**options)
+        if name == "bpr":
+            return BPRScorer(BPRConfig(seed=seed, **options))
+        return classes[name](**options) if name == "itemknn" else classes[name](seed=seed, **options)
     except TypeError as e:
         raise ConfigError(f"bad option for the {name!r} baseline: {e}") from e

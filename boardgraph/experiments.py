@@ -50,10 +50,7 @@ TRAINED: tuple[str, ...] = ("content", "coboard", "neighbor")
 SCORERS: dict[str, Callable[[int, DataSplit], Scorer]] = {
     "random": lambda seed, split: bl.RandomScorer(seed),
     "popularity": lambda seed, split: bl.PopularityScorer(),
-    "itemknn": lambda seed, split: cf.ItemKNNScorer(),
-    "ease": lambda seed, split: cf.EASEScorer(seed=seed),
-    "pixie": lambda seed, split: cf.PixieScorer(seed=seed),
-    "bpr": lambda seed, split: cf.BPRScorer(cf.BPRConfig(seed=seed)),
+    **{name: (lambda seed, split, name=name: cf.cf_scorer(name, seed=seed)) for name in cf.CF_BASELINES},
 }
 #: Every model name :func:`run_experiment` accepts.
 MODELS: tuple[str, ...] = TRAINED + bl.BASELINES + tuple(m for m in SCORERS if m not in bl.BASELINES)
