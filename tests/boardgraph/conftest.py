@@ -5,6 +5,19 @@ from pathlib import Path
 
 import pytest
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    bit-for-bit reproducibility is per thread count (BLAS reductions), and one thread is the
+    fastest on the shared 2-core test machines."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 #: Size of the shared tiny run (synthetic lookbooks).
 TINY_PINS, TINY_BOARDS, TINY_STEPS = 300, 30, 20
 

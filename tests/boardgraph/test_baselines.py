@@ -14,14 +14,7 @@ from boardgraph.evaluate import board_completion
 from boardgraph.graph import from_collections
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Bit-for-bit reproducibility is per thread count (BLAS reductions); one thread is also the
-    fastest on the shared 2-core test machines."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,7 @@ from boardgraph.metrics import MetricInputError
 MEMBER = ("pin", "in", "board")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Bit-for-bit reproducibility is per thread count (BLAS reductions); one thread is also the
-    fastest on the shared 2-core test machines."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_split(train, held, cold, extra=()):

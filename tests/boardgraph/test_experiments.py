@@ -15,12 +15,7 @@ from boardgraph.metrics import RankingResult
 from boardgraph.stats import paired_bootstrap
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)   # reproducible and fastest on the shared 2-core test machines
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def completion(warm: list[float], cold: list[float], boards: list[int] | None = None) -> BoardCompletion:

@@ -1,18 +1,12 @@
 import pandas as pd
 import pytest
-import torch
 
 from boardgraph.datasets import synthetic_lookbooks
 from boardgraph.demo import demo_config
 from boardgraph.study import evaluate_graph
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_evaluate_graph_writes_the_report_with_table_curves_audit_and_extra_scores(tmp_path):
