@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from boardgraph.evaluate import GROUP_LABELS, GROUPS
 from boardgraph.graph import MEMBER
 from boardgraph.graph.errors import BoardgraphError
 
@@ -56,7 +57,7 @@ FIGURES = {"recall": "recall_at_k.png", "similarity": "similarity_hist.png",
            "graph": "degree_distribution.png"}
 """File names of the figures :func:`write_report` may write."""
 
-GROUP_ORDER = ("warm", "cold", "cold_all")
+GROUP_ORDER = GROUPS  # curves are drawn in this order; other groups follow, sorted
 
 
 class ReportError(BoardgraphError, ValueError):
@@ -164,8 +165,6 @@ def _figure(n_panels: int, width: float = 4.2, height: float = 3.4) -> tuple[Fig
 
 def _plot_recall(path: Path, curves: Mapping[str, Mapping[str, Mapping[int, float]]],
                  groups: list[str]) -> None:
-    from boardgraph.evaluate import GROUP_LABELS
-
     fig, axes = _figure(len(groups))
     # ten colours, then the same colours dashed with another marker: every model stays distinct
     colours = [f"C{i}" for i in range(10)]
