@@ -279,14 +279,14 @@ def board_completion(model: Tensor | Scorer, split: DataSplit, ks: tuple[int, ..
     indptr, indices = indptr.long().cpu(), indices.long().cpu()
     deg = indptr[1:] - indptr[:-1]
     cands = candidate_masks(split)
-    warm_pin, warm_board = (t.long().cpu() for t in split.heldout)
-    edges = {"warm": (warm_pin, warm_board), "cold": split.cold_edges, "cold_all": split.cold_edges}
+    edges = {"warm": split.heldout, "cold": split.cold_edges, "cold_all": split.cold_edges}
     queries: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
     for name in GROUPS:
         pin, board = (t.long().cpu() for t in edges[name])
         keep = deg[board] > 0  # a board needs training pins to describe it
         pin, board = pin[keep], board[keep]
         queries[name] = (pin, board, torch.unique(board))
+    warm_pin, warm_board = queries["warm"][:2]   # a cold_all board's own warm held-out pins, to leave out
     every = torch.unique(torch.cat([q[2] for q in queries.values()]))
     parts: dict[str, list[dict[str, RankingResult]]] = {name: [] for name in GROUPS}
     pair_ranks = {name: torch.empty(queries[name][0].numel(), dtype=torch.long) for name in GROUPS}
