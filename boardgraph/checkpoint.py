@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from boardgraph.graph.errors import BoardgraphError
-from boardgraph.graph.io import remove_stale_temps, temp_sibling
+from boardgraph.graph.io import atomic_write
 
 try:
     import fcntl
@@ -75,16 +75,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_sibling(path)
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    remove_stale_temps(path)
+    atomic_write(path, lambda fh: torch.save(payload, fh), fsync=True)
 
 
 def load_checkpoint(path: str | Path, fingerprint: str | None = None) -> dict[str, Any]:

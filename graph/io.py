@@ -32,7 +32,7 @@ import uuid
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, BinaryIO, Callable, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -44,7 +44,7 @@ from .errors import BoardgraphError, GraphFormatError
 from .features import NodeFeatures
 from .idmap import IdMap
 
-__all__ = ["save_graph", "load_graph", "atomic_replace_dir", "atomic_write_text", "FORMAT_VERSION",
+__all__ = ["save_graph", "load_graph", "atomic_replace_dir", "atomic_write", "atomic_write_text", "FORMAT_VERSION",
            "ArtefactKind", "GRAPH_ARTEFACT", "OutputExistsError", "check_output", "read_manifest",
            "temp_sibling", "remove_stale_temps", "READ_ERRORS"]
 
@@ -365,19 +365,29 @@ def atomic_replace_dir(tmp: Path, path: Path, kind: ArtefactKind, *, overwrite: 
     remove_stale_temps(path, kind)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a uniquely named temporary file beside it, then
-    rename it over ``path``: a reader sees the old file or the new one, never a part, and two
-    writers never share a temporary file. A failed write removes its temporary file; the
-    temporaries of writers killed earlier are removed after the write (:func:`remove_stale_temps`)."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], fsync: bool = False) -> None:
+    """Call ``write(fh)`` on a binary file that is a uniquely named temporary sibling of ``path``
+    (flushed, and synced to disk with ``fsync``), then rename it over ``path``: a reader sees the old
+    file or the new one, never a part, and two writers never share a temporary file. A failed write
+    removes its temporary file; the temporaries of writers killed earlier are removed after the
+    write (:func:`remove_stale_temps`)."""
     path = Path(path)
     tmp = temp_sibling(path)
     try:
-        tmp.write_text(text, encoding="utf-8")
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     remove_stale_temps(path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write`)."""
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 # -- the graph --------------------------------------------------------------------------------------
