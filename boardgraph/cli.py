@@ -321,15 +321,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import shutil
 
     from boardgraph.demo import run_demo
-    from boardgraph.report import markdown_table
-
     from pathlib import Path
 
+    from boardgraph.report import markdown_table
+
     out = Path(args.out_dir)
-    if out.is_symlink() or out.is_file() or (out.is_dir() and any(out.iterdir()) and not (out / "report.md").exists()):
-        raise UsageError(f"--out-dir {out} exists and is not the output of an earlier demo (no report.md): the demo "
+    marker = out / ".boardgraph-demo"   # written first, so an interrupted demo's folder is known too
+    ours = (out / "report.md").exists() or marker.exists()
+    if out.is_symlink() or out.is_file() or (out.is_dir() and any(out.iterdir()) and not ours):
+        raise UsageError(f"--out-dir {out} exists and is not the output of an earlier demo: the demo "
                          f"replaces its folder, so choose a new or empty one")
     shutil.rmtree(out, ignore_errors=True)  # the demo always starts fresh: only an earlier demo's folder goes
+    out.mkdir(parents=True)
+    marker.write_text("boardgraph demo output; `boardgraph demo` replaces this folder\n")
     res = run_demo(out, args.pins, args.boards, args.steps, args.seed, progress=not args.no_progress, echo=print)
     print("\nBoard completion (warm: held-out memberships of known pins, ranked among every known pin; "
           "cold: pins never seen in training, ranked among the new items and among all pins):\n")

@@ -189,3 +189,10 @@ def test_demo_never_deletes_a_folder_it_did_not_write(capsys, tmp_path):
                  "--no-progress"]) == 2
     _one_line_error(capsys, "is not the output of an earlier demo")
     assert (precious / "thesis.txt").read_text() == "x"
+    # the folder of a demo interrupted before its report carries the demo's marker: it is replaced
+    interrupted = tmp_path / "demo"
+    (interrupted / "content").mkdir(parents=True)
+    (interrupted / ".boardgraph-demo").write_text("")
+    assert main(["demo", "--out-dir", str(interrupted), "--pins", "100", "--boards", "10", "--steps", "2",
+                 "--no-progress"]) == 0
+    assert (interrupted / "report.md").exists() and (interrupted / ".boardgraph-demo").exists()
