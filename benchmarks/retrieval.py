@@ -2,7 +2,7 @@
 
 (a) ``ann``: approximate search against exact search on ``--n`` x ``--dim`` seeded random vectors
     (L2-normalised; cosine), ``--queries`` queries from the same distribution, every search batched
-    through :class:`boardgraph.index.EmbeddingIndex`. Exact ``flat`` search gives the ground truth
+    through :class:`boardgraph.inference.index.EmbeddingIndex`. Exact ``flat`` search gives the ground truth
     and the baseline queries/s; an HNSW index built with ``--hnsw-m`` / ``--ef-construction`` is
     searched at every ``--ef-search`` value, each line giving Recall@10 (share of the exact top 10
     found), the queries/s ratio HNSW / flat and the distances computed per query (FAISS
@@ -62,7 +62,7 @@ import numpy as np
 import torch
 
 from _common import emit, load_arrays, reference_graph
-from boardgraph.index import EmbeddingIndex, IndexConfig
+from boardgraph.inference.index import EmbeddingIndex, IndexConfig
 
 RECALL_TARGET, SPEEDUP_TARGET, P50_TARGET_MS = 0.95, 20.0, 50.0
 
@@ -211,12 +211,12 @@ def run_factory(args: argparse.Namespace, spec: str, x: np.ndarray, q: np.ndarra
 
 
 def _trained_run(args: argparse.Namespace, tmp: Path):
-    from boardgraph.runs import load_run
+    from boardgraph.inference.run import load_run
 
     if args.run:
         return load_run(args.run)
-    from boardgraph.demo import demo_config
-    from boardgraph.trainer import Trainer
+    from boardgraph.evaluation.demo import demo_config
+    from boardgraph.training.trainer import Trainer
 
     cfg = demo_config("neighbor", tmp, n_pins=2000, n_boards=200, steps=args.train_steps, seed=0)
     cfg.run.progress, cfg.run.tensorboard = "off", False
@@ -227,7 +227,7 @@ def _trained_run(args: argparse.Namespace, tmp: Path):
 def run_cold(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from boardgraph.apps import PinSearch
+    from boardgraph.inference.search import PinSearch
     from boardgraph.graph import PinBoardGraph
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -269,7 +269,7 @@ def run_cold(args: argparse.Namespace) -> None:
               "p50_target_ms": P50_TARGET_MS, "target_met": p50 <= P50_TARGET_MS,
               "index_build_s": round(t_index, 1), "train_s": round(t_train, 1), "load1": load1()})
         if args.lexical_dim:
-            from boardgraph.lexical import TfidfVectorizer, hybrid_embeddings
+            from boardgraph.inference.lexical import TfidfVectorizer, hybrid_embeddings
 
             words = np.array([f"w{i}" for i in range(50_000)])
             draw = lambda k: " ".join(words[np.minimum(rng.zipf(1.3, k), 50_000) - 1])  # noqa: E731

@@ -13,8 +13,8 @@ import time
 import torch
 
 from _common import emit
-from boardgraph.config import TrainConfig
-from boardgraph.trainer import Trainer
+from boardgraph.training.config import TrainConfig
+from boardgraph.training.trainer import Trainer
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from boardgraph.graph.io import ArtefactKind, atomic_replace_dir, check_output, temp_sibling
+from boardgraph._io import ArtefactKind, atomic_replace_dir, check_output, temp_sibling
 
 from .errors import FeatureCacheError
 from .inputs import PinInputBuilder
@@ -41,7 +41,7 @@ __all__ = ["FeatureCache", "tower_fingerprint", "CACHE_ARTEFACT"]
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
-# What marks a folder as a built cache (see boardgraph.graph.io.check_output); older caches have no
+# What marks a folder as a built cache (see boardgraph._io.check_output); older caches have no
 # "artefact" field in meta.json and are recognised by its keys and their .npy files.
 CACHE_ARTEFACT = ArtefactKind("boardgraph.feature_cache", "meta.json",
                               legacy_keys=("version", "num_pins", "modalities", "fingerprint"),
@@ -158,7 +158,7 @@ class FeatureCache:
         Raises:
             FeatureCacheError: ``path`` exists and ``overwrite`` is False; unsupported ``dtype``.
             OutputExistsError: ``path`` is a file or a folder that is not a cache holding only what
-                boardgraph wrote (see :func:`boardgraph.graph.io.check_output`).
+                boardgraph wrote (see :func:`boardgraph._io.check_output`).
         """
         path = Path(path)
         if dtype not in _DTYPES:

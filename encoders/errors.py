@@ -4,7 +4,7 @@ Every message names the offending value and ends with ``Fix: ...`` saying what t
 """
 from __future__ import annotations
 
-from boardgraph.graph.errors import BoardgraphError
+from boardgraph.errors import BoardgraphError
 
 __all__ = ["EncoderError", "EncoderConfigError", "EncoderProtocolError", "UnknownEncoderError",
            "MissingDependencyError", "FeatureCacheError"]

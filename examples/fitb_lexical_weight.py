@@ -1,7 +1,7 @@
 """Choose the TF-IDF weight of the hybrid on a validation FITB, then score the Polyvore FITB questions.
 
 The Polyvore questions' outfits are never trained on. Here a further 20% of the other outfits
-(seeded) is held out too, and :func:`boardgraph.fitb.make_fitb_questions` turns them into
+(seeded) is held out too, and :func:`boardgraph.evaluation.fitb.make_fitb_questions` turns them into
 validation questions (negatives of the hidden item's category). The model trains on the rest.
 Every weight of the grid is scored on the validation questions; the best one's test accuracy is
 reported. So the weight is chosen without looking at the test questions.
@@ -24,14 +24,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from boardgraph.baselines import minilm_available
-from boardgraph.data import split_reserved_boards
+from boardgraph.evaluation.baselines import minilm_available
+from boardgraph.evaluation.splits import split_reserved_boards
 from boardgraph.datasets import load_polyvore
-from boardgraph.demo import demo_config
-from boardgraph.embed import embed_pins, load_embeddings
-from boardgraph.fitb import fill_in_the_blank, make_fitb_questions
-from boardgraph.lexical import hybrid_embeddings, tfidf_embeddings
-from boardgraph.trainer import Trainer
+from boardgraph.evaluation.demo import demo_config
+from boardgraph.inference.embed import embed_pins, load_embeddings
+from boardgraph.evaluation.fitb import fill_in_the_blank, make_fitb_questions
+from boardgraph.inference.lexical import hybrid_embeddings, tfidf_embeddings
+from boardgraph.training.trainer import Trainer
 
 GRID = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
 

@@ -23,21 +23,21 @@ Protocols:
   held-out pins of its copy); 20% of memberships held out, 10% of items cold. Text tower: MiniLM-L6
   (frozen) when the ``pretrained`` extra is installed.
 * polyvore: outfits touched by a fill-in-the-blank question are never trained on
-  (:func:`boardgraph.data.split_reserved_boards`); 20% of the other outfits' items are held out
+  (:func:`boardgraph.evaluation.splits.split_reserved_boards`); 20% of the other outfits' items are held out
   (items never recur across outfits, so every held-out item is cold). Outfit completion ranks the
   held-out (new) items for each outfit; fill-in-the-blank accuracy is strict (fully resolved questions) and relaxed (full +
   partial), with 1/ties credit.
 
 Every table ranks warm queries among every pin that is not cold, and cold queries twice: among the
-new items only and among all pins (:mod:`boardgraph.evaluate`); the sanity checks (random at
+new items only and among all pins (:mod:`boardgraph.evaluation.completion`); the sanity checks (random at
 K / |candidates|, the Recall@K ceiling, popularity against the trained models) end each report.
 
 Models: random, popularity, itemknn, ease, pixie, bpr (collaborative filtering on the training
-memberships, :mod:`boardgraph.cf`), minilm (pretrained text only, no training), tfidf (TF-IDF of the pins'
+memberships, :mod:`boardgraph.evaluation.baselines.cf`), minilm (pretrained text only, no training), tfidf (TF-IDF of the pins'
 words, no training), towers (frozen tower features, no training), content (content-only training),
 coboard (pairwise co-board contrastive), pinsage (random-walk GNN) and neighbor (ours: PinCLIP
 neighbor alignment); ``<model>+tfidf`` is the hybrid of a model's embeddings with TF-IDF (cosines
-mixed half and half, :func:`boardgraph.lexical.hybrid_embeddings`). Each seed draws its own split
+mixed half and half, :func:`boardgraph.inference.lexical.hybrid_embeddings`). Each seed draws its own split
 and trains every model on it.
 """
 from __future__ import annotations
@@ -54,12 +54,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from boardgraph.baselines import PinSageConfig, minilm_available  # noqa: E402
-from boardgraph.demo import demo_config  # noqa: E402
-from boardgraph.experiments import MODELS  # noqa: E402
+from boardgraph.evaluation.baselines import PinSageConfig, minilm_available  # noqa: E402
+from boardgraph.evaluation.demo import demo_config  # noqa: E402
+from boardgraph.models import MODEL_KINDS  # noqa: E402
 from boardgraph.graph import MEMBER  # noqa: E402
-from boardgraph.report import markdown_table  # noqa: E402
-from boardgraph.study import evaluate_graph  # noqa: E402
+from boardgraph.evaluation.report import markdown_table  # noqa: E402
+from boardgraph.evaluation.study import evaluate_graph  # noqa: E402
 
 DEFAULT_MODELS = ["random", "popularity", "itemknn", "ease", "pixie", "bpr", "minilm", "tfidf", "towers", "content",
                   "coboard", "pinsage", "neighbor", "content+tfidf", "coboard+tfidf", "neighbor+tfidf"]
@@ -108,9 +108,9 @@ def run(data: str, args, out: Path) -> Path:
         graph, note = steam_graph()
         audit_by = ["price"]
     else:
-        from boardgraph.data import split_reserved_boards
+        from boardgraph.evaluation.splits import split_reserved_boards
         from boardgraph.datasets import load_polyvore
-        from boardgraph.fitb import fill_in_the_blank
+        from boardgraph.evaluation.fitb import fill_in_the_blank
 
         pv = load_polyvore()
         graph = pv.graph
@@ -184,7 +184,7 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", choices=[*DATA_SETS, "all"])
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
-                    help=f"models among {', '.join(MODELS)}, and '<model>+tfidf' hybrids listed after their model")
+                    help=f"models among {', '.join(MODEL_KINDS.names())}, and '<model>+tfidf' hybrids listed after their model")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=None,
                     help="training steps (default 150 synthetic and dense, 300 real data)")

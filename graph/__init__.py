@@ -15,7 +15,7 @@ from .builders import from_collections, from_interactions, read_table
 from .describe import DegreeStats, GraphSummary
 from .io import load_graph, save_graph
 from .privacy import filter_consent, filter_min_group_size, pseudonymize
-from .report import BuildReport
+from .build_report import BuildReport
 
 __all__ += ["from_collections", "from_interactions", "read_table", "BuildReport", "GraphSummary", "DegreeStats",
             "save_graph", "load_graph", "pseudonymize", "filter_consent", "filter_min_group_size"]

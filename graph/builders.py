@@ -41,7 +41,7 @@ from .errors import (BuildError, DuplicateIdError, EmptyGraphError, ImageReadErr
                      MalformedValueError, NullIdError, PathOutsideRootError, SchemaError, TableReadError,
                      UnknownIdError, format_rows)
 from .idmap import IdMap
-from .report import EDGE_ROWS, TABLE_ROWS, VALUES, BuildReport
+from .build_report import EDGE_ROWS, TABLE_ROWS, VALUES, BuildReport
 from .store import PinBoardGraph
 
 __all__ = ["from_collections", "from_interactions", "read_table", "parse_feature_columns", "BuildReport",

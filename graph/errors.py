@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from boardgraph.errors import BoardgraphError
+
 __all__ = [
     "BoardgraphError",
     "BuildError",
@@ -22,10 +24,6 @@ __all__ = [
     "TableReadError",
     "GraphFormatError",
 ]
-
-
-class BoardgraphError(Exception):
-    """Base class of every error boardgraph raises on purpose."""
 
 
 class BuildError(BoardgraphError, ValueError):
@@ -103,7 +101,7 @@ class EmptyGraphError(BuildError):
     """The edge table has no rows, or none is left once bad rows are dropped.
 
     Attributes:
-        report: the :class:`~boardgraph.graph.report.BuildReport` so far (what was dropped, and why),
+        report: the :class:`~boardgraph.graph.build_report.BuildReport` so far (what was dropped, and why),
             or ``None`` when nothing was read.
     """
 

@@ -10,17 +10,14 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from boardgraph.schema import HAS, MEMBER, EdgeType
+
 from .csr import Relation, build_relation
 from .errors import SchemaError, UnknownIdError
 from .features import NodeFeatures
 from .idmap import IdMap
 
 __all__ = ["PinBoardGraph", "EdgeType", "MEMBER", "HAS"]
-
-EdgeType = tuple[str, str, str]
-#: The membership relation of a Pin-Board graph (pin -> board), and its reverse (board -> pin).
-MEMBER: EdgeType = ("pin", "in", "board")
-HAS: EdgeType = ("board", "has", "pin")
 
 
 class PinBoardGraph:

@@ -22,7 +22,7 @@ from .contrastive import LogitScale
 from .distributed import gather_features
 from .infonce import info_nce
 
-__all__ = ["NeighborAlignmentLoss", "shared_board_mask"]
+__all__ = ["NeighborAlignmentLoss", "CoBoardContrastiveLoss", "shared_board_mask"]
 
 
 def shared_board_mask(boards_a: Tensor, boards_b: Tensor) -> Tensor:
@@ -111,3 +111,20 @@ class NeighborAlignmentLoss(nn.Module):
             mask = on_board | ~has_board[None, :]
             out["board"] = info_nce(pin, board, s, mask=mask, weight=has_board)
         return out
+
+
+class CoBoardContrastiveLoss(nn.Module):
+    """The ``coboard`` ablation: pairwise co-board contrastive training, a pin against ONE sampled
+    board-mate's own embedding (no cross-attention), which isolates what the cross-attention fusion
+    of neighbor alignment adds. InfoNCE with in-batch negatives and shared-board false negatives masked
+    (same masking and logQ options as the mates term of
+    :class:`NeighborAlignmentLoss`, with ``mate [B, D]`` in place of the fusion)."""
+
+    def __init__(self, init_scale: float = 1 / 0.07, max_scale: float = 100.0, gather: bool = True,
+                 symmetric: bool = False) -> None:
+        super().__init__()
+        self.inner = NeighborAlignmentLoss(init_scale, max_scale, gather, symmetric=symmetric)
+
+    def forward(self, pin: Tensor, mate: Tensor, pin_boards: Tensor, *, has_mate: Tensor | None = None,
+                negatives: Tensor | None = None, neg_logq: Tensor | None = None) -> Tensor:
+        return self.inner(pin, mate, pin_boards, has_mates=has_mate, negatives=negatives, neg_logq=neg_logq)["mates"]

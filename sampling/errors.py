@@ -1,7 +1,7 @@
 """Exception types raised by the samplers and the loader."""
 from __future__ import annotations
 
-from boardgraph.graph.errors import BoardgraphError
+from boardgraph.errors import BoardgraphError
 
 __all__ = ["SamplingError"]
 

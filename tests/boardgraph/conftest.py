@@ -26,8 +26,8 @@ TINY_PINS, TINY_BOARDS, TINY_STEPS = 300, 30, 20
 def tiny_run_dir(tmp_path_factory) -> Path:
     """A tiny neighbor-alignment run on the synthetic lookbooks (300 pins, 30 boards, 20 steps),
     trained once per session and shared read-only by every module that needs a trained run."""
-    from boardgraph.demo import demo_config
-    from boardgraph.trainer import Trainer
+    from boardgraph.evaluation.demo import demo_config
+    from boardgraph.training.trainer import Trainer
 
     base = tmp_path_factory.getbasetemp() / "tiny_synthetic_run"
     cfg = demo_config("neighbor", base, n_pins=TINY_PINS, n_boards=TINY_BOARDS, steps=TINY_STEPS, seed=0)

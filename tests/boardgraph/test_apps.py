@@ -16,12 +16,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from boardgraph.apps import PinSearch, Placement, catalogue_index, filter_columns
+from boardgraph.inference.search import PinSearch, Placement, catalogue_index, filter_columns
 from boardgraph.datasets.synthetic import make_lookbook_tables
 from boardgraph.graph import from_collections
 from boardgraph.graph.errors import ImageReadError, SchemaError, UnknownIdError
-from boardgraph.index import EmbeddingIndex, IndexFormatError, UnknownFilterColumnError
-from boardgraph.runs import InferenceInputError, NoContentError
+from boardgraph.inference.index import EmbeddingIndex, IndexFormatError, UnknownFilterColumnError
+from boardgraph.inference.run import InferenceInputError, NoContentError
 
 pytest.importorskip("faiss", reason="faiss-cpu is a dependency; skip only where it is absent")
 
@@ -57,8 +57,8 @@ def probe_graph():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    from boardgraph.demo import demo_config
-    from boardgraph.trainer import Trainer
+    from boardgraph.evaluation.demo import demo_config
+    from boardgraph.training.trainer import Trainer
 
     base = tmp_path_factory.getbasetemp() / "tiny_probe_run"
     out = base / "neighbor"
@@ -271,7 +271,7 @@ def hybrid(search) -> PinSearch:
 
 
 def test_hybrid_scores_mix_learned_and_tfidf_cosines(search, hybrid):
-    from boardgraph.lexical import TfidfVectorizer, pin_texts
+    from boardgraph.inference.lexical import TfidfVectorizer, pin_texts
 
     g = hybrid.catalogue
     texts = pin_texts(g, ["title", "description"])
@@ -325,7 +325,7 @@ def test_hybrid_errors(search, run_dir):
 
 
 def hybrid_vectorizer(search):
-    from boardgraph.lexical import TfidfVectorizer
+    from boardgraph.inference.lexical import TfidfVectorizer
 
     return TfidfVectorizer.fit(["a b"], dim=4)
 

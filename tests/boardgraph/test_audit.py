@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 import torch
 
-from boardgraph.audit import (MIXED, attribute_labels, audit, audit_board_completion,
+from boardgraph.evaluation.audit import (MIXED, attribute_labels, audit, audit_board_completion,
                               audit_frame)
-from boardgraph.data import DataSplit
-from boardgraph.evaluate import BoardCompletion
+from boardgraph.evaluation.splits import DataSplit
+from boardgraph.evaluation.completion import BoardCompletion
 from boardgraph.graph import from_collections
-from boardgraph.metrics import MetricInputError, RankingResult
+from boardgraph.evaluation.metrics import MetricInputError, RankingResult
 
 NAN = float("nan")
 

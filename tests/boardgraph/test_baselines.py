@@ -5,12 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from boardgraph.baselines import (PinSage, PinSageConfig, PinSageConv, PopularityScorer, RandomScorer,
+from boardgraph.evaluation.baselines import (PinSage, PinSageConfig, PinSageConv, PopularityScorer, RandomScorer,
                                   minilm_available, minilm_embeddings, tower_features, train_pinsage)
-from boardgraph.data import DataSplit, split_memberships
+from boardgraph.evaluation.splits import DataSplit, split_memberships
 from boardgraph.datasets import synthetic_lookbooks
-from boardgraph.demo import demo_config
-from boardgraph.evaluate import board_completion
+from boardgraph.evaluation.demo import demo_config
+from boardgraph.evaluation.completion import board_completion
 from boardgraph.graph import from_collections
 
 

@@ -5,16 +5,19 @@ import pandas as pd
 import pytest
 import torch
 
-from boardgraph.baselines import PopularityScorer, RandomScorer
-from boardgraph.cf import (CF_BASELINES, BPRConfig, BPRScorer, CatalogueTooLargeError, EASEScorer, ItemKNNScorer,
-                           PixieScorer, cf_scorer, ease_weights, train_bpr)
-from boardgraph.config import ConfigError
-from boardgraph.data import DataSplit, split_memberships
-from boardgraph.evaluate import board_completion
+from boardgraph.evaluation.baselines import PopularityScorer, RandomScorer
+from boardgraph.evaluation.baselines import (BPRConfig, BPRScorer, CatalogueTooLargeError, EASEScorer, ItemKNNScorer,
+                                            PixieScorer, ease_weights, train_bpr)
+from boardgraph.models import MODEL_KINDS, ModelOptionError, UnknownModelError
+from boardgraph.training.config import ConfigError
+from boardgraph.evaluation.splits import DataSplit, split_memberships
+from boardgraph.evaluation.completion import board_completion
 from boardgraph.graph import BoardgraphError, from_collections
-from boardgraph.metrics import MetricInputError
+from boardgraph.evaluation.metrics import MetricInputError
 
-MEMBER = ("pin", "in", "board")
+from boardgraph.schema import MEMBER
+
+CF_BASELINES = ("itemknn", "ease", "pixie", "bpr")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -155,7 +158,7 @@ def test_ease_weights_formula():
 def test_ease_grid_picks_on_validation_then_refits(planted, caplog):
     grid = (1.0, 20.0, 400.0)
     sc = EASEScorer(l2=grid, val_fraction=0.2, seed=3)
-    with caplog.at_level("INFO", logger="boardgraph.cf"):
+    with caplog.at_level("INFO", logger="boardgraph.evaluation.baselines.cf"):
         s = sc.score(torch.arange(10), planted)
     assert set(sc.validation) == set(grid) and all(0 <= v <= 1 for v in sc.validation.values())
     assert sc.chosen_l2 == max(grid, key=lambda k: (sc.validation[k], -k))
@@ -171,7 +174,7 @@ def test_ease_grid_picks_on_validation_then_refits(planted, caplog):
 def test_ease_grid_falls_back_to_its_middle_when_validation_cannot_choose(planted, caplog, monkeypatch):
     """Sparse data (Steam: ~1.2 bundles per item) leaves a validation split where every l2 scores
     the same; the smallest l2 would then win by the tie rule alone, so the middle of the grid is taken."""
-    import boardgraph.evaluate as ev
+    import boardgraph.evaluation.baselines.cf as ev
 
     real = ev.board_completion
 
@@ -183,7 +186,7 @@ def test_ease_grid_falls_back_to_its_middle_when_validation_cannot_choose(plante
 
     monkeypatch.setattr(ev, "board_completion", flat)
     sc = EASEScorer(l2=(1.0, 20.0, 400.0), val_fraction=0.2, seed=3)
-    with caplog.at_level("WARNING", logger="boardgraph.cf"):
+    with caplog.at_level("WARNING", logger="boardgraph.evaluation.baselines.cf"):
         sc.fit(planted.train_graph)
     assert set(sc.validation.values()) == {0.0} and sc.chosen_l2 == 20.0
     assert "every l2 scores 0.0000 on the validation queries; using l2=20" in caplog.text
@@ -311,12 +314,17 @@ def test_scorer_contract_and_end_to_end(name, planted):
         (r.warm["recall@10"].mean, pop.warm["recall@10"].mean)
 
 
-def test_cf_scorer_resolves_names():
-    assert isinstance(cf_scorer("itemknn", neighbors=10), ItemKNNScorer)
-    assert cf_scorer("bpr", dim=8).config.dim == 8
-    assert [type(cf_scorer(n)).__name__ for n in CF_BASELINES] == ["ItemKNNScorer", "EASEScorer", "PixieScorer",
-                                                                  "BPRScorer"]
-    with pytest.raises(ConfigError, match="unknown collaborative-filtering baseline 'slim'"):
-        cf_scorer("slim")
-    with pytest.raises(ConfigError, match="bad option"):
-        cf_scorer("pixie", walks=3)
+def test_the_registry_builds_every_cf_scorer_with_its_options():
+    make = lambda name, **o: MODEL_KINDS.get(name).make_scorer(seed=3, **o)  # noqa: E731
+    assert isinstance(make("itemknn", neighbors=10), ItemKNNScorer) and make("itemknn").neighbors == 100
+    assert make("bpr", dim=8).config.dim == 8 and make("bpr").config.seed == 3
+    assert make("pixie").seed == 3 and make("ease").seed == 3
+    assert [type(make(n)).__name__ for n in CF_BASELINES] == ["ItemKNNScorer", "EASEScorer", "PixieScorer",
+                                                             "BPRScorer"]
+    assert set(CF_BASELINES) <= set(MODEL_KINDS.names("scorer"))
+    with pytest.raises(UnknownModelError, match="unknown model 'slim'; choose from .*'itemknn'"):
+        MODEL_KINDS.get("slim")
+    with pytest.raises(ModelOptionError, match=r"bad option for the 'pixie' baseline .*'walks_per_board'"):
+        make("pixie", walks=3)
+    with pytest.raises(ConfigError, match="bad option for the 'bpr' baseline"):
+        make("bpr", walks=3)

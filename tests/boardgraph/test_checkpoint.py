@@ -11,10 +11,10 @@ import textwrap
 import pytest
 import torch
 
-from boardgraph.checkpoint import (CheckpointFormatError, RunLockedError, graph_fingerprint, load_checkpoint,
+from boardgraph.training.checkpoint import (CheckpointFormatError, RunLockedError, graph_fingerprint, load_checkpoint,
                                    run_lock, save_checkpoint, weights_fingerprint)
 from boardgraph.datasets import synthetic_lookbooks
-from boardgraph.graph.errors import BoardgraphError
+from boardgraph.errors import BoardgraphError
 
 PAYLOAD = {"step": 3, "model": {"w": torch.arange(6.0).reshape(2, 3)}, "fingerprint": "abc"}
 
@@ -88,7 +88,7 @@ def test_a_failed_save_leaves_no_temp_file(tmp_path):
 
 HOLD = textwrap.dedent("""
     import sys
-    from boardgraph.checkpoint import run_lock
+    from boardgraph.training.checkpoint import run_lock
     with run_lock(sys.argv[1], "a test holder"):
         print("locked", flush=True)
         sys.stdin.readline()

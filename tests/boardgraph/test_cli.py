@@ -129,8 +129,8 @@ def _rows(out: str) -> list[list[str]]:
 
 
 def test_embed_writes_the_run_embeddings(capsys, run_dir):
-    from boardgraph.embed import load_embeddings
-    from boardgraph.runs import load_run
+    from boardgraph.inference.embed import load_embeddings
+    from boardgraph.inference.run import load_run
 
     assert main(["embed", str(run_dir)]) == 0
     out = capsys.readouterr().out
@@ -157,7 +157,7 @@ def test_embed_errors(capsys, run_dir, tmp_path):
 
 
 def test_index_embeds_first_and_saves_filterable_index(capsys, run_dir):
-    from boardgraph.index import EmbeddingIndex
+    from boardgraph.inference.index import EmbeddingIndex
 
     assert not (run_dir / "embeddings.npy").exists()
     assert main(["index", str(run_dir), "--kind", "hnsw"]) == 0
@@ -173,7 +173,7 @@ def test_index_embeds_first_and_saves_filterable_index(capsys, run_dir):
 
 
 def test_index_target_recall_tunes_and_saves_the_setting(capsys, run_dir, tmp_path):
-    from boardgraph.index import EmbeddingIndex
+    from boardgraph.inference.index import EmbeddingIndex
 
     out_dir = tmp_path / "tuned"
     assert main(["index", str(run_dir), "--kind", "ivf", "--target-recall", "0.99", "--out", str(out_dir)]) == 0
@@ -195,7 +195,7 @@ def test_index_target_recall_tunes_and_saves_the_setting(capsys, run_dir, tmp_pa
 
 
 def test_index_target_out_of_reach_says_so_and_names_the_fix(capsys, run_dir, tmp_path, monkeypatch):
-    from boardgraph.index import EmbeddingIndex
+    from boardgraph.inference.index import EmbeddingIndex
 
     tune = EmbeddingIndex.tune
     monkeypatch.setattr(EmbeddingIndex, "tune", lambda self, **kw: tune(self, max_value=1, **kw))  # nprobe 1 only
@@ -236,7 +236,7 @@ def test_index_never_deletes_what_is_at_out(capsys, run_dir, tmp_path):
 def test_search_by_pin_text_and_image_match_the_api(capsys, run_dir, tmp_path):
     from PIL import Image
 
-    from boardgraph.apps import PinSearch
+    from boardgraph.inference.search import PinSearch
 
     api = PinSearch.from_run(run_dir)
     assert main(["search", str(run_dir), "--pin", "p000005", "--k", "3"]) == 0
@@ -274,7 +274,7 @@ def test_search_errors(capsys, run_dir, tmp_path):
 
 
 def test_place_suggests_boards_and_pins(capsys, run_dir):
-    from boardgraph.apps import PinSearch
+    from boardgraph.inference.search import PinSearch
 
     assert main(["place", str(run_dir), "--text", "navy silk blouse", "--meta", "brand=Kestrel", "--meta", "price=49",
                  "--k-boards", "3", "--k-pins", "2"]) == 0
@@ -289,7 +289,7 @@ def test_place_suggests_boards_and_pins(capsys, run_dir):
 
 
 def test_hybrid_search_and_place_match_the_api(capsys, run_dir):
-    from boardgraph.apps import PinSearch
+    from boardgraph.inference.search import PinSearch
 
     api = PinSearch.from_run(run_dir, lexical_weight=0.5)
     assert main(["search", str(run_dir), "--text", "rust linen dress", "--k", "4", "--lexical-weight", "0.5"]) == 0
@@ -313,12 +313,19 @@ def test_hybrid_search_and_place_match_the_api(capsys, run_dir):
     assert [r[1] for r in rows] == api.search_by_text("rust linen dress", k=4).pin_id.tolist()
 
 
-def test_evaluate_model_names_match_the_harness():
-    from boardgraph.cli import EVALUATE_MODELS
-    from boardgraph.experiments import MODELS, check_models
+def test_evaluate_model_names_come_from_the_registry(capsys):
+    from boardgraph.cli.evaluate import model_choices
+    from boardgraph.evaluation.harness import check_models
+    from boardgraph.models import MODEL_KINDS
 
-    assert set(MODELS) <= set(EVALUATE_MODELS)
-    for m in EVALUATE_MODELS:
+    choices = model_choices()
+    assert choices[:len(MODEL_KINDS)] == list(MODEL_KINDS.names())
+    assert {"neighbor+tfidf", "pinsage+tfidf", "minilm+tfidf"} <= set(choices)
+    assert not {"tfidf+tfidf", "random+tfidf", "ease+tfidf"} & set(choices)
+    assert main(["models"]) == 0
+    listed = [ln.split()[0] for ln in capsys.readouterr().out.splitlines()]
+    assert listed == list(MODEL_KINDS.names())
+    for m in choices:
         if m.endswith("+tfidf"):
             assert check_models([m[:-len("+tfidf")], m])   # accepted by the harness
     with pytest.raises(ValueError, match="unknown model"):
@@ -338,7 +345,7 @@ def test_place_errors(capsys, run_dir):
 
 def test_export_onnx_prints_the_parity_check(capsys, run_dir, tmp_path):
     from boardgraph.encoders import OnnxPinEncoder
-    from boardgraph.runs import load_run
+    from boardgraph.inference.run import load_run
 
     assert main(["export-onnx", str(run_dir), str(tmp_path / "enc.onnx")]) == 0
     out = capsys.readouterr().out

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from boardgraph.config import ConfigError, TrainConfig
+from boardgraph.training.config import ConfigError, TrainConfig
 
 
 def test_yaml_and_json_roundtrip(tmp_path):
@@ -40,7 +40,7 @@ def test_fingerprint_tracks_model_not_schedule():
 
 
 def test_symmetric_defaults_per_kind_and_survives_a_roundtrip(tmp_path):
-    from boardgraph.factory import build_model
+    from boardgraph.training.factory import build_model
     from boardgraph.datasets import synthetic_lookbooks
 
     cfg = TrainConfig()

@@ -1,6 +1,6 @@
 import torch
 
-from boardgraph.data import _rank_within, split_memberships
+from boardgraph.evaluation.splits import _rank_within, split_memberships
 from boardgraph.datasets import synthetic_lookbooks
 
 
@@ -33,7 +33,7 @@ def test_split_is_reproducible_and_leak_free():
 def test_split_reserved_boards_never_trains_on_reserved_and_keeps_a_pin_per_board():
     import pandas as pd
 
-    from boardgraph.data import split_reserved_boards
+    from boardgraph.evaluation.splits import split_reserved_boards
     from boardgraph.graph import from_collections
 
     # boards b0..b3 with 3 pins each (pins never recur), b3 reserved

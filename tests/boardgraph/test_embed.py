@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from boardgraph.checkpoint import GraphChangedError, RunLockedError, graph_fingerprint
-from boardgraph.config import TrainConfig
-from boardgraph.embed import EmbeddingsFileError, NonFiniteEmbeddingError, embed_pins, load_embeddings
+from boardgraph.training.checkpoint import GraphChangedError, RunLockedError, graph_fingerprint
+from boardgraph.training.config import TrainConfig
+from boardgraph.inference.embed import EmbeddingsFileError, NonFiniteEmbeddingError, embed_pins, load_embeddings
 
 N = 300
 
 #: A process that holds the run folder lock of ``argv[1]`` until a line arrives on stdin.
 HOLD = textwrap.dedent("""
     import sys
-    from boardgraph.checkpoint import run_lock
+    from boardgraph.training.checkpoint import run_lock
     with run_lock(sys.argv[1], "a test holder"):
         print("locked", flush=True)
         sys.stdin.readline()
@@ -42,7 +42,7 @@ def tiny_config(out_dir) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from boardgraph.trainer import Trainer
+    from boardgraph.training.trainer import Trainer
 
     torch.set_num_threads(1)
     t = Trainer(tiny_config(tmp_path_factory.mktemp("embed") / "run"))
@@ -55,7 +55,7 @@ def _embed(t, path, **kw):
 
 
 def _live(t) -> torch.Tensor:
-    from boardgraph.embed import encode_pins
+    from boardgraph.inference.embed import encode_pins
 
     t.model.encoder.eval()
     with torch.no_grad():

@@ -2,11 +2,11 @@ import pandas as pd
 import pytest
 import torch
 
-from boardgraph.data import DataSplit, split_memberships
+from boardgraph.evaluation.splits import DataSplit, split_memberships
 from boardgraph.datasets import synthetic_lookbooks
-from boardgraph.evaluate import CURVE_KS, EmbeddingScorer, Scorer, board_completion, cross_modal
+from boardgraph.evaluation.completion import CURVE_KS, EmbeddingScorer, Scorer, board_completion, cross_modal
 from boardgraph.graph import from_collections
-from boardgraph.metrics import MetricInputError
+from boardgraph.evaluation.metrics import MetricInputError
 
 
 def hand_split():
@@ -108,8 +108,8 @@ def test_candidate_sets_do_not_depend_on_other_boards_hold_outs():
 
 def test_random_scores_give_k_over_candidates():
     """Random scores: Recall@K ~ K / |candidates| in each group (within a tolerance)."""
-    from boardgraph.baselines import RandomScorer
-    from boardgraph.evaluate import candidate_masks
+    from boardgraph.evaluation.baselines import RandomScorer
+    from boardgraph.evaluation.completion import candidate_masks
 
     g = synthetic_lookbooks(2000, 300, seed=0)
     split = split_memberships(g, 0.15, 0.2, seed=0)
@@ -140,7 +140,7 @@ def test_popularity_on_a_dense_graph_by_hand():
     The old protocol dropped every pin with a held-out membership (b, c, d, e) from other boards'
     rankings, which would have put every positive first.
     """
-    from boardgraph.baselines import PopularityScorer
+    from boardgraph.evaluation.baselines import PopularityScorer
 
     train_rows = [("u0", "a"), ("u0", "b"), ("u0", "c"), ("u1", "a"), ("u1", "b"), ("u1", "d"),
                   ("u2", "a"), ("u2", "c"), ("u2", "d"), ("u2", "e"), ("u3", "a"), ("u3", "b"), ("u3", "f")]
@@ -254,8 +254,8 @@ def test_candidates_of_the_split_restrict_the_ranking():
 
     import pandas as pd
 
-    from boardgraph.data import DataSplit
-    from boardgraph.evaluate import board_completion
+    from boardgraph.evaluation.splits import DataSplit
+    from boardgraph.evaluation.completion import board_completion
     from boardgraph.graph import from_collections
 
     rows = [("b0", "p0"), ("b0", "p1"), ("b0", "p2"), ("b1", "p3"), ("b1", "p4")]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from boardgraph.datasets.polyvore import PolyvoreData, find_data_dir, load_polyvore
-from boardgraph.fitb import FitbError, exclude_fitb, fill_in_the_blank, fitb_touched, make_fitb_questions
+from boardgraph.evaluation.fitb import FitbError, exclude_fitb, fill_in_the_blank, fitb_touched, make_fitb_questions
 from boardgraph.graph import from_collections
 
 # --- a hand-built question set: outfit o1 is the context of every question ---------------------

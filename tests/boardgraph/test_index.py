@@ -12,7 +12,7 @@ from boardgraph.graph.errors import DuplicateIdError, UnknownIdError
 
 pytest.importorskip("faiss", reason="faiss-cpu is a dependency; skip only where it is absent (a lent GPU image)")
 
-from boardgraph.index import (DimensionMismatchError, EmbeddingIndex, EmptyIndexError,
+from boardgraph.inference.index import (DimensionMismatchError, EmbeddingIndex, EmptyIndexError,
                               IndexConfig, IndexFormatError, IndexInputError,
                               UnknownFilterColumnError)
 
@@ -311,7 +311,7 @@ def _small_index() -> EmbeddingIndex:
 
 
 def test_save_refuses_what_is_not_a_saved_index(tmp_path):
-    from boardgraph.graph.io import OutputExistsError
+    from boardgraph.errors import OutputExistsError
 
     index = _small_index()
     precious = tmp_path / "precious"
@@ -332,7 +332,7 @@ def test_save_refuses_what_is_not_a_saved_index(tmp_path):
 
 
 def test_save_replaces_a_saved_index_unless_told_not_to(tmp_path):
-    from boardgraph.graph.io import OutputExistsError
+    from boardgraph.errors import OutputExistsError
 
     index = _small_index()
     index.save(tmp_path / "i", attachments={"lexical.json": "{}"})

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from boardgraph.graph import from_collections
-from boardgraph.lexical import (LexicalFormatError, TfidfVectorizer, hybrid_embeddings, pin_texts,
+from boardgraph.inference.lexical import (LexicalFormatError, TfidfVectorizer, hybrid_embeddings, pin_texts,
                                 tfidf_embeddings, words)
 
 

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from boardgraph.metrics import (MetricInputError, hit_rate_at_k, mrr, ndcg_at_k, padded_to_mask, positive_ranks,
+from boardgraph.evaluation.metrics import (MetricInputError, hit_rate_at_k, mrr, ndcg_at_k, padded_to_mask, positive_ranks,
                                 ranking_metrics, recall_at_k)
 
 L3 = 1.0 / math.log2(3)  # discount at position 2

@@ -4,10 +4,10 @@ import pytest
 import torch
 from PIL import Image
 
-import boardgraph.report as report_mod
-from boardgraph.data import DataSplit
+import boardgraph.evaluation.report as report_mod
+from boardgraph.evaluation.splits import DataSplit
 from boardgraph.graph import from_collections
-from boardgraph.report import (ReportError, markdown_table, separation_table, similarity_samples,
+from boardgraph.evaluation.report import (ReportError, markdown_table, separation_table, similarity_samples,
                                write_report)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from boardgraph.checkpoint import CheckpointMismatchError, GraphChangedError, RunLockedError, graph_fingerprint
-from boardgraph.config import TrainConfig
+from boardgraph.training.checkpoint import CheckpointMismatchError, GraphChangedError, RunLockedError, graph_fingerprint
+from boardgraph.training.config import TrainConfig
 from boardgraph.datasets import synthetic_lookbooks
 from boardgraph.encoders import truncate_embedding
 from boardgraph.graph import PinBoardGraph
 from boardgraph.graph.errors import ImageReadError, MalformedValueError, SchemaError
-from boardgraph.runs import (InferenceInputError, NoContentError, RunFormatError, RunNotFoundError, image_tensor,
+from boardgraph.inference.run import (InferenceInputError, NoContentError, RunFormatError, RunNotFoundError, image_tensor,
                              load_run)
 
 N_PINS, N_BOARDS, STEPS = 300, 30, 20  # the shared tiny run (tiny_run_dir in conftest.py)
@@ -181,8 +181,8 @@ def test_load_run_errors(run_dir, tmp_path):
 
 
 def test_lexical_idf_is_fitted_on_the_graph_and_restored_from_the_checkpoint(tmp_path):
-    from boardgraph.demo import demo_config
-    from boardgraph.trainer import Trainer
+    from boardgraph.evaluation.demo import demo_config
+    from boardgraph.training.trainer import Trainer
 
     cfg = demo_config("neighbor", tmp_path, n_pins=120, n_boards=12, steps=2, seed=0)
     cfg.model.text_kwargs = {"lexical_dim": 16}
@@ -234,7 +234,7 @@ def test_embeddings_of_another_graph_are_not_reused(run, run_dir, tmp_path):
         want = other.encoder(other.builder(other.graph.features("pin"), torch.tensor([6, 7, 8]))).embedding
     torch.testing.assert_close(got[[6, 7, 8]], want, atol=1e-5, rtol=0)
     assert not torch.allclose(got[7], emb[7], atol=1e-4)
-    from boardgraph.embed import load_embeddings
+    from boardgraph.inference.embed import load_embeddings
 
     with pytest.raises(GraphChangedError, match="re-embed"):
         load_embeddings(path, graph_fingerprint=fp)
@@ -250,7 +250,7 @@ def test_embed_overwrite_while_another_process_embeds_is_refused(run, run_dir, t
     before = path.stat().st_mtime_ns
     hold = textwrap.dedent("""
         import sys
-        from boardgraph.checkpoint import run_lock
+        from boardgraph.training.checkpoint import run_lock
         with run_lock(sys.argv[1], "embedding embeddings.npy"):
             print("locked", flush=True)
             sys.stdin.readline()

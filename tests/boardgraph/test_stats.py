@@ -1,11 +1,11 @@
-"""Bootstrap intervals, paired differences and slicing by a group label (boardgraph.stats)."""
+"""Bootstrap intervals, paired differences and slicing by a group label (boardgraph.evaluation.stats)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from boardgraph.metrics import MetricInputError
-from boardgraph.stats import bootstrap_ci, paired_bootstrap, slice_metric
+from boardgraph.evaluation.metrics import MetricInputError
+from boardgraph.evaluation.stats import bootstrap_ci, paired_bootstrap, slice_metric
 
 
 def test_bootstrap_deterministic_and_contains_mean():
@@ -63,7 +63,7 @@ def test_slice_metric_groups_ratio_and_flag():
 
 
 def test_stratified_bootstrap_resamples_within_each_seed():
-    from boardgraph.stats import stratified_bootstrap
+    from boardgraph.evaluation.stats import stratified_bootstrap
 
     seed0 = torch.tensor([1.0, 1.0, float("nan")], dtype=torch.float64)     # constant: no spread
     seed1 = torch.tensor([0.0, 1.0], dtype=torch.float64)

@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 
 from boardgraph.datasets import synthetic_lookbooks
-from boardgraph.demo import demo_config
-from boardgraph.study import evaluate_graph
+from boardgraph.evaluation.demo import demo_config
+from boardgraph.evaluation.study import evaluate_graph
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from boardgraph.checkpoint import CheckpointMismatchError
-from boardgraph.config import ConfigError, TrainConfig
-from boardgraph.demo import style_purity
-from boardgraph.embed import embed_pins, load_embeddings
-from boardgraph.trainer import Trainer, padded_rows
+from boardgraph.training.checkpoint import CheckpointMismatchError
+from boardgraph.training.config import ConfigError, TrainConfig
+from boardgraph.evaluation.demo import style_purity
+from boardgraph.inference.embed import embed_pins, load_embeddings
+from boardgraph.training.trainer import Trainer, padded_rows
 
 
 def tiny_config(out_dir, kind="neighbor", steps=30, n_pins=300) -> TrainConfig:
@@ -222,7 +222,7 @@ def test_trains_on_cuda_with_bf16(tmp_path, mate_encoding):
 
 # -- issue 15: runs that fail loudly instead of silently ---------------------------------------------
 def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path):
-    from boardgraph.trainer import NonFiniteLossError
+    from boardgraph.training.trainer import NonFiniteLossError
 
     cfg = tiny_config(tmp_path / "run", steps=10)
     cfg.run.checkpoint_every, cfg.run.tensorboard = 2, False
@@ -249,9 +249,9 @@ def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(tm
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # numpy, fitting inf prices
 def test_an_inf_feature_stops_training_with_a_named_error(tmp_path):
-    from boardgraph.data import split_memberships
+    from boardgraph.evaluation.splits import split_memberships
     from boardgraph.datasets import synthetic_lookbooks
-    from boardgraph.trainer import NonFiniteLossError
+    from boardgraph.training.trainer import NonFiniteLossError
 
     g = synthetic_lookbooks(300, 30, seed=0)
     g.features("pin").table.loc[:, "price"] = float("inf")   # what a build that accepted 'inf' gave
@@ -265,7 +265,7 @@ def test_an_inf_feature_stops_training_with_a_named_error(tmp_path):
 def test_a_batch_larger_than_the_graph_is_clamped_to_its_pins(tmp_path, caplog):
     cfg = tiny_config(tmp_path / "run", steps=3, n_pins=50)
     cfg.run.batch_size, cfg.run.tensorboard = 256, False         # the default batch on a 50-pin graph
-    with caplog.at_level("WARNING", logger="boardgraph.trainer"):
+    with caplog.at_level("WARNING", logger="boardgraph.training.trainer"):
         t = Trainer(cfg)
     seeds = int((t.split.train_graph.degree(("pin", "in", "board")) > 0).sum())
     assert 2 <= seeds <= 50 and t.batch_size == seeds and len(t.loader) == 1
@@ -277,7 +277,7 @@ def test_a_batch_larger_than_the_graph_is_clamped_to_its_pins(tmp_path, caplog):
 
 def test_resume_then_embed_writes_the_final_steps_embeddings(tmp_path):
     """``train --resume --embed``: embeddings written before the resume must not survive it."""
-    from boardgraph.embed import encode_pins
+    from boardgraph.inference.embed import encode_pins
 
     cfg = tiny_config(tmp_path / "run", steps=4)
     cfg.run.tensorboard = False
@@ -306,8 +306,8 @@ def test_resume_then_embed_writes_the_final_steps_embeddings(tmp_path):
 
 
 def test_resume_on_a_changed_graph_is_refused(tmp_path):
-    from boardgraph.checkpoint import GraphChangedError
-    from boardgraph.data import split_memberships
+    from boardgraph.training.checkpoint import GraphChangedError
+    from boardgraph.evaluation.splits import split_memberships
     from boardgraph.datasets import synthetic_lookbooks
 
     cfg = tiny_config(tmp_path / "run", steps=4)
@@ -320,7 +320,7 @@ def test_resume_on_a_changed_graph_is_refused(tmp_path):
 
 
 def test_a_second_trainer_on_the_same_run_folder_is_refused(tmp_path):
-    from boardgraph.checkpoint import RunLockedError, run_lock
+    from boardgraph.training.checkpoint import RunLockedError, run_lock
 
     cfg = tiny_config(tmp_path / "run", steps=1)
     cfg.run.tensorboard = False

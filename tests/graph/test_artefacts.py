@@ -33,7 +33,7 @@ def _dead_pid() -> int:
 
 # -- fix 1: never replace what is not a saved artefact of the same kind ----------------------------
 def test_save_refuses_a_folder_that_is_not_a_saved_graph(graph, tmp_path):
-    from boardgraph.graph.io import OutputExistsError
+    from boardgraph.errors import OutputExistsError
 
     precious = tmp_path / "precious"
     precious.mkdir()
@@ -47,7 +47,7 @@ def test_save_refuses_a_folder_that_is_not_a_saved_graph(graph, tmp_path):
 
 
 def test_save_refuses_a_file_and_leaves_it_in_place(graph, tmp_path):
-    from boardgraph.graph.io import OutputExistsError
+    from boardgraph.errors import OutputExistsError
 
     target = tmp_path / "out"
     target.write_text("my notes")
@@ -58,7 +58,7 @@ def test_save_refuses_a_file_and_leaves_it_in_place(graph, tmp_path):
 
 
 def test_save_refuses_a_symlink(graph, tmp_path):
-    from boardgraph.graph.io import OutputExistsError
+    from boardgraph.errors import OutputExistsError
 
     graph.save(tmp_path / "real")
     (tmp_path / "link").symlink_to(tmp_path / "real")
@@ -74,7 +74,7 @@ def test_save_into_an_empty_folder(graph, tmp_path):
 
 
 def test_resave_same_kind_needs_overwrite_when_asked(graph, tmp_path):
-    from boardgraph.graph.io import OutputExistsError
+    from boardgraph.errors import OutputExistsError
 
     graph.save(tmp_path / "g")
     manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
@@ -100,7 +100,7 @@ def test_an_old_save_without_the_artefact_field_is_recognised(graph, tmp_path):
 
 
 def test_a_saved_graph_holding_user_files_is_not_replaced(graph, tmp_path):
-    from boardgraph.graph.io import OutputExistsError
+    from boardgraph.errors import OutputExistsError
 
     graph.save(tmp_path / "g")
     (tmp_path / "g" / "notes.md").write_text("mine")
@@ -111,7 +111,7 @@ def test_a_saved_graph_holding_user_files_is_not_replaced(graph, tmp_path):
 
 
 def test_an_artefact_of_another_kind_is_refused(graph, tmp_path):
-    from boardgraph.graph.io import OutputExistsError
+    from boardgraph.errors import OutputExistsError
 
     out = tmp_path / "idx"
     out.mkdir()
@@ -122,7 +122,9 @@ def test_an_artefact_of_another_kind_is_refused(graph, tmp_path):
 
 
 def test_check_output(graph, tmp_path):
-    from boardgraph.graph.io import GRAPH_ARTEFACT, OutputExistsError, check_output
+    from boardgraph._io import check_output
+    from boardgraph.errors import OutputExistsError
+    from boardgraph.graph.io import GRAPH_ARTEFACT
 
     assert check_output(tmp_path / "new", GRAPH_ARTEFACT) is False
     (tmp_path / "empty").mkdir()
@@ -141,7 +143,7 @@ def test_a_folder_changed_during_the_save_is_not_replaced(graph, tmp_path, monke
     """What is at the path is checked again when the save is done, and once more after it is moved
     aside: a folder that changed since is moved back, never deleted."""
     import boardgraph.graph.io as gio
-    from boardgraph.graph.io import OutputExistsError
+    from boardgraph.errors import OutputExistsError
 
     graph.save(tmp_path / "g")
     real_write = gio._save_tensor
@@ -164,7 +166,7 @@ def test_a_folder_changed_during_the_save_is_not_replaced(graph, tmp_path, monke
 
 
 def test_a_path_under_a_file_is_refused(graph, tmp_path):
-    from boardgraph.graph.io import OutputExistsError
+    from boardgraph.errors import OutputExistsError
 
     (tmp_path / "notes").write_text("x")
     with pytest.raises(OutputExistsError, match=r"notes is a file, so .*notes/g cannot be created"):
@@ -173,7 +175,7 @@ def test_a_path_under_a_file_is_refused(graph, tmp_path):
 
 # -- fix 2: leftovers of interrupted saves are removed on the next save ---------------------------
 def test_next_save_removes_stale_temporaries_only(graph, tmp_path):
-    from boardgraph.graph.io import temp_sibling
+    from boardgraph._io import temp_sibling
 
     dead, host = _dead_pid(), temp_sibling(tmp_path / "g").name.split("-")[1]
     stale = [f".g.tmp-{host}-{dead}-0123abcd", f".g.old-{host}-{dead}-4567cdef", f".g.tmp-{dead}",
@@ -199,7 +201,7 @@ def test_next_save_removes_stale_temporaries_only(graph, tmp_path):
 
 
 def test_remove_stale_temps_of_a_file(tmp_path):
-    from boardgraph.graph.io import remove_stale_temps, temp_sibling
+    from boardgraph._io import remove_stale_temps, temp_sibling
 
     ck = tmp_path / "checkpoint.pt"
     ck.write_bytes(b"ok")
@@ -214,7 +216,7 @@ def test_remove_stale_temps_of_a_file(tmp_path):
 
 
 def test_atomic_write_text_removes_stale_temps(tmp_path):
-    from boardgraph.graph.io import atomic_write_text
+    from boardgraph._io import atomic_write_text
 
     dead = _dead_pid()
     (tmp_path / f".config.json.tmp-{dead}").write_text("half")

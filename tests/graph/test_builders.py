@@ -166,7 +166,7 @@ def test_million_row_string_build_is_vectorised():
 
 
 def test_report_lines_without_example_rows_show_no_empty_example_list():
-    from boardgraph.graph.report import BuildReport
+    from boardgraph.graph.build_report import BuildReport
 
     r = BuildReport()
     r.counts["no_consent"] = 3

@@ -96,7 +96,7 @@ def test_load_errors(tmp_path):
 
 
 def test_atomic_write_text_replaces_whole_file_and_leaves_no_temporary(tmp_path, monkeypatch):
-    from boardgraph.graph.io import atomic_write_text
+    from boardgraph._io import atomic_write_text
 
     target = tmp_path / "config.json"
     atomic_write_text(target, "old é")
@@ -107,7 +107,7 @@ def test_atomic_write_text_replaces_whole_file_and_leaves_no_temporary(tmp_path,
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr("boardgraph.graph.io.os.replace", broken_replace)
+    monkeypatch.setattr("boardgraph._io.os.replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         atomic_write_text(target, "never seen")
     assert target.read_text() == "new"  # the previous file is intact

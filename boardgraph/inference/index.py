@@ -1,0 +1,722 @@
+"""A FAISS index over pin embeddings, with external ids, metadata filters and atomic save/load.
+
+Scores are inner products of L2-normalised vectors (cosine similarity): embeddings are normalised
+when the index is built and queries when it is searched.
+
+Kinds:
+
+* ``"flat"``: exact search (``IndexFlatIP``). Filtered and excluded searches are exact too.
+* ``"hnsw"``: ``IndexHNSWFlat`` graph search, for large catalogues.
+* ``"ivf"``: ``IndexIVFFlat`` (inverted lists over k-means cells), for large catalogues.
+
+Approximate kinds trade recall for speed through one search-time knob (HNSW ``ef_search``, IVF
+``nprobe``). :meth:`EmbeddingIndex.tune` sets it from measurements: the smallest value whose
+Recall@k against exact search reaches a target on sample queries.
+
+Filters (``filter={"category": ["shoes", "bags"]}``) are applied inside FAISS through an
+``IDSelector``, so only allowed rows are ever returned. For the approximate kinds a restrictive
+filter can starve the graph / the probed cells of results; when the allowed rows are few
+(``<= exact_fallback`` of them) or a query comes back short, that query is answered by exact search
+over the allowed rows instead.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
+
+import faiss
+import numpy as np
+import pandas as pd
+import torch
+
+from boardgraph._io import READ_ERRORS, ArtefactKind, atomic_replace_dir, check_output, read_manifest, temp_sibling
+from boardgraph.graph.errors import BoardgraphError, DuplicateIdError, UnknownIdError
+
+__all__ = [
+    "IndexInputError",
+    "DimensionMismatchError",
+    "EmptyIndexError",
+    "UnknownFilterColumnError",
+    "IndexFormatError",
+    "INDEX_ARTEFACT",
+    "IndexConfig",
+    "SearchResult",
+    "TuneResult",
+    "EmbeddingIndex",
+]
+
+FORMAT_VERSION = 1
+_INDEX_FILES = ("index.faiss", "ids.parquet", "metadata.parquet", "config.json")
+KINDS = ("flat", "hnsw", "ivf")
+# What marks a folder as a saved index (see boardgraph._io.check_output). Older saves have no
+# "artefact" field; their one attachment the project writes is the hybrid search's lexical.json.
+INDEX_ARTEFACT = ArtefactKind("boardgraph.index", "config.json",
+                              legacy_keys=("format_version", "n", "dim", "config"),
+                              legacy_entries=(*_INDEX_FILES, "lexical.json"))
+
+
+class IndexInputError(BoardgraphError, ValueError):
+    """Bad input to :class:`EmbeddingIndex`: unknown kind, bad k, misaligned ids or metadata."""
+
+
+class DimensionMismatchError(IndexInputError):
+    """Vectors whose dimension differs from the index's."""
+
+
+class EmptyIndexError(IndexInputError):
+    """An index over zero embeddings was requested."""
+
+
+class UnknownFilterColumnError(IndexInputError, KeyError):
+    """A filter names a column the metadata does not have (or there is no metadata)."""
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class IndexFormatError(IndexInputError):
+    """A saved index directory is incomplete, inconsistent or from an unknown format version."""
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How the FAISS index is built and searched.
+
+    Attributes:
+        kind: ``"flat"``, ``"hnsw"`` or ``"ivf"``.
+        hnsw_m: HNSW neighbours per node.
+        ef_construction: HNSW build-time beam width.
+        ef_search: HNSW search-time beam width (raised to ``k`` when smaller).
+        nlist: IVF cells; ``None`` picks ``clamp(4 * sqrt(N), 1, N // 39)``.
+        nprobe: IVF cells probed per query; ``None`` picks ``max(1, nlist // 4)``.
+        exact_fallback: filtered searches whose allowed rows are at most this many are answered
+            exactly (approximate kinds only; flat is always exact).
+    """
+
+    kind: str = "flat"
+    hnsw_m: int = 32
+    ef_construction: int = 200
+    ef_search: int = 128
+    nlist: int | None = None
+    nprobe: int | None = None
+    exact_fallback: int = 10_000
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Top-k results of a search, best first.
+
+    Attributes:
+        ids: ``[Q, k]`` object ndarray of external ids; ``None`` where fewer than ``k`` rows
+            qualified.
+        scores: ``[Q, k]`` float32 cosine similarities; ``-inf`` at padding.
+        rows: ``[Q, k]`` int64 row numbers in the index; ``-1`` at padding.
+    """
+
+    ids: np.ndarray
+    scores: np.ndarray
+    rows: np.ndarray
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What :meth:`EmbeddingIndex.tune` measured and chose.
+
+    Attributes:
+        param: the knob tuned: ``"ef_search"`` (HNSW), ``"nprobe"`` (IVF) or ``""`` (flat: exact,
+            nothing to tune; or an index of one row, nothing to measure).
+        value: the value now set on the index (``None`` when ``param`` is ``""``).
+        recall: Recall@k against exact search at ``value``, in [0, 1].
+        speedup: queries/s at ``value`` over queries/s of exact search over the same vectors,
+            both timed in this call on the same queries and threads.
+        reached: whether ``recall >= target_recall``. When no value reaches it, ``value`` is the
+            one with the best recall tried.
+        target_recall: the target asked for.
+        k: results per query the recall was measured at.
+        n_queries: number of queries measured.
+        queries: where they came from: ``"given"``, ``"held-out rows"`` or ``"stored rows"``
+            (see :meth:`EmbeddingIndex.tune`).
+        sweep: one row per value tried, in order: ``value``, ``recall``, ``queries_per_s``,
+            ``speedup``.
+    """
+
+    param: str
+    value: int | None
+    recall: float
+    speedup: float
+    reached: bool
+    target_recall: float
+    k: int
+    n_queries: int
+    queries: str
+    sweep: pd.DataFrame
+
+
+def _ladder(lo: int, hi: int) -> list[int]:
+    """Increasing ints from ``lo`` to ``hi`` (both included), about sqrt(2) apart."""
+    out, v = [], float(max(1, lo))
+    while int(v) < hi:
+        if not out or int(v) > out[-1]:
+            out.append(int(v))
+        v *= math.sqrt(2)
+    out.append(int(hi))
+    return out
+
+
+def _to_numpy_2d(x: Any, name: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x, dtype=np.float32)
+    if arr.ndim != 2:
+        raise IndexInputError(f"{name} must be a 2-D float array [n, D], got shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def _normalise(x: np.ndarray, name: str) -> np.ndarray:
+    bad = ~np.isfinite(x).all(axis=1)
+    norms = np.linalg.norm(x, axis=1)
+    bad |= norms == 0
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise IndexInputError(
+            f"{name} rows {rows[:5].tolist()}{' ...' if len(rows) > 5 else ''} are zero or not "
+            f"finite and cannot be L2-normalised; drop them or fix the encoder output")
+    return np.ascontiguousarray(x / norms[:, None], dtype=np.float32)
+
+
+class EmbeddingIndex:
+    """Cosine-similarity search over pin embeddings with external ids and metadata filters.
+
+    Build with :meth:`build`, query with :meth:`search`, persist with :meth:`save` / :meth:`load`.
+
+    Example::
+
+        index = EmbeddingIndex.build(emb, ids=pin_ids, kind="hnsw", metadata=pins[["category"]])
+        res = index.search(query_emb, k=10, filter={"category": "shoes"}, exclude_ids=["p1"])
+    """
+
+    def __init__(self, index: faiss.Index, ids: np.ndarray, metadata: pd.DataFrame | None,
+                 config: IndexConfig) -> None:
+        """Wrap a built FAISS index; prefer :meth:`build` or :meth:`load`."""
+        self._index = index
+        self._ids = ids
+        self._metadata = metadata
+        self.config = config
+        self._row_of = pd.Index(ids)
+        if not self._row_of.is_unique:
+            dup = self._row_of[self._row_of.duplicated()].unique()[:5].tolist()
+            raise DuplicateIdError(f"ids {dup} appear more than once", column="id",
+                                   fix="give every embedding a unique external id")
+
+    # ------------------------------------------------------------------------------------- build
+    @classmethod
+    def build(cls, embeddings: np.ndarray | torch.Tensor, ids: Sequence[Hashable] | np.ndarray,
+              kind: str | None = None, metadata: pd.DataFrame | None = None,
+              config: IndexConfig | None = None) -> "EmbeddingIndex":
+        """Build an index over ``embeddings``.
+
+        Args:
+            embeddings: ``[N, D]`` float (numpy or torch, any device); L2-normalised here.
+            ids: ``[N]`` unique external ids (str or int), aligned with the rows.
+            kind: ``"flat"`` (exact), ``"hnsw"`` or ``"ivf"``; ``None`` takes ``config.kind``
+                (``"flat"`` by default).
+            metadata: optional DataFrame with ``N`` rows aligned with ``embeddings`` (its index is
+                ignored), e.g. a ``category`` column to filter on.
+            config: build/search parameters; defaults to :class:`IndexConfig`.
+
+        Raises:
+            EmptyIndexError: ``N == 0``.
+            IndexInputError: ``kind`` unknown, ``ids`` / ``metadata`` length differs from ``N``,
+                or a row is zero / not finite.
+            DuplicateIdError: an id appears twice.
+        """
+        cfg = config or IndexConfig()
+        kind = cfg.kind if kind is None else kind
+        if kind not in KINDS:
+            raise IndexInputError(f"unknown index kind {kind!r}; use one of {list(KINDS)}")
+        cfg = IndexConfig(**{**asdict(cfg), "kind": kind})
+        x = _to_numpy_2d(embeddings, "embeddings")
+        n, d = x.shape
+        if n == 0:
+            raise EmptyIndexError("cannot build an index over 0 embeddings; pass at least one row")
+        x = _normalise(x, "embeddings")
+        ids_arr = np.asarray(ids)
+        if ids_arr.ndim != 1 or ids_arr.shape[0] != n:
+            raise IndexInputError(f"ids has shape {ids_arr.shape} but embeddings has {n} rows; "
+                                  f"pass one external id per row")
+        if metadata is not None:
+            if not isinstance(metadata, pd.DataFrame) or len(metadata) != n:
+                got = len(metadata) if hasattr(metadata, "__len__") else "?"
+                raise IndexInputError(
+                    f"metadata must be a DataFrame with {n} rows aligned with embeddings, got "
+                    f"{type(metadata).__name__} with {got} rows")
+            metadata = metadata.reset_index(drop=True)
+        if cfg.kind == "flat":
+            index: faiss.Index = faiss.IndexFlatIP(d)
+        elif cfg.kind == "hnsw":
+            index = faiss.IndexHNSWFlat(d, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = cfg.ef_construction
+            index.hnsw.efSearch = cfg.ef_search
+        else:
+            nlist = cfg.nlist or int(min(max(1, 4 * math.sqrt(n)), max(1, n // 39)))
+            nlist = max(1, min(nlist, n))
+            cfg = IndexConfig(**{**asdict(cfg), "nlist": nlist,
+                                 "nprobe": cfg.nprobe or max(1, nlist // 4)})
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+            index.train(x)
+            index.nprobe = cfg.nprobe
+            index.make_direct_map()  # lets reconstruct_batch serve the exact fallback
+        index.add(x)
+        return cls(index, ids_arr, metadata, cfg)
+
+    # ---------------------------------------------------------------------------------- accessors
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension ``D``."""
+        return int(self._index.d)
+
+    @property
+    def kind(self) -> str:
+        """``"flat"``, ``"hnsw"`` or ``"ivf"``."""
+        return self.config.kind
+
+    @property
+    def ids(self) -> np.ndarray:
+        """``[N]`` external ids, in row order (a copy)."""
+        return self._ids.copy()
+
+    @property
+    def metadata(self) -> pd.DataFrame | None:
+        """The metadata rows aligned with the index rows (a copy), or ``None``."""
+        return None if self._metadata is None else self._metadata.copy()
+
+    def rows_of(self, ids: Iterable[Hashable]) -> np.ndarray:
+        """Row numbers ``[n]`` int64 of external ``ids``.
+
+        Raises:
+            UnknownIdError: an id is not in the index.
+        """
+        ids_list = list(ids)
+        rows = self._row_of.get_indexer(ids_list) if ids_list else np.zeros(0, dtype=np.int64)
+        if (rows < 0).any():
+            missing = [ids_list[i] for i in np.flatnonzero(rows < 0)[:5]]
+            raise UnknownIdError(f"ids {missing} are not in the index", column="id",
+                                 fix="pass ids the index was built with (see EmbeddingIndex.ids)")
+        return rows.astype(np.int64)
+
+    # ------------------------------------------------------------------------------------- search
+    def _allowed_rows(self, filter: Mapping[str, Any] | None) -> np.ndarray | None:
+        """Bool ``[N]`` mask of the rows passing ``filter`` (``None`` = all rows)."""
+        if not filter:
+            return None
+        if self._metadata is None:
+            raise UnknownFilterColumnError(
+                f"filter on {list(filter)} but the index has no metadata; build it with "
+                f"metadata=DataFrame(...) holding those columns")
+        mask = np.ones(len(self), dtype=bool)
+        for col, allowed in filter.items():
+            if col not in self._metadata.columns:
+                raise UnknownFilterColumnError(
+                    f"unknown filter column {col!r}; the metadata has columns "
+                    f"{list(self._metadata.columns)}")
+            values = list(allowed) if isinstance(allowed, (list, tuple, set, frozenset, np.ndarray)) \
+                else [allowed]
+            mask &= self._metadata[col].isin(values).to_numpy()
+        return mask
+
+    def _exclusions(self, exclude_ids: Any, q: int) -> list[np.ndarray]:
+        """Per-query arrays of excluded rows (length ``q``); empty arrays when none."""
+        if exclude_ids is None:
+            return [np.zeros(0, dtype=np.int64)] * q
+        items = list(exclude_ids)
+        per_query = bool(items) and all(
+            isinstance(e, (list, tuple, set, frozenset, np.ndarray)) for e in items)
+        if per_query:
+            if len(items) != q:
+                raise IndexInputError(f"exclude_ids holds {len(items)} per-query lists but there are "
+                                  f"{q} queries; pass one list per query or one flat list for all")
+            return [self.rows_of(e) for e in items]
+        rows = self.rows_of(items)
+        return [rows] * q
+
+    def _exact(self, x: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` of ``x [q, D]`` over index ``rows``; returns (scores, rows) ``[q, k]``."""
+        q = x.shape[0]
+        out_s = np.full((q, k), -np.inf, dtype=np.float32)
+        out_r = np.full((q, k), -1, dtype=np.int64)
+        if rows.size == 0:
+            return out_s, out_r
+        vecs = self._index.reconstruct_batch(rows.astype(np.int64))
+        sims = x @ vecs.T
+        kk = min(k, rows.size)
+        top = np.argsort(-sims, axis=1, kind="stable")[:, :kk]
+        out_s[:, :kk] = np.take_along_axis(sims, top, axis=1)
+        out_r[:, :kk] = rows[top]
+        return out_s, out_r
+
+    def _faiss_search(self, x: np.ndarray, k: int, allowed: np.ndarray | None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        kind = self.kind
+        sel = None if allowed is None else faiss.IDSelectorBatch(
+            np.flatnonzero(allowed).astype(np.int64))
+        if kind == "hnsw":
+            params: Any = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.config.ef_search, k))
+        elif kind == "ivf":
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=self.config.nprobe)
+        else:
+            params = faiss.SearchParameters(sel=sel) if sel is not None else None
+        scores, rows = self._index.search(x, k, params=params)
+        scores = np.where(rows < 0, -np.inf, scores).astype(np.float32)
+        return scores, rows.astype(np.int64)
+
+    def search(self, queries: np.ndarray | torch.Tensor, k: int,
+               filter: Mapping[str, Any] | None = None, exclude_ids: Any = None) -> SearchResult:
+        """Top-``k`` rows by cosine similarity for each query.
+
+        Args:
+            queries: ``[Q, D]`` float (numpy or torch); L2-normalised here.
+            k: results per query, ``>= 1``. Fewer qualifying rows give ``None`` / ``-1`` padding.
+            filter: ``{column: value or list of values}``; a row qualifies when every column's
+                value is among the allowed ones.
+            exclude_ids: external ids never returned: one flat list for all queries, or a list of
+                ``Q`` lists (one per query, e.g. each query pin's own id).
+
+        Returns:
+            :class:`SearchResult` with ``[Q, k]`` ids, scores and rows, best first.
+
+        Raises:
+            IndexInputError: ``k < 1`` or a query row is zero / not finite.
+            DimensionMismatchError: ``D`` differs from :attr:`dim`.
+            UnknownFilterColumnError: ``filter`` names a column the metadata lacks.
+            UnknownIdError: ``exclude_ids`` names an id not in the index.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise IndexInputError(f"k must be an int >= 1, got {k!r}")
+        k = int(k)
+        x = _to_numpy_2d(queries, "queries")
+        if x.shape[1] != self.dim:
+            raise DimensionMismatchError(
+                f"queries have dimension {x.shape[1]} but the index holds {self.dim}-dimensional "
+                f"embeddings; embed the queries with the model that built the index")
+        q = x.shape[0]
+        if q == 0:
+            return SearchResult(np.empty((0, k), dtype=object), np.empty((0, k), np.float32),
+                                np.empty((0, k), np.int64))
+        x = _normalise(x, "queries")
+        allowed = self._allowed_rows(filter)
+        excl = self._exclusions(exclude_ids, q)
+        n_allowed = len(self) if allowed is None else int(allowed.sum())
+        # Over-fetch by the largest per-query exclusion so that k rows remain after dropping them.
+        extra = max((e.size for e in excl), default=0)
+        fetch = min(k + extra, len(self))
+
+        approximate = self.kind != "flat"
+        if approximate and allowed is not None and n_allowed <= self.config.exact_fallback:
+            scores, rows = self._exact(x, np.flatnonzero(allowed), fetch)
+        else:  # flat is exact, with or without an IDSelector
+            scores, rows = self._faiss_search(x, fetch, allowed)
+            if approximate and allowed is not None:
+                # A filter can starve the HNSW graph / the probed IVF cells; redo those exactly.
+                short = (rows >= 0).sum(axis=1) < min(fetch, n_allowed)
+                if short.any():
+                    scores[short], rows[short] = self._exact(x[short], np.flatnonzero(allowed), fetch)
+
+        if extra:
+            codes = np.concatenate([i * len(self) + e for i, e in enumerate(excl)])
+            hit = np.isin(np.arange(q)[:, None] * len(self) + rows, codes) & (rows >= 0)
+            # Stable sort moves dropped entries to the end while keeping the score order.
+            order = np.argsort(hit, axis=1, kind="stable")
+            rows = np.take_along_axis(np.where(hit, -1, rows), order, axis=1)
+            scores = np.take_along_axis(np.where(hit, -np.inf, scores), order, axis=1)
+        rows, scores = rows[:, :k], scores[:, :k]
+        if rows.shape[1] < k:  # fewer rows in the index than k
+            pad = k - rows.shape[1]
+            rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        ids = np.full(rows.shape, None, dtype=object)
+        ids[rows >= 0] = self._ids[rows[rows >= 0]]
+        return SearchResult(ids=ids, scores=scores.astype(np.float32), rows=rows)
+
+    # -------------------------------------------------------------------------------------- tune
+    def _all_vectors(self) -> np.ndarray:
+        """``[N, D]`` float32 copy of the stored (normalised) vectors."""
+        out = np.empty((len(self), self.dim), dtype=np.float32)
+        for start in range(0, len(self), 65_536):
+            stop = min(start + 65_536, len(self))
+            out[start:stop] = self._index.reconstruct_n(start, stop - start)
+        return out
+
+    def _same_kind_over(self, x: np.ndarray) -> faiss.Index:
+        """A FAISS index of this kind and configuration over ``x`` (IVF reuses the trained cells)."""
+        if self.kind == "hnsw":
+            index = faiss.IndexHNSWFlat(self.dim, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = self.config.ef_construction
+        else:
+            index = faiss.clone_index(self._index)
+            index.reset()
+        index.add(x)
+        return index
+
+    def tune(self, target_recall: float = 0.95, k: int = 10,
+             queries: np.ndarray | torch.Tensor | None = None, n_queries: int = 500,
+             holdout: bool = True, max_value: int | None = None, seed: int = 0) -> TuneResult:
+        """Set the search-time knob to the smallest value reaching ``target_recall``.
+
+        HNSW ``ef_search`` is tried on a ladder from ``k`` up to ``max_value`` (default 4096),
+        IVF ``nprobe`` from 1 up to ``max_value`` (default ``nlist``, which is exhaustive), values
+        about sqrt(2) apart, stopping at the first that reaches the target. Recall@k counts a
+        returned row as correct when its score is at least the k-th exact score (so tied duplicates
+        are not misses). The chosen value is kept in :attr:`config` and saved with the index.
+
+        Which queries: recall depends on them a lot. A vector stored in an HNSW graph is found
+        through its own node, whose links are its nearest neighbours, so searching with stored
+        rows is far easier than with new vectors (measured on 50k vectors of a 64-d subspace,
+        efSearch 10: Recall@10 0.98 for stored rows, 0.55 for new vectors of the same
+        distribution). Hence, in order of preference:
+
+        * ``queries``: representative queries (text or image embeddings, new pins);
+        * ``holdout=True`` (default): ``n_queries`` sampled rows are held out: a temporary index of
+          the same kind and settings is built over the other rows (for HNSW this repeats the
+          build, with a second copy of the vectors), the rows query it as new vectors would, and
+          the value found is set on this index;
+        * ``holdout=False``: sampled stored rows query this index for their nearest *other* rows,
+          the case of ``similar(pin_id)`` on catalogue pins; optimistic for any other query.
+
+        Args:
+            target_recall: in (0, 1].
+            k: results per query, ``>= 1`` (capped at the rows a query can get).
+            queries: ``[Q, D]`` queries; overrides ``n_queries`` / ``holdout``.
+            n_queries: rows sampled when ``queries`` is None (at most half the index when held
+                out).
+            holdout: see above.
+            max_value: the largest value tried.
+            seed: the row sample's seed.
+
+        Returns:
+            :class:`TuneResult` with the chosen value and the whole sweep. When no value reaches
+            the target, the best-recall value is set and a ``UserWarning`` says what to change.
+
+        Raises:
+            IndexInputError: ``target_recall`` outside (0, 1], ``k < 1``, ``n_queries < 1`` or
+                ``max_value < 1``.
+            DimensionMismatchError: ``queries`` has the wrong dimension.
+        """
+        if not 0 < target_recall <= 1:
+            raise IndexInputError(f"target_recall must be in (0, 1], got {target_recall!r}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise IndexInputError(f"k must be an int >= 1, got {k!r}")
+        if max_value is not None and max_value < 1:
+            raise IndexInputError(f"max_value must be >= 1, got {max_value!r}")
+        if queries is None and n_queries < 1:
+            raise IndexInputError(f"n_queries must be >= 1, got {n_queries!r}")
+        n = len(self)
+        self_rows: np.ndarray | None = None  # rows to leave out of each query's results
+        if queries is not None:
+            source = "given"
+            x = _to_numpy_2d(queries, "queries")
+            if x.shape[1] != self.dim:
+                raise DimensionMismatchError(f"queries have dimension {x.shape[1]}, the index {self.dim}")
+            x = _normalise(x, "queries")
+            target, n_rows = self._index, n
+        elif holdout and self.kind != "flat":
+            source = "held-out rows"
+            rng = np.random.default_rng(seed)
+            sample = rng.choice(n, size=min(n_queries, n // 2), replace=False)
+            vecs = self._all_vectors()
+            keep = np.ones(n, dtype=bool)
+            keep[sample] = False
+            x, rest = vecs[sample], vecs[keep]  # rest: the other rows, for both temporary indexes
+            del vecs
+            target, n_rows = self._same_kind_over(rest), rest.shape[0]
+        else:
+            source = "stored rows"
+            rng = np.random.default_rng(seed)
+            self_rows = np.sort(rng.choice(n, size=min(n_queries, n), replace=False))
+            x = self._index.reconstruct_batch(self_rows.astype(np.int64))
+            target, n_rows = self._index, n - 1
+        columns = ["value", "recall", "queries_per_s", "speedup"]
+        k = int(min(k, n_rows))
+        if self.kind == "flat" or k < 1 or x.shape[0] == 0:  # exact, or nothing to measure
+            return TuneResult("", None, 1.0, 1.0, True, target_recall, k, x.shape[0], source,
+                              pd.DataFrame(columns=columns))
+        fetch = k + 1 if self_rows is not None else k
+        if target is self._index and self.kind == "hnsw":
+            exact: faiss.Index = faiss.downcast_index(self._index.storage)  # shares the vectors
+        else:
+            exact = faiss.IndexFlatIP(self.dim)
+            exact.add(self._all_vectors() if target is self._index else rest)
+        t = time.perf_counter()
+        ex_scores, ex_rows = exact.search(x, fetch)
+        exact_qps = x.shape[0] / max(time.perf_counter() - t, 1e-9)
+        own = np.full(x.shape[0], -2, dtype=np.int64) if self_rows is None else self_rows
+        # the k-th best score among the rows a query may return (itself excluded)
+        ex_scores = np.where(ex_rows == own[:, None], -np.inf, ex_scores)
+        kth = -np.sort(-ex_scores, axis=1)[:, k - 1]
+
+        def recall_of(scores: np.ndarray, rows: np.ndarray) -> float:
+            ok = (rows >= 0) & (rows != own[:, None]) & (scores >= kth[:, None] - 1e-5)
+            return float(np.minimum(ok.sum(axis=1), k).mean() / k)
+
+        if self.kind == "hnsw":
+            param, values = "ef_search", _ladder(k, max(k, max_value or 4096))
+        else:
+            nlist = int(self._index.nlist)
+            param, values = "nprobe", _ladder(1, min(nlist, max_value or nlist))
+        sweep_rows = []
+        for v in values:
+            params: Any = faiss.SearchParametersHNSW(efSearch=v) if param == "ef_search" \
+                else faiss.SearchParametersIVF(nprobe=v)
+            t = time.perf_counter()
+            scores, rows = target.search(x, fetch, params=params)
+            qps = x.shape[0] / max(time.perf_counter() - t, 1e-9)
+            sweep_rows.append({"value": v, "recall": recall_of(scores, rows), "queries_per_s": qps,
+                               "speedup": qps / exact_qps})
+            if sweep_rows[-1]["recall"] >= target_recall:
+                break
+        sweep = pd.DataFrame(sweep_rows, columns=columns)
+        reached = bool(sweep["recall"].iloc[-1] >= target_recall)
+        best = sweep.iloc[-1] if reached else sweep.loc[sweep["recall"].idxmax()]
+        value = int(best["value"])
+        self.config = replace(self.config, **{param: value})
+        if param == "ef_search":
+            self._index.hnsw.efSearch = value
+        else:
+            self._index.nprobe = value
+        if not reached:
+            fix = ("rebuild with a larger hnsw_m / ef_construction, raise max_value, or use kind='flat'"
+                   if param == "ef_search" else "rebuild with fewer nlist cells or use kind='flat'")
+            warnings.warn(f"no {param} up to {values[-1]} reaches Recall@{k} {target_recall} on {source} "
+                          f"(best {best['recall']:.3f} at {param}={value}, now set); {fix}", stacklevel=2)
+        return TuneResult(param, value, float(best["recall"]), float(best["speedup"]), reached,
+                          target_recall, k, x.shape[0], source, sweep)
+
+    # ---------------------------------------------------------------------------------- save/load
+    def save(self, path: str | Path, attachments: Mapping[str, str] | None = None,
+             overwrite: bool = True) -> None:
+        """Write the index to directory ``path`` atomically.
+
+        Files: ``index.faiss`` (``faiss.write_index``), ``ids.parquet``, ``metadata.parquet`` (when
+        there is metadata) and ``config.json``, plus ``attachments`` (file name -> text, e.g. the
+        TF-IDF vectorizer of a hybrid index). They are written to a temporary directory beside
+        ``path`` which then replaces ``path``; no pickle is used. ``config.json`` names the kind
+        (``"artefact": "boardgraph.index"``) and lists the files.
+
+        Args:
+            path: the folder; absent, empty, or a saved index holding nothing else.
+            attachments: extra text files, by plain file name.
+            overwrite: replace an index saved at ``path`` (a file, another kind of artefact or a
+                folder boardgraph did not write is never replaced).
+
+        Raises:
+            OutputExistsError: ``path`` may not be written (see
+                :func:`boardgraph._io.check_output`); checked before anything is written.
+            ValueError: an attachment name is not a plain file name or is one of the index's files.
+        """
+        path = Path(path)
+        for name in attachments or {}:
+            if Path(name).name != name or name in _INDEX_FILES:
+                raise ValueError(f"attachment name {name!r} must be a plain file name other than {_INDEX_FILES}")
+        check_output(path, INDEX_ARTEFACT, overwrite)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_sibling(path)
+        tmp.mkdir()
+        try:
+            faiss.write_index(self._index, str(tmp / "index.faiss"))
+            pd.DataFrame({"id": self._ids}).to_parquet(tmp / "ids.parquet", index=False)
+            if self._metadata is not None:
+                self._metadata.to_parquet(tmp / "metadata.parquet", index=False)
+            for name, text in (attachments or {}).items():
+                (tmp / name).write_text(text)
+            meta = {**INDEX_ARTEFACT.stamp(tmp), "format_version": FORMAT_VERSION, "n": len(self),
+                    "dim": self.dim, "has_metadata": self._metadata is not None, "config": asdict(self.config)}
+            (tmp / "config.json").write_text(json.dumps(meta, indent=2))
+            atomic_replace_dir(tmp, path, INDEX_ARTEFACT, overwrite=overwrite)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | Path) -> "EmbeddingIndex":
+        """Read an index written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: no directory at ``path``.
+            IndexFormatError: a file is missing, unreadable or truncated, ``config.json`` is not a
+                saved index's, the format version is unknown, or the parts disagree on the number of
+                rows / the dimension. The message names the file.
+        """
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"no saved index at {path}")
+        fix = "save it again (EmbeddingIndex.save, or boardgraph index RUN_DIR)"
+        cfg_file = path / "config.json"
+        for f in (cfg_file, path / "index.faiss", path / "ids.parquet"):
+            if not f.exists():
+                raise IndexFormatError(f"saved index {path} lacks {f.name}; save it again with "
+                                       f"EmbeddingIndex.save")
+
+        def damaged(f: Path, what: str) -> IndexFormatError:
+            return IndexFormatError(f"saved index {path} is damaged: {f} {what}; {fix}")
+
+        def read(f: Path, reader: Callable[[Path], Any]) -> Any:
+            try:
+                return reader(f)
+            except (*READ_ERRORS, RuntimeError) as e:  # faiss raises RuntimeError
+                raise damaged(f, f"cannot be read ({' '.join(str(e).split())[:160]})") from e
+
+        meta, why = read_manifest(cfg_file)
+        if meta is None:
+            raise damaged(cfg_file, f"cannot be read ({why})")
+        if meta.get("artefact", INDEX_ARTEFACT.name) != INDEX_ARTEFACT.name:
+            raise IndexFormatError(f"{cfg_file} names a saved {meta['artefact']!r}, not a saved index; "
+                                   f"open it with its own loader")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise IndexFormatError(f"saved index {path} has format version "
+                                   f"{meta.get('format_version')!r}; this version reads "
+                                   f"{FORMAT_VERSION}. Rebuild the index")
+        ints = [k for k in ("n", "dim") if not isinstance(meta.get(k), int) or isinstance(meta.get(k), bool)]
+        if ints or not isinstance(meta.get("config"), dict):
+            raise damaged(cfg_file, f"lacks {ints or ['config']} (or they have the wrong type)")
+        try:
+            cfg = IndexConfig(**meta["config"])
+        except TypeError as e:
+            raise damaged(cfg_file, f"has a bad 'config' ({e})") from e
+        if cfg.kind not in KINDS:
+            raise damaged(cfg_file, f"names an unknown index kind {cfg.kind!r}")
+        index = read(path / "index.faiss", lambda f: faiss.read_index(str(f)))
+        id_frame = read(path / "ids.parquet", pd.read_parquet)
+        if "id" not in id_frame.columns:
+            raise damaged(path / "ids.parquet", f"has no 'id' column (columns {list(id_frame.columns)})")
+        ids = id_frame["id"].to_numpy()
+        metadata = None
+        if meta.get("has_metadata"):
+            if not (path / "metadata.parquet").exists():
+                raise IndexFormatError(f"saved index {path} lacks metadata.parquet; {fix}")
+            metadata = read(path / "metadata.parquet", pd.read_parquet)
+        n = meta["n"]
+        if index.ntotal != n or len(ids) != n or index.d != meta["dim"] \
+                or (metadata is not None and len(metadata) != n):
+            raise IndexFormatError(
+                f"saved index {path} is inconsistent: config.json says {n} rows x {meta['dim']}, "
+                f"index.faiss has {index.ntotal} x {index.d}, ids.parquet {len(ids)} rows"
+                f"{'' if metadata is None else f', metadata.parquet {len(metadata)} rows'}; {fix}")
+        if not hasattr(index, {"flat": "ntotal", "hnsw": "hnsw", "ivf": "nprobe"}[cfg.kind]):
+            raise damaged(path / "index.faiss", f"holds a {type(index).__name__}, config.json says {cfg.kind!r}")
+        if cfg.kind == "hnsw":
+            index.hnsw.efSearch = cfg.ef_search
+        elif cfg.kind == "ivf":
+            index.nprobe = cfg.nprobe
+        return cls(index, ids, metadata, cfg)
+
+    def __repr__(self) -> str:
+        cols = [] if self._metadata is None else list(self._metadata.columns)
+        return f"EmbeddingIndex(kind={self.kind!r}, n={len(self)}, dim={self.dim}, metadata={cols})"

@@ -1,0 +1,490 @@
+"""The training loop: one config in, a trained model, metrics and checkpoints out.
+
+Frozen towers (the default) are run once into a :class:`~boardgraph.encoders.FeatureCache`, so a
+step only runs fusion, projections, mate attention and the losses: this is how training stays
+fast on CPU. Under ``torchrun`` the seeds are sharded across ranks (gloo on CPU, nccl on GPU),
+in-batch negatives are gathered across ranks, and rank 0 writes checkpoints and metrics.
+
+Rank 0 holds the run folder's lock while it trains (a second process gets
+:class:`~boardgraph.training.checkpoint.RunLockedError`). A NaN/inf loss stops training with
+:class:`NonFiniteLossError` before the step reaches the weights, so the last checkpoint stays good;
+a batch larger than the pins on a board is clamped to them (with a logged note).
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from boardgraph.training.checkpoint import GraphChangedError, graph_fingerprint, load_checkpoint, run_lock, save_checkpoint
+from boardgraph.training.config import ConfigError, TrainConfig
+from boardgraph.evaluation.splits import DataSplit, split_memberships
+from boardgraph.inference.embed import embed_pins, encode_pins
+from boardgraph.encoders import FeatureCache
+from boardgraph.training.factory import build_model, load_graph_for
+from boardgraph.graph import MEMBER
+from boardgraph.errors import BoardgraphError
+from boardgraph._io import atomic_write_text
+from boardgraph.objectives import gather_features
+from boardgraph.objectives.pinclip import StepInputs, default_weights
+from boardgraph.sampling import (BoardMateSampler, MiniBatch, PinBoardLoader, PopularityNegativeSampler,
+                                 UniformNegativeSampler)
+
+__all__ = ["Trainer", "TrainResult", "NonFiniteLossError", "padded_rows", "resolve_device"]
+
+log = logging.getLogger(__name__)
+MAX_BOARDS_PER_PIN = 64
+
+
+class NonFiniteLossError(BoardgraphError, FloatingPointError):
+    """Training met a NaN/inf loss (or gradient, or weight) and stopped before it reached the
+    weights; the message names the step and the loss terms, and the checkpoint that is kept."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"``: this process's GPU (``LOCAL_RANK`` under torchrun) when CUDA is there, else CPU;
+    ``"cuda"`` likewise gets an explicit index."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(name)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return dev
+
+
+def padded_rows(indptr: Tensor, indices: Tensor, rows: Tensor, width: int | None = None) -> Tensor:
+    """Neighbors of ``rows`` as int64 ``[B, L]`` padded with ``-1``; ``L`` = ``width`` (longer rows are
+    cut to their first ``width`` entries) or, when None, the largest degree among ``rows``."""
+    start, end = indptr[rows], indptr[rows + 1]
+    deg = end - start
+    if width is None:
+        width = int(deg.max()) if rows.numel() else 0
+    pos = start[:, None] + torch.arange(width, device=rows.device)[None, :]
+    valid = torch.arange(width, device=rows.device)[None, :] < deg[:, None]
+    out = indices.long()[pos.clamp(max=max(indices.numel() - 1, 0))] if indices.numel() else \
+        torch.zeros_like(pos)
+    return torch.where(valid, out, torch.full_like(out, -1))
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns."""
+
+    step: int
+    out_dir: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Trainer:
+    """Train the model a :class:`~boardgraph.training.config.TrainConfig` describes.
+
+    Args:
+        config: the run's config.
+        split: the data (default: loaded and split as ``config.data`` says).
+        progress: show a tqdm bar (default from ``config.run.progress``: only on a terminal).
+    """
+
+    def __init__(self, config: TrainConfig, split: DataSplit | None = None, progress: bool | None = None) -> None:
+        config.validate()
+        self.cfg = cfg = config
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        self.device = resolve_device(cfg.run.device)
+        if self.distributed and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        self.out_dir = Path(cfg.run.out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if split is None:
+            d = cfg.data
+            split = split_memberships(load_graph_for(d), d.holdout_fraction, d.cold_fraction, d.split_seed)
+        self.split = split
+        #: graph_fingerprint of the whole graph, stored in checkpoints and with the embeddings
+        self.graph_fingerprint = graph_fingerprint(split.graph)
+        parts = build_model(cfg, split.graph, gather=self.distributed)
+        self.model, self.builder, self.schema = parts.model.to(self.device), parts.builder, parts.schema
+        self.weights = dict(cfg.objective.weights or default_weights(cfg.objective.kind))
+        self.cache = self._feature_cache() if cfg.model.freeze_towers else None
+        self.loader = self._loader()
+        #: the global batch used: ``run.batch_size``, or fewer when the graph has fewer pins on a board
+        self.batch_size = self.loader.batch_size * self.world
+        # Fixed width of each seed's board list: equal shapes on every rank (they are gathered);
+        # pins on more boards keep their first MAX_BOARDS_PER_PIN for false-negative masking.
+        self.board_width = max(1, min(MAX_BOARDS_PER_PIN, int(split.train_graph.degree(MEMBER).max())))
+        o = cfg.optim
+        tower_ids = {id(p) for p in self.model.encoder.towers.parameters()}
+        groups = []
+        for towers, lr in ((False, o.lr), (True, o.lr * o.tower_lr_scale)):  # unfrozen towers: a smaller lr
+            params = [p for p in self.model.parameters() if p.requires_grad and (id(p) in tower_ids) == towers]
+            groups += [{"params": [p for p in params if p.dim() >= 2], "weight_decay": o.weight_decay, "lr": lr},
+                       {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0, "lr": lr}]
+        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=o.lr, betas=tuple(o.betas))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        if self.model.bank.numel():
+            self._fill_bank()
+        # buffers are not broadcast: the bank is kept identical on every rank by gathered updates
+        self.ddp = torch.nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            broadcast_buffers=False) if self.distributed else None
+        self.step = 0
+        self.saved_step: int | None = None  # step of the checkpoint this trainer last wrote or loaded
+        p = cfg.run.progress
+        self.progress = (sys.stderr.isatty() if p == "auto" else p == "on") if progress is None else progress
+        self.bf16 = cfg.run.precision == "bf16" or (cfg.run.precision == "auto" and self.device.type == "cuda")
+
+    # -- setup --------------------------------------------------------------------------------
+    def _lr_factor(self, step: int) -> float:
+        o, total = self.cfg.optim, self.cfg.run.steps
+        if step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        t = (step - o.warmup_steps) / max(1, total - o.warmup_steps)
+        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    def _feature_cache(self) -> FeatureCache:
+        path = self.out_dir / "feature_cache"
+        enc = self.model.encoder
+        if self.rank == 0:
+            try:
+                FeatureCache(path).check(enc)
+            except Exception:  # absent, or built by other towers: (re)build it
+                FeatureCache.build(path, enc, self.split.graph.features("pin"), self.builder, overwrite=True,
+                                   device=self.device)
+        if self.distributed:
+            dist.barrier()
+        cache = FeatureCache(path)
+        cache.check(enc)
+        return cache
+
+    def _loader(self) -> PinBoardLoader:
+        o, r = self.cfg.objective, self.cfg.run
+        g = self.split.train_graph
+        weighting = {"uniform": "uniform", "board_size": "size", "recency": "recency"}[o.mate_weighting]
+        kw = {"half_life": 1.0, "timestamp": "order"} if weighting == "recency" and "timestamp" not in \
+            g.relation(MEMBER).attrs else {}
+        sampler = BoardMateSampler(g, k=o.num_mates, weighting=weighting, **kw)
+        seeds = torch.nonzero(g.degree(MEMBER) > 0).squeeze(1)
+        negatives = None
+        if o.negatives == "uniform":
+            negatives = UniformNegativeSampler(g)
+        elif o.negatives == "popularity":
+            negatives = PopularityNegativeSampler(g)
+        per_rank = self._batch_per_rank(int(seeds.numel()))
+        return PinBoardLoader(g, sampler, seeds, batch_size=per_rank, shuffle=True, drop_last=True, seed=r.seed,
+                              negatives=negatives, num_negatives=o.num_negatives if negatives else 0,
+                              device=self.device, rank=self.rank, world_size=self.world, even_batches=True)
+
+    def _batch_per_rank(self, n_seeds: int) -> int:
+        """Seeds per batch on this rank: ``run.batch_size / world``, clamped to the pins there are.
+
+        A graph with fewer pins on a board than ``run.batch_size`` (a 50-pin graph with the default
+        256) trains with batches of all of them, with a logged note. Fewer than 2 per rank leaves no
+        in-batch negative: a ConfigError naming the pin count.
+        """
+        r, most = self.cfg.run, n_seeds // self.world
+        if most < 2:
+            raise ConfigError(f"the training graph has {n_seeds} pin(s) on a board"
+                              f"{f' for {self.world} processes' if self.world > 1 else ''}; training needs at least "
+                              f"2 per batch{' per process' if self.world > 1 else ''} (in-batch negatives). Fix: "
+                              f"use a graph with more memberships (or a lower data.holdout_fraction / cold_fraction)")
+        per_rank = r.batch_size // self.world
+        if per_rank > most:
+            log.warning("run.batch_size %d is larger than the %d pins on a board of the training graph: training "
+                        "with batches of %d (every such pin once per epoch)", r.batch_size, n_seeds, most * self.world)
+            per_rank = most
+        return per_rank
+
+    # -- batches ------------------------------------------------------------------------------
+    def _batches(self, start_micro: int) -> Iterator[MiniBatch]:
+        """Micro-batches from global position ``start_micro`` on, epoch after epoch (deterministic)."""
+        n = len(self.loader)
+        if n == 0:  # not reached: _batch_per_rank fits the batch to the seeds
+            raise ConfigError(f"no full batch: {self.loader.seeds.numel()} seed pins for batch size "
+                              f"{self.batch_size}; lower run.batch_size")
+        epoch, index = divmod(start_micro, n)
+        while True:
+            self.loader.set_epoch(epoch)
+            yield from self.loader.iter_from(index)
+            epoch, index = epoch + 1, 0
+
+    @property
+    def _seeds_only(self) -> bool:
+        """Encode only the seeds: a kind that reads no mates needs none, and a bank serves mates/negatives."""
+        return not self.model.ops.reads_mates or self.model.bank.numel() > 0
+
+    def _step_inputs(self, mb: MiniBatch) -> StepInputs:
+        indptr, indices, _ = self.split.train_graph.csr(MEMBER)
+        pin_boards = padded_rows(indptr, indices, mb.seeds.to(indptr.device), self.board_width).to(self.device)
+        bm, neg = mb.board_mates, mb.negatives
+        logq = neg.log_q if neg is not None else None
+        if self._seeds_only:
+            b = mb.seeds.numel()
+            negs = torch.where(neg.mask, neg.nodes, torch.full_like(neg.nodes, -1)) if neg is not None else None
+            return StepInputs(seed_local=torch.arange(b, device=self.device), mates_local=bm.mates,
+                              mate_boards=bm.boards, pin_boards=pin_boards, negatives_local=negs,
+                              negatives_logq=logq, from_bank=True)
+        negs = None
+        if mb.negatives_local is not None:
+            negs = torch.where(neg.mask, mb.negatives_local, torch.full_like(mb.negatives_local, -1))
+        return StepInputs(seed_local=mb.seed_local, mates_local=mb.mates_local, mate_boards=bm.boards,
+                          pin_boards=pin_boards, negatives_local=negs, negatives_logq=logq)
+
+    def _encode_kwargs(self, idx: Tensor) -> dict:
+        """Encoder inputs of pins ``idx``: cached tower outputs, or raw inputs for live towers."""
+        if self.cache is not None:
+            outputs, present = self.cache.get(idx, self.device)
+            return {"outputs": outputs, "present": present}
+        return {"inputs": self.builder(self.split.graph.features("pin"), idx.cpu()).to(self.device)}
+
+    def _losses(self, mb: MiniBatch) -> dict[str, Tensor]:
+        step = self._step_inputs(mb)
+        idx = mb.seeds if self._seeds_only else mb.input_nodes["pin"]
+        net = self.ddp or self.model
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            terms, seed_emb = net(step, self.weights, **self._encode_kwargs(idx))
+        if self.model.bank.numel():
+            pins, emb = mb.seeds.to(self.device), seed_emb
+            if self.distributed:  # every rank keeps the same bank
+                pins, emb = gather_features(pins, with_grad=False), gather_features(emb, with_grad=False)
+            self.model.update_bank(pins, emb)
+        return terms
+
+    @torch.no_grad()
+    def _fill_bank(self) -> None:
+        """Embed every pin with the initial weights into the bank (the same on every rank)."""
+        n, was = self.model.bank.shape[0], self.model.training
+        self.model.eval()
+        for start in range(0, n, 1024):
+            idx = torch.arange(start, min(start + 1024, n))
+            self.model.update_bank(idx, encode_pins(self.model.encoder, idx, cache=self.cache, builder=self.builder,
+                                                    features=self.split.graph.features("pin"), device=self.device))
+        self.model.train(was)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    def save(self) -> None:
+        """Write ``checkpoint.pt`` (rank 0): weights, optimiser, schedule, RNG, the config and its
+        fingerprint, and the :func:`~boardgraph.training.checkpoint.graph_fingerprint` of the graph.
+
+        Raises:
+            NonFiniteLossError: a weight is NaN/inf; the previous checkpoint is kept.
+        """
+        if self.rank != 0:
+            return
+        bad = [n for n, p in self.model.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()]
+        if bad:
+            raise NonFiniteLossError(f"weights {bad[:3]} are not finite at step {self.step}; they were not saved. "
+                                     f"{self._kept()}. Fix: {self._nan_fix()}")
+        save_checkpoint(self.checkpoint_path, {
+            "step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "rng": torch.get_rng_state(),
+            "fingerprint": self.cfg.model_fingerprint(), "config": json.dumps(self.cfg.to_dict()),
+            "graph_fingerprint": self.graph_fingerprint})
+        self.saved_step = self.step
+
+    def load(self, path: str | Path | None = None) -> None:
+        """Restore a checkpoint written by :meth:`save` (default: this run's) to continue training.
+
+        Raises:
+            CheckpointFormatError: the file is not a complete boardgraph checkpoint.
+            CheckpointMismatchError: it was written for another model config.
+            GraphChangedError: it was trained on another graph (ids, edges or features differ).
+        """
+        path = Path(path or self.checkpoint_path)
+        ck = load_checkpoint(path, self.cfg.model_fingerprint())
+        trained_on = ck.get("graph_fingerprint")
+        if trained_on is not None and trained_on != self.graph_fingerprint:
+            raise GraphChangedError(f"the graph changed since {path} was written: its ids, edges or features differ "
+                                    f"(fingerprint {self.graph_fingerprint}, trained on {trained_on}). Fix: train "
+                                    f"into a new run.out_dir, or resume with the graph the run was trained on")
+        self.model.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scheduler.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["rng"])
+        self.step = self.saved_step = int(ck["step"])
+
+    def _kept(self) -> str:
+        """Which checkpoint a failed step leaves in place, for error messages."""
+        if self.saved_step is not None:
+            return f"The last good checkpoint {self.checkpoint_path} (step {self.saved_step}) is kept"
+        if self.checkpoint_path.exists():
+            return f"{self.checkpoint_path}, written before this training started, is left as it was"
+        return "No checkpoint was written"
+
+    def _nan_fix(self) -> str:
+        return (f"lower optim.lr (now {self.cfg.optim.lr:g}) or set optim.grad_clip, and check the graph's numeric "
+                f"features for inf/NaN values; then train again (--resume continues from the kept checkpoint)")
+
+    def _check_finite(self, terms: dict[str, Tensor], total: Tensor) -> None:
+        """Raise :class:`NonFiniteLossError` when the loss of the step being taken is NaN/inf (on any
+        rank: the flag is reduced, so every rank stops together), before it reaches the weights."""
+        bad = {k: float(v.detach().float().sum()) for k, v in terms.items() if not torch.isfinite(v.detach()).all()}
+        if not bad and not torch.isfinite(total.detach()).all():
+            bad["total"] = float(total.detach())
+        if self.distributed:
+            flag = torch.tensor([float(bool(bad))], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            if flag.item() and not bad:
+                bad["on another rank"] = float("nan")
+        if bad:
+            terms_text = ", ".join(f"{k}={v}" for k, v in bad.items())
+            raise NonFiniteLossError(f"non-finite loss at step {self.step + 1} ({terms_text}); training stopped before "
+                                     f"this step changed the weights. {self._kept()}. Fix: {self._nan_fix()}")
+
+    def embed_pins(self, path: str | Path | None = None, batch_size: int = 1024) -> Path:
+        """Embed every pin of the graph with the current weights into ``path`` (default
+        ``<out_dir>/embeddings.npy``), recording the graph's fingerprint: see
+        :func:`boardgraph.inference.embed.embed_pins` (every rank takes part under torchrun). A file left by
+        other weights (an earlier step) or another graph is recomputed, not reused.
+
+        Returns:
+            The path of the complete file.
+        """
+        return embed_pins(self.model.encoder, self.split.graph.num_nodes("pin"),
+                          Path(path) if path is not None else self.out_dir / "embeddings.npy", cache=self.cache,
+                          builder=self.builder, features=self.split.graph.features("pin"), batch_size=batch_size,
+                          device=self.device, rank=self.rank, world_size=self.world,
+                          graph_fingerprint=self.graph_fingerprint)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def fit(self, resume: bool = False, steps: int | None = None) -> TrainResult:
+        """Train until ``config.run.steps`` (or ``steps`` more when given); resume from the run's
+        checkpoint when ``resume`` and one exists. Returns the metric history of this call.
+
+        Rank 0 holds the run folder's lock (:func:`~boardgraph.training.checkpoint.run_lock`) while it trains.
+
+        Raises:
+            RunLockedError: another process is writing into ``run.out_dir``.
+            NonFiniteLossError: a loss term (or the gradient) became NaN/inf; training stops before
+                that step, and the last good checkpoint is kept.
+            CheckpointFormatError, CheckpointMismatchError, GraphChangedError: ``resume`` met a
+                checkpoint it cannot continue (see :meth:`load`).
+        """
+        with run_lock(self.out_dir, "training") if self.rank == 0 else contextlib.nullcontext():
+            return self._fit(resume, steps)
+
+    def _fit(self, resume: bool, steps: int | None) -> TrainResult:
+        cfg = self.cfg
+        if resume and self.checkpoint_path.exists():
+            self.load()
+        if self.rank == 0:
+            cfg.save(self.out_dir / "config.yaml")
+        end = cfg.run.steps if steps is None else min(cfg.run.steps, self.step + steps)
+        accum = cfg.optim.accumulate
+        batches = self._batches(self.step * accum)
+        self.model.train()
+        history: list[dict[str, float]] = []
+        writer, csv_file = self._metric_writers()
+        bar = None
+        if self.progress and self.rank == 0:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=end, initial=self.step, desc=f"train {cfg.objective.kind}", unit="step")
+        t0, pins = time.perf_counter(), 0
+        try:
+            while self.step < end:
+                self.optimizer.zero_grad(set_to_none=True)
+                logs: dict[str, float] = {}
+                for _ in range(accum):
+                    mb = next(batches)
+                    terms = self._losses(mb)
+                    total = sum(self.weights[k] * v for k, v in terms.items())
+                    self._check_finite(terms, total)
+                    (total / accum).backward()
+                    for k, v in terms.items():
+                        logs[k] = logs.get(k, 0.0) + float(v.detach()) / accum
+                    logs["total"] = logs.get("total", 0.0) + float(total.detach()) / accum
+                    pins += mb.batch_size * self.world
+                if cfg.optim.grad_clip > 0:
+                    logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
+                        [p for p in self.model.parameters() if p.requires_grad], cfg.optim.grad_clip))
+                    if not math.isfinite(logs["grad_norm"]):  # the same on every rank (gradients are reduced)
+                        raise NonFiniteLossError(
+                            f"non-finite gradient at step {self.step + 1} (grad_norm={logs['grad_norm']}, loss "
+                            f"{logs['total']:.4g}); training stopped before this step changed the weights. "
+                            f"{self._kept()}. Fix: {self._nan_fix()}")
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                logs.update(step=self.step, lr=self.scheduler.get_last_lr()[0])
+                history.append(logs)
+                if self.step % cfg.run.log_every == 0 or self.step == end:
+                    dt = time.perf_counter() - t0
+                    logs["pins_per_s"] = pins / dt if dt > 0 else 0.0
+                    self._log(logs, writer, csv_file)
+                    t0, pins = time.perf_counter(), 0
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{logs['total']:.3f}")
+                if self.step % cfg.run.checkpoint_every == 0 or self.step == end:
+                    self.save()
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+            if csv_file is not None:
+                csv_file.close()
+        self._write_rank_summary()
+        return TrainResult(self.step, self.out_dir, history)
+
+    def close(self) -> None:
+        """End the distributed process group this trainer started (a no-op in a single process)."""
+        if self.distributed and dist.is_initialized():
+            dist.barrier()  # no rank tears down while another is still in a collective
+            dist.destroy_process_group()
+
+    def _metric_writers(self):
+        if self.rank != 0:
+            return None, None
+        writer = None
+        if self.cfg.run.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+            except ImportError:  # tensorboard is optional at run time
+                log.warning("tensorboard is not installed; metrics go to metrics.csv only")
+        return writer, open(self.out_dir / "metrics.csv", "a", newline="")
+
+    def _log(self, logs: dict[str, float], writer, csv_file) -> None:
+        if self.rank != 0:
+            return
+        keys = ["step", "lr", "total", *sorted(k for k in logs if k not in ("step", "lr", "total"))]
+        w = csv.DictWriter(csv_file, fieldnames=keys, extrasaction="ignore")
+        if csv_file.tell() == 0:
+            w.writeheader()
+        w.writerow({k: logs.get(k, "") for k in keys})
+        csv_file.flush()
+        if writer is not None:
+            for k, v in logs.items():
+                if k != "step":
+                    writer.add_scalar(f"train/{k}", v, int(logs["step"]))
+        log.info("step %d: %s", logs["step"], ", ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "step"))
+
+    def _write_rank_summary(self) -> None:
+        """``rank<r>.json``: the seeds this rank trained on (count and checksum) and a weight checksum,
+        so a distributed run can be checked (different seeds, identical weights)."""
+        shard = self.loader.shard(0)
+        w = torch.cat([p.detach().float().flatten().cpu() for p in self.model.parameters()])
+        info = {"rank": self.rank, "world_size": self.world, "step": self.step,
+                "epoch0_seeds": int(shard.numel()), "epoch0_seed_sum": int(shard.sum()),
+                "epoch0_first_seeds": shard[:8].tolist(),
+                "weight_sum": float(w.double().sum()), "weight_abs_sum": float(w.double().abs().sum())}
+        atomic_write_text(self.out_dir / f"rank{self.rank}.json", json.dumps(info))
