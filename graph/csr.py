@@ -23,7 +23,7 @@ from scipy.sparse import _sparsetools as _st
 import torch
 from torch import Tensor
 
-__all__ = ["Relation", "index_dtype", "build_relation", "cumsum0"]
+__all__ = ["Relation", "index_dtype", "build_relation", "cumsum0", "padded_rows"]
 
 _INT32_MAX = 2**31 - 1
 
@@ -241,3 +241,17 @@ def build_relation(src: Tensor, dst: Tensor, num_src: int, num_dst: int,
     rel = Relation(num_src, num_dst, out_indptr, out_indices, in_indptr, in_indices, in_eid,
                    {k: v.to(device)[perm.to(device)] for k, v in (attrs or {}).items()})
     return rel, perm
+
+
+def padded_rows(indptr: Tensor, indices: Tensor, rows: Tensor, width: int | None = None) -> Tensor:
+    """Neighbors of ``rows`` as int64 ``[B, L]`` padded with ``-1``; ``L`` = ``width`` (longer rows are
+    cut to their first ``width`` entries) or, when None, the largest degree among ``rows``."""
+    start, end = indptr[rows], indptr[rows + 1]
+    deg = end - start
+    if width is None:
+        width = int(deg.max()) if rows.numel() else 0
+    pos = start[:, None] + torch.arange(width, device=rows.device)[None, :]
+    valid = torch.arange(width, device=rows.device)[None, :] < deg[:, None]
+    out = indices.long()[pos.clamp(max=max(indices.numel() - 1, 0))] if indices.numel() else \
+        torch.zeros_like(pos)
+    return torch.where(valid, out, torch.full_like(out, -1))

@@ -13,7 +13,6 @@ a batch larger than the pins on a board is clamped to them (with a logged note).
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
 import math
@@ -27,6 +26,7 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from boardgraph.training.checkpoint import GraphChangedError, graph_fingerprint, load_checkpoint, run_lock, save_checkpoint
 from boardgraph.training.config import ConfigError, TrainConfig
@@ -34,15 +34,16 @@ from boardgraph.evaluation.splits import DataSplit, split_memberships
 from boardgraph.inference.embed import embed_pins, encode_pins
 from boardgraph.encoders import FeatureCache
 from boardgraph.training.factory import build_model, load_graph_for
+from boardgraph.training.metrics_log import MetricLog, write_rank_summary
 from boardgraph.graph import MEMBER
+from boardgraph.graph.csr import padded_rows
 from boardgraph.errors import BoardgraphError
-from boardgraph._io import atomic_write_text
-from boardgraph.objectives import gather_features
+from boardgraph.objectives import combine_losses, gather_features
 from boardgraph.objectives.pinclip import StepInputs, default_weights
 from boardgraph.sampling import (BoardMateSampler, MiniBatch, PinBoardLoader, PopularityNegativeSampler,
                                  UniformNegativeSampler)
 
-__all__ = ["Trainer", "TrainResult", "NonFiniteLossError", "padded_rows", "resolve_device"]
+__all__ = ["Trainer", "TrainResult", "NonFiniteLossError", "resolve_device"]
 
 log = logging.getLogger(__name__)
 MAX_BOARDS_PER_PIN = 64
@@ -62,20 +63,6 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return dev
-
-
-def padded_rows(indptr: Tensor, indices: Tensor, rows: Tensor, width: int | None = None) -> Tensor:
-    """Neighbors of ``rows`` as int64 ``[B, L]`` padded with ``-1``; ``L`` = ``width`` (longer rows are
-    cut to their first ``width`` entries) or, when None, the largest degree among ``rows``."""
-    start, end = indptr[rows], indptr[rows + 1]
-    deg = end - start
-    if width is None:
-        width = int(deg.max()) if rows.numel() else 0
-    pos = start[:, None] + torch.arange(width, device=rows.device)[None, :]
-    valid = torch.arange(width, device=rows.device)[None, :] < deg[:, None]
-    out = indices.long()[pos.clamp(max=max(indices.numel() - 1, 0))] if indices.numel() else \
-        torch.zeros_like(pos)
-    return torch.where(valid, out, torch.full_like(out, -1))
 
 
 @dataclass
@@ -386,63 +373,69 @@ class Trainer:
         if self.rank == 0:
             cfg.save(self.out_dir / "config.yaml")
         end = cfg.run.steps if steps is None else min(cfg.run.steps, self.step + steps)
-        accum = cfg.optim.accumulate
-        batches = self._batches(self.step * accum)
+        batches = self._batches(self.step * cfg.optim.accumulate)
         self.model.train()
         history: list[dict[str, float]] = []
-        writer, csv_file = self._metric_writers()
         bar = None
         if self.progress and self.rank == 0:
-            from tqdm.auto import tqdm
-
             bar = tqdm(total=end, initial=self.step, desc=f"train {cfg.objective.kind}", unit="step")
         t0, pins = time.perf_counter(), 0
         try:
-            while self.step < end:
-                self.optimizer.zero_grad(set_to_none=True)
-                logs: dict[str, float] = {}
-                for _ in range(accum):
-                    mb = next(batches)
-                    terms = self._losses(mb)
-                    total = sum(self.weights[k] * v for k, v in terms.items())
-                    self._check_finite(terms, total)
-                    (total / accum).backward()
-                    for k, v in terms.items():
-                        logs[k] = logs.get(k, 0.0) + float(v.detach()) / accum
-                    logs["total"] = logs.get("total", 0.0) + float(total.detach()) / accum
-                    pins += mb.batch_size * self.world
-                if cfg.optim.grad_clip > 0:
-                    logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
-                        [p for p in self.model.parameters() if p.requires_grad], cfg.optim.grad_clip))
-                    if not math.isfinite(logs["grad_norm"]):  # the same on every rank (gradients are reduced)
-                        raise NonFiniteLossError(
-                            f"non-finite gradient at step {self.step + 1} (grad_norm={logs['grad_norm']}, loss "
-                            f"{logs['total']:.4g}); training stopped before this step changed the weights. "
-                            f"{self._kept()}. Fix: {self._nan_fix()}")
-                self.optimizer.step()
-                self.scheduler.step()
-                self.step += 1
-                logs.update(step=self.step, lr=self.scheduler.get_last_lr()[0])
-                history.append(logs)
-                if self.step % cfg.run.log_every == 0 or self.step == end:
-                    dt = time.perf_counter() - t0
-                    logs["pins_per_s"] = pins / dt if dt > 0 else 0.0
-                    self._log(logs, writer, csv_file)
-                    t0, pins = time.perf_counter(), 0
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{logs['total']:.3f}")
-                if self.step % cfg.run.checkpoint_every == 0 or self.step == end:
-                    self.save()
+            with MetricLog(self.out_dir, self.rank, cfg.run.tensorboard) as metrics:
+                while self.step < end:
+                    logs, n = self._step(batches)
+                    pins += n
+                    history.append(logs)
+                    if self.step % cfg.run.log_every == 0 or self.step == end:
+                        dt = time.perf_counter() - t0
+                        logs["pins_per_s"] = pins / dt if dt > 0 else 0.0
+                        metrics.write(logs)
+                        t0, pins = time.perf_counter(), 0
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{logs['total']:.3f}")
+                    if self.step % cfg.run.checkpoint_every == 0 or self.step == end:
+                        self.save()
         finally:
             if bar is not None:
                 bar.close()
-            if writer is not None:
-                writer.close()
-            if csv_file is not None:
-                csv_file.close()
         self._write_rank_summary()
         return TrainResult(self.step, self.out_dir, history)
+
+    def _step(self, batches: Iterator[MiniBatch]) -> tuple[dict[str, float], int]:
+        """One optimizer step over ``optim.accumulate`` mini-batches: ``(logs, pins seen by all ranks)``;
+        ``logs`` holds each loss term and ``total`` (averaged over the micro-batches), ``grad_norm``
+        when clipping, ``step`` and ``lr``.
+
+        Raises:
+            NonFiniteLossError: a loss term or the gradient is NaN/inf (the weights are not changed).
+        """
+        cfg, accum = self.cfg, self.cfg.optim.accumulate
+        self.optimizer.zero_grad(set_to_none=True)
+        logs: dict[str, float] = {}
+        pins = 0
+        for _ in range(accum):
+            mb = next(batches)
+            terms = self._losses(mb)
+            total, values = combine_losses(terms, self.weights)
+            self._check_finite(terms, total)
+            (total / accum).backward()
+            for k, v in values.items():
+                logs[k] = logs.get(k, 0.0) + v / accum
+            pins += mb.batch_size * self.world
+        if cfg.optim.grad_clip > 0:
+            logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], cfg.optim.grad_clip))
+            if not math.isfinite(logs["grad_norm"]):  # the same on every rank (gradients are reduced)
+                raise NonFiniteLossError(
+                    f"non-finite gradient at step {self.step + 1} (grad_norm={logs['grad_norm']}, loss "
+                    f"{logs['total']:.4g}); training stopped before this step changed the weights. "
+                    f"{self._kept()}. Fix: {self._nan_fix()}")
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        logs.update(step=self.step, lr=self.scheduler.get_last_lr()[0])
+        return logs, pins
 
     def close(self) -> None:
         """End the distributed process group this trainer started (a no-op in a single process)."""
@@ -450,41 +443,6 @@ class Trainer:
             dist.barrier()  # no rank tears down while another is still in a collective
             dist.destroy_process_group()
 
-    def _metric_writers(self):
-        if self.rank != 0:
-            return None, None
-        writer = None
-        if self.cfg.run.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                writer = SummaryWriter(str(self.out_dir / "tensorboard"))
-            except ImportError:  # tensorboard is optional at run time
-                log.warning("tensorboard is not installed; metrics go to metrics.csv only")
-        return writer, open(self.out_dir / "metrics.csv", "a", newline="")
-
-    def _log(self, logs: dict[str, float], writer, csv_file) -> None:
-        if self.rank != 0:
-            return
-        keys = ["step", "lr", "total", *sorted(k for k in logs if k not in ("step", "lr", "total"))]
-        w = csv.DictWriter(csv_file, fieldnames=keys, extrasaction="ignore")
-        if csv_file.tell() == 0:
-            w.writeheader()
-        w.writerow({k: logs.get(k, "") for k in keys})
-        csv_file.flush()
-        if writer is not None:
-            for k, v in logs.items():
-                if k != "step":
-                    writer.add_scalar(f"train/{k}", v, int(logs["step"]))
-        log.info("step %d: %s", logs["step"], ", ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "step"))
-
     def _write_rank_summary(self) -> None:
-        """``rank<r>.json``: the seeds this rank trained on (count and checksum) and a weight checksum,
-        so a distributed run can be checked (different seeds, identical weights)."""
-        shard = self.loader.shard(0)
-        w = torch.cat([p.detach().float().flatten().cpu() for p in self.model.parameters()])
-        info = {"rank": self.rank, "world_size": self.world, "step": self.step,
-                "epoch0_seeds": int(shard.numel()), "epoch0_seed_sum": int(shard.sum()),
-                "epoch0_first_seeds": shard[:8].tolist(),
-                "weight_sum": float(w.double().sum()), "weight_abs_sum": float(w.double().abs().sum())}
-        atomic_write_text(self.out_dir / f"rank{self.rank}.json", json.dumps(info))
+        """``rank<r>.json`` (:func:`~boardgraph.training.metrics_log.write_rank_summary`)."""
+        write_rank_summary(self.out_dir, self.rank, self.world, self.step, self.loader.shard(0), self.model.parameters())

@@ -12,7 +12,8 @@ from boardgraph.training.checkpoint import CheckpointMismatchError
 from boardgraph.training.config import ConfigError, TrainConfig
 from boardgraph.evaluation.demo import style_purity
 from boardgraph.inference.embed import embed_pins, load_embeddings
-from boardgraph.training.trainer import Trainer, padded_rows
+from boardgraph.graph.csr import padded_rows
+from boardgraph.training.trainer import Trainer
 
 
 def tiny_config(out_dir, kind="neighbor", steps=30, n_pins=300) -> TrainConfig:
