@@ -22,8 +22,7 @@ from .fusion import FusionConfig, HybridFusion
 from .image import TINY_VIT_KWARGS, ImagePreprocess, TimmImageConfig, TimmImageEncoder
 from .inputs import PinInputBuilder, PinInputs
 from .layers import MultiHeadAttention, TransformerBlock, masked_mean
-from .matryoshka import (MATRYOSHKA_DIMS, matryoshka_embeddings, matryoshka_loss, matryoshka_losses,
-                         truncate_embedding)
+from .matryoshka import MATRYOSHKA_DIMS, matryoshka_embeddings, truncate_embedding
 from .metadata import MetadataConfig, MetadataEncoder, MetadataSchema
 from .model import PinEmbedding, PinEncoder, PinEncoderConfig
 from .neighbors import BoardMateAttention, gather_mates
@@ -44,7 +43,7 @@ __all__ = [
     "PinInputs", "PinInputBuilder", "FusionConfig", "HybridFusion", "PinEncoderConfig", "PinEncoder", "PinEmbedding",
     "BoardMateAttention", "gather_mates", "MultiHeadAttention", "TransformerBlock", "masked_mean",
     # matryoshka
-    "MATRYOSHKA_DIMS", "truncate_embedding", "matryoshka_embeddings", "matryoshka_loss", "matryoshka_losses",
+    "MATRYOSHKA_DIMS", "truncate_embedding", "matryoshka_embeddings",
     # cache and serving
     "FeatureCache", "tower_fingerprint", "export_onnx", "OnnxPinEncoder", "onnx_input_names",
     # errors
