@@ -6,6 +6,7 @@ Stages: :mod:`boardgraph.graph` -> :mod:`boardgraph.sampling` -> :mod:`boardgrap
 Modules that moved keep their old import paths as deprecated aliases (:mod:`boardgraph._imports`).
 """
 import importlib as _importlib
+import warnings as _warnings
 
 from boardgraph import _imports
 
@@ -20,5 +21,10 @@ __all__ = ["PinBoardGraph", "__version__"]
 def __getattr__(name: str):
     """``boardgraph.trainer`` and the other moved modules, as attributes (deprecated aliases)."""
     if f"{__name__}.{name}" in _imports.MOVED:
-        return _importlib.import_module(f"{__name__}.{name}")
+        with _warnings.catch_warnings(record=True) as caught:   # re-issued at the caller's line
+            _warnings.simplefilter("always")
+            module = _importlib.import_module(f"{__name__}.{name}")
+        for w in caught:
+            _warnings.warn(w.message, w.category, stacklevel=2)
+        return module
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

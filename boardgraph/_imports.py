@@ -8,11 +8,11 @@ package ``__init__`` files would make every package import every other one.
 
 Deprecated aliases.
 ``import boardgraph.trainer`` (and ``from boardgraph.trainer import Trainer``) still work: the
-import system finds the old name here and returns an alias module that forwards every attribute
-read and write to the module(s) the names live in now, and warns once, at the import, with
-:class:`BoardgraphDeprecationWarning` naming the new path. Objects are the same objects
-(``boardgraph.trainer.Trainer is boardgraph.training.Trainer``), so pickles and checkpoints that
-name an old path still load.
+import system finds the old name here and gets the module it moved to (the same module object:
+``boardgraph.trainer is boardgraph.training.trainer``), or, for a module whose names went to
+several modules, a read-only alias that looks each name up in them. Either warns once, at the
+import, with :class:`BoardgraphDeprecationWarning` naming the new path. Pickles and checkpoints
+that name an old path still load.
 
 :data:`MOVED` is the table; an alias with several targets looks a name up in each, in order.
 """
@@ -45,7 +45,7 @@ MOVED: dict[str, tuple[str, ...]] = {
                                "boardgraph.evaluation.tables"),
     "boardgraph.factory": ("boardgraph.training.factory",),
     "boardgraph.fitb": ("boardgraph.evaluation.fitb",),
-    "boardgraph.index": ("boardgraph.index",),
+    "boardgraph.index": ("boardgraph.inference.index",),
     "boardgraph.lexical": ("boardgraph.inference.lexical",),
     "boardgraph.metrics": ("boardgraph.evaluation.metrics",),
     "boardgraph.model": ("boardgraph.objectives.pinclip",),
@@ -65,7 +65,8 @@ class BoardgraphDeprecationWarning(FutureWarning):
 
 
 class _AliasModule(types.ModuleType):
-    """A module whose attributes are those of its targets (reads and writes forward)."""
+    """An old path whose names now live in several modules: reads look each target up in order;
+    writes are refused (set the name on the module that defines it)."""
 
     def __init__(self, name: str, targets: Sequence[types.ModuleType]) -> None:
         super().__init__(name)
@@ -86,7 +87,9 @@ class _AliasModule(types.ModuleType):
         if name.startswith("__") and name.endswith("__"):
             super().__setattr__(name, value)
         else:
-            setattr(self._owner(name) or self._targets[0], name, value)
+            owner = self._owner(name)
+            raise AttributeError(f"{self.__name__} is a deprecated alias; set {name!r} on "
+                                 f"{owner.__name__ if owner else self._targets[0].__name__} instead")
 
     def __dir__(self) -> list[str]:
         return sorted({n for t in self._targets for n in dir(t)})
@@ -95,29 +98,28 @@ class _AliasModule(types.ModuleType):
 class AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds the old paths of :data:`MOVED` (installed once by ``boardgraph/__init__.py``)."""
 
+    def __init__(self) -> None:
+        self._specs: dict[str, importlib.machinery.ModuleSpec] = {}   # old name -> its target's own spec
+
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in MOVED:
-            return None
-        return importlib.machinery.ModuleSpec(fullname, self)
+        return importlib.machinery.ModuleSpec(fullname, self) if fullname in MOVED else None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        """The target module itself when the old path moved whole (so ``old is new``, and pickles,
+        monkeypatching and ``isinstance`` see one module); else an :class:`_AliasModule`."""
         targets = [importlib.import_module(t) for t in MOVED[spec.name]]
-        return _AliasModule(spec.name, targets)
+        if len(targets) > 1:
+            return _AliasModule(spec.name, targets)
+        self._specs[spec.name] = targets[0].__spec__
+        return targets[0]
 
     def exec_module(self, module: types.ModuleType) -> None:
-        new = " / ".join(MOVED[module.__name__])
-        # stacklevel: past the import machinery, to the user's import statement where it can be found
-        warnings.warn(f"{module.__name__} moved to {new}; import from there (the old path will be removed "
-                      f"in a later release)", BoardgraphDeprecationWarning, stacklevel=_import_stacklevel())
-
-
-def _import_stacklevel() -> int:
-    """The stack level of the first frame outside importlib (the importing statement)."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and (frame.f_code.co_filename.startswith("<frozen importlib")
-                                 or frame.f_code.co_filename == __file__):
-        frame, level = frame.f_back, level + 1
-    return level
+        old = module.__spec__.name   # the import system gave the module the alias's spec ...
+        if old in self._specs:
+            module.__spec__ = self._specs.pop(old)   # ... so give it its own back
+        # stacklevel 2: the importing statement (warnings skips the import machinery's frames)
+        warnings.warn(f"{old} moved to {' / '.join(MOVED[old])}; import from there (the old path will be removed "
+                      f"in a later release)", BoardgraphDeprecationWarning, stacklevel=2)
 
 
 def install() -> None:
