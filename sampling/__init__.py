@@ -6,22 +6,25 @@
 * :class:`PairSampler` and the negative samplers (uniform, popularity with logQ, hard rank band),
   with :func:`positive_mask` / :func:`in_batch_negative_mask` to keep positives out of negatives.
 * :class:`EdgeExclusion` -- edges no sampler may traverse (at construction or per call).
+* Result types (``types.py``): :class:`Block`, :class:`SampledSubgraph`, :class:`BoardMates`,
+  :class:`ImportanceNeighbors`, :class:`Negatives`, :class:`PositivePairs`.
 * :class:`MiniBatch`, :class:`PinBoardLoader`, :class:`FeatureFetcher` / :class:`GraphFeatureFetcher`.
 
 Every sampler runs on the device of the graph it is given, takes a ``torch.Generator`` (or int
 seed) and has no Python loop over seeds.
 """
-from .boardmates import BoardMates, BoardMateSampler
+from .boardmates import BoardMateSampler
 from .errors import SamplingError
 from .exclusion import EdgeExclusion, find_edge_ids
 from .features import FeatureFetcher, GraphFeatureFetcher
 from .loader import MiniBatchSampler, PinBoardLoader
 from .minibatch import MiniBatch
-from .negatives import (HardNegativeSampler, NegativeSampler, Negatives, PopularityNegativeSampler,
-                        UniformNegativeSampler, in_batch_negative_mask, positive_mask)
-from .neighbor import Block, NeighborSampler, SampledSubgraph
-from .pairs import PairSampler, PositivePairs
-from .random_walk import ImportanceNeighbors, PinSageSampler, rank_visits
+from .negatives import (HardNegativeSampler, NegativeSampler, PopularityNegativeSampler, UniformNegativeSampler,
+                        in_batch_negative_mask, positive_mask)
+from .neighbor import NeighborSampler
+from .pairs import PairSampler
+from .random_walk import PinSageSampler, rank_visits
+from .types import Block, BoardMates, ImportanceNeighbors, Negatives, PositivePairs, SampledSubgraph
 
 __all__ = [
     "NeighborSampler", "Block", "SampledSubgraph",

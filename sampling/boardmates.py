@@ -15,7 +15,6 @@ The seed itself is never drawn (its own slot in the board is skipped exactly, no
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import torch
@@ -30,6 +29,7 @@ from ._weights import prefix_sum, row_relative_recency
 from .errors import SamplingError
 from .exclusion import EdgeExclusion
 from .neighbor import check_seeds
+from .types import BoardMates
 
 if TYPE_CHECKING:
     from .minibatch import MiniBatch
@@ -37,27 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["BoardMates", "BoardMateSampler", "dedupe_rows"]
 
 Weighting = Literal["uniform", "size", "recency"]
-
-
-@dataclass
-class BoardMates:
-    """Board-mates of a batch of seed pins, padded to ``K`` per seed.
-
-    Attributes:
-        seeds: int64 ``[B]`` seed pin indices.
-        mates: int64 ``[B, K]`` mate pin indices, ``-1`` where ``mask`` is False.
-        boards: int64 ``[B, K]`` the board each mate was drawn through, ``-1`` where masked.
-        mask: bool ``[B, K]``; valid entries come first in every row.
-    """
-
-    seeds: Tensor
-    mates: Tensor
-    boards: Tensor
-    mask: Tensor
-
-    @property
-    def k(self) -> int:
-        return int(self.mates.shape[1])
 
 
 def dedupe_rows(values: Tensor, valid: Tensor, k: int, *others: Tensor) -> tuple[Tensor, ...]:

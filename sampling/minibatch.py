@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 from torch import Tensor
 
-from .neighbor import Block
+from .types import Block
 
 if TYPE_CHECKING:
     from ._topology import Topology

@@ -4,7 +4,6 @@ from a band of random-walk ranks; plus the masks that keep a batch's positives o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -19,30 +18,10 @@ from ._topology import Topology
 from .exclusion import EdgeExclusion, find_edge_ids
 from .neighbor import check_seeds
 from .random_walk import PinSageSampler
+from .types import Negatives
 
 __all__ = ["Negatives", "NegativeSampler", "UniformNegativeSampler", "PopularityNegativeSampler",
            "HardNegativeSampler", "positive_mask", "in_batch_negative_mask"]
-
-
-@dataclass
-class Negatives:
-    """Negatives drawn for a batch of anchors.
-
-    Attributes:
-        anchors: int64 ``[B]`` anchor indices.
-        nodes: int64 ``[B, M]`` negative indices of type ``ntype`` (``-1`` where none was drawn).
-        mask: bool ``[B, M]``: True where the negative is usable (drawn, and not a positive of its
-            anchor within the batch, nor the anchor itself, nor an edge when the sampler checks).
-        log_q: float32 ``[B, M]`` log-probability of drawing each negative under the sampler's
-            proposal (for logQ correction: ``logits - log_q``), or None (hard negatives).
-        ntype: node type of the negatives.
-    """
-
-    anchors: Tensor
-    nodes: Tensor
-    mask: Tensor
-    log_q: Tensor | None
-    ntype: str
 
 
 class NegativeSampler(Protocol):

@@ -9,7 +9,6 @@ hop's fanouts).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
@@ -24,65 +23,12 @@ from ._ops import resolve_generator, take, take_long, uniform_offsets, uniform_o
 from ._topology import Direction, PositionSet, Topology
 from .errors import SamplingError
 from .exclusion import EdgeExclusion
+from .types import Block, SampledSubgraph
 
 if TYPE_CHECKING:
     from .minibatch import MiniBatch
 
 __all__ = ["Block", "SampledSubgraph", "NeighborSampler", "check_seeds"]
-
-
-@dataclass
-class Block:
-    """One hop of message passing from source nodes to destination nodes, in local ids.
-
-    Attributes:
-        src_nodes: ``{ntype: int64 [S_t]}`` global ids of the source nodes. For every type in
-            ``dst_nodes`` the destination nodes come first: ``src_nodes[t][:D_t] == dst_nodes[t]``.
-        dst_nodes: ``{ntype: int64 [D_t]}`` global ids of the destination nodes.
-        edge_index: ``{etype: int64 [2, E]}`` rows ``(src local id, dst local id)``, grouped by
-            destination node.
-        edge_ids: ``{etype: int64 [E]}`` forward edge ids in the source graph.
-    """
-
-    src_nodes: dict[str, Tensor]
-    dst_nodes: dict[str, Tensor]
-    edge_index: dict[EdgeType, Tensor] = field(default_factory=dict)
-    edge_ids: dict[EdgeType, Tensor] = field(default_factory=dict)
-
-    @property
-    def num_edges(self) -> int:
-        return sum(int(e.shape[1]) for e in self.edge_index.values())
-
-    def num_src_nodes(self, ntype: str) -> int:
-        return int(self.src_nodes[ntype].numel()) if ntype in self.src_nodes else 0
-
-    def num_dst_nodes(self, ntype: str) -> int:
-        return int(self.dst_nodes[ntype].numel()) if ntype in self.dst_nodes else 0
-
-
-@dataclass
-class SampledSubgraph:
-    """The result of :meth:`NeighborSampler.sample`.
-
-    Attributes:
-        seeds: ``{ntype: int64 [U_t]}`` distinct seeds (first-appearance order); equal to
-            ``blocks[-1].dst_nodes``.
-        seed_local: ``{ntype: int64 [B_t]}`` for every seed as given, its row in ``seeds[t]``.
-        blocks: ``blocks[0]`` is the outermost hop (its ``src_nodes`` are the input nodes whose
-            features an encoder reads); ``blocks[-1]`` ends at the seeds.
-    """
-
-    seeds: dict[str, Tensor]
-    seed_local: dict[str, Tensor]
-    blocks: list[Block]
-
-    @property
-    def input_nodes(self) -> dict[str, Tensor]:
-        return self.blocks[0].src_nodes if self.blocks else self.seeds
-
-    @property
-    def num_sampled_edges(self) -> int:
-        return sum(b.num_edges for b in self.blocks)
 
 
 def check_seeds(seeds: Tensor, num_nodes: int, ntype: str, device: torch.device) -> Tensor:

@@ -1,8 +1,6 @@
 """Positive pairs for contrastive objectives: (pin, board) memberships and (pin, board-mate) pairs."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
@@ -15,30 +13,9 @@ from .boardmates import BoardMateSampler
 from .errors import SamplingError
 from .exclusion import EdgeExclusion, find_edge_ids
 from .neighbor import check_seeds, sample_row_positions
+from .types import PositivePairs
 
 __all__ = ["PositivePairs", "PairSampler"]
-
-
-@dataclass
-class PositivePairs:
-    """A batch of positive pairs.
-
-    Attributes:
-        anchors: int64 ``[B]`` anchor pins.
-        positives: int64 ``[B]`` a board (``kind="pin-board"``) or a board-mate pin (``"pin-pin"``).
-        via: int64 ``[B]`` the board joining a pin-pin pair (the board itself for pin-board).
-        edge_ids: int64 ``[B]`` the anchor's (pin, board) edge id.
-        kind: ``"pin-board"`` or ``"pin-pin"``.
-    """
-
-    anchors: Tensor
-    positives: Tensor
-    via: Tensor
-    edge_ids: Tensor
-    kind: str
-
-    def __len__(self) -> int:
-        return int(self.anchors.numel())
 
 
 class PairSampler:

@@ -11,7 +11,6 @@ All walkers advance together: one vectorised step per hop, ``2 * num_traversals`
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -25,30 +24,12 @@ from ._topology import Direction, PositionSet, Topology
 from .errors import SamplingError
 from .exclusion import EdgeExclusion
 from .neighbor import check_seeds
+from .types import ImportanceNeighbors
 
 if TYPE_CHECKING:
     from .minibatch import MiniBatch
 
 __all__ = ["ImportanceNeighbors", "PinSageSampler", "rank_visits"]
-
-
-@dataclass
-class ImportanceNeighbors:
-    """Top-``T`` random-walk neighbors per seed.
-
-    Attributes:
-        seeds: int64 ``[B]``.
-        neighbors: int64 ``[B, T]`` pin indices by decreasing visit count, ``-1`` padding.
-        weights: float32 ``[B, T]`` visit counts normalised over the row (0 on padding).
-        counts: int64 ``[B, T]`` raw visit counts (0 on padding).
-        mask: bool ``[B, T]`` valid entries (a prefix of every row).
-    """
-
-    seeds: Tensor
-    neighbors: Tensor
-    weights: Tensor
-    counts: Tensor
-    mask: Tensor
 
 
 def rank_visits(visits: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
