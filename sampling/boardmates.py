@@ -15,7 +15,7 @@ The seed itself is never drawn (its own slot in the board is skipped exactly, no
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -28,11 +28,9 @@ from ._topology import Direction, PositionSet, Topology
 from ._weights import prefix_sum, row_relative_recency
 from .errors import SamplingError
 from .exclusion import EdgeExclusion
+from .minibatch import MiniBatch
 from .neighbor import check_seeds
 from .types import BoardMates
-
-if TYPE_CHECKING:
-    from .minibatch import MiniBatch
 
 __all__ = ["BoardMates", "BoardMateSampler", "dedupe_rows"]
 
@@ -247,10 +245,8 @@ class BoardMateSampler:
         return BoardMates(seeds, mates, boards, valid)
 
     def sample_minibatch(self, seeds: Tensor, generator: torch.Generator | int | None = None,
-                         exclude: EdgeExclusion | None = None) -> "MiniBatch":
+                         exclude: EdgeExclusion | None = None) -> MiniBatch:
         """:meth:`sample` as a :class:`~boardgraph.sampling.MiniBatch` whose input nodes are the
         seeds followed by their distinct mates (``seed_local``, ``mates_local`` index them)."""
-        from .minibatch import MiniBatch
-
         bm = self.sample(seeds, generator, exclude)
         return MiniBatch.from_board_mates(bm, self.topology, self.seed_type)

@@ -22,13 +22,10 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 from torch import Tensor
 
-from .types import Block
+from .types import Block, BoardMates, ImportanceNeighbors, Negatives, SampledSubgraph
 
 if TYPE_CHECKING:
     from ._topology import Topology
-    from .boardmates import BoardMates
-    from .negatives import Negatives
-    from .random_walk import ImportanceNeighbors
 
 __all__ = ["MiniBatch", "apply_to_tensors"]
 
@@ -78,11 +75,11 @@ class MiniBatch:
     input_nodes: dict[str, Tensor] = field(default_factory=dict)
     seed_local: Tensor | None = None
     blocks: list[Block] = field(default_factory=list)
-    board_mates: "BoardMates | None" = None
+    board_mates: BoardMates | None = None
     mates_local: Tensor | None = None
-    neighbors: "ImportanceNeighbors | None" = None
+    neighbors: ImportanceNeighbors | None = None
     neighbors_local: Tensor | None = None
-    negatives: "Negatives | None" = None
+    negatives: Negatives | None = None
     negatives_local: Tensor | None = None
     features: dict[str, dict[str, Any]] = field(default_factory=dict)
     epoch: int = 0
@@ -107,7 +104,15 @@ class MiniBatch:
             return self
         return apply_to_tensors(self, lambda t: t.pin_memory() if t.device.type == "cpu" else t)
 
-    # -- builders used by the samplers ----------------------------------------------------------
+    # -- builders from the samplers' result types (types.py) -------------------------------------
+    @classmethod
+    def from_subgraph(cls, seeds: Tensor, sub: SampledSubgraph, seed_type: str) -> "MiniBatch":
+        """A batch of ``seeds`` (int64 ``[B]``, as given to the sampler) over a neighbor sample:
+        input nodes = ``sub.input_nodes`` (the outermost block's sources), ``seed_local`` = the
+        seeds' rows in ``sub.seeds[seed_type]`` (which lead ``input_nodes[seed_type]``)."""
+        return cls(seeds=seeds, seed_type=seed_type, input_nodes=dict(sub.input_nodes),
+                   seed_local=sub.seed_local[seed_type], blocks=sub.blocks)
+
     @classmethod
     def _seeds_then(cls, seeds: Tensor, nodes: Tensor, mask: Tensor, topo: "Topology",
                     seed_type: str) -> tuple[dict[str, Tensor], Tensor, Tensor]:
@@ -118,20 +123,20 @@ class MiniBatch:
         return {seed_type: ids}, local[:b], _local(local, mask, b)
 
     @classmethod
-    def from_board_mates(cls, bm: "BoardMates", topo: "Topology", seed_type: str) -> "MiniBatch":
+    def from_board_mates(cls, bm: BoardMates, topo: "Topology", seed_type: str) -> "MiniBatch":
         """Input pins = seeds, then distinct mates; ``seed_local`` and ``mates_local`` index them."""
         inputs, seed_local, local = cls._seeds_then(bm.seeds, bm.mates, bm.mask, topo, seed_type)
         return cls(seeds=bm.seeds, seed_type=seed_type, input_nodes=inputs, seed_local=seed_local,
                    board_mates=bm, mates_local=local)
 
     @classmethod
-    def from_neighbors(cls, nb: "ImportanceNeighbors", topo: "Topology", seed_type: str) -> "MiniBatch":
+    def from_neighbors(cls, nb: ImportanceNeighbors, topo: "Topology", seed_type: str) -> "MiniBatch":
         """Input pins = seeds, then distinct random-walk neighbors."""
         inputs, seed_local, local = cls._seeds_then(nb.seeds, nb.neighbors, nb.mask, topo, seed_type)
         return cls(seeds=nb.seeds, seed_type=seed_type, input_nodes=inputs, seed_local=seed_local,
                    neighbors=nb, neighbors_local=local)
 
-    def with_negatives(self, neg: "Negatives", topo: "Topology") -> "MiniBatch":
+    def with_negatives(self, neg: Negatives, topo: "Topology") -> "MiniBatch":
         """A copy with ``neg`` attached and its nodes appended to ``input_nodes[neg.ntype]``.
 
         Existing local indices stay valid (new nodes are appended after the present ones).

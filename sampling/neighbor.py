@@ -9,7 +9,7 @@ hop's fanouts).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -23,10 +23,8 @@ from ._ops import resolve_generator, take, take_long, uniform_offsets, uniform_o
 from ._topology import Direction, PositionSet, Topology
 from .errors import SamplingError
 from .exclusion import EdgeExclusion
+from .minibatch import MiniBatch
 from .types import Block, SampledSubgraph
-
-if TYPE_CHECKING:
-    from .minibatch import MiniBatch
 
 __all__ = ["Block", "SampledSubgraph", "NeighborSampler", "check_seeds"]
 
@@ -231,11 +229,7 @@ class NeighborSampler:
         return SampledSubgraph(seeds_u, seed_local, blocks)
 
     def sample_minibatch(self, seeds: Tensor, generator: torch.Generator | int | None = None,
-                         exclude: EdgeExclusion | None = None) -> "MiniBatch":
+                         exclude: EdgeExclusion | None = None) -> MiniBatch:
         """:meth:`sample` wrapped as a :class:`~boardgraph.sampling.MiniBatch` (for the loader)."""
-        from .minibatch import MiniBatch
-
         seeds = check_seeds(seeds, self.topology.num_nodes(self.seed_type), self.seed_type, self.topology.device)
-        sub = self.sample(seeds, generator, exclude)
-        return MiniBatch(seeds=seeds, seed_type=self.seed_type, input_nodes=dict(sub.input_nodes),
-                         seed_local=sub.seed_local[self.seed_type], blocks=sub.blocks)
+        return MiniBatch.from_subgraph(seeds, self.sample(seeds, generator, exclude), self.seed_type)

@@ -11,8 +11,6 @@ All walkers advance together: one vectorised step per hop, ``2 * num_traversals`
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor
 
@@ -23,11 +21,9 @@ from ._ops import RAND_BITS, random_bits, resolve_generator, scale_bits, take
 from ._topology import Direction, PositionSet, Topology
 from .errors import SamplingError
 from .exclusion import EdgeExclusion
+from .minibatch import MiniBatch
 from .neighbor import check_seeds
 from .types import ImportanceNeighbors
-
-if TYPE_CHECKING:
-    from .minibatch import MiniBatch
 
 __all__ = ["ImportanceNeighbors", "PinSageSampler", "rank_visits"]
 
@@ -168,8 +164,6 @@ class PinSageSampler:
         return ImportanceNeighbors(seeds, nodes, weights, counts, counts > 0)
 
     def sample_minibatch(self, seeds: Tensor, generator: torch.Generator | int | None = None,
-                         exclude: EdgeExclusion | None = None) -> "MiniBatch":
+                         exclude: EdgeExclusion | None = None) -> MiniBatch:
         """:meth:`sample` as a :class:`~boardgraph.sampling.MiniBatch` (input pins: seeds, then neighbors)."""
-        from .minibatch import MiniBatch
-
         return MiniBatch.from_neighbors(self.sample(seeds, generator, exclude), self.topology, self.seed_type)
