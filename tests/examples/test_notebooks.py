@@ -13,7 +13,7 @@ How the notebooks are run (what a notebook added to ``examples/`` can rely on an
   convention) sets its sizes from environment variables. The kernel gets ``BOARDGRAPH_NB_SMALL=1`` (tiny sizes) unless the caller
   set it: ``BOARDGRAPH_NB_SMALL=0 pytest tests/examples`` runs the notebooks' full default sizes.
   Nothing is injected into the notebook, so running it by hand gives its documented defaults.
-* **Threads**: ``OMP_NUM_THREADS=1`` unless the caller set it (as ``tests/boardgraph/test_trainer.py``
+* **Threads**: ``OMP_NUM_THREADS=1`` unless the caller set it (as ``tests/training/test_trainer.py``
   does for its subprocess): the suite shares two cores, where extra torch threads only contend.
 * **Matplotlib**: ``MPLBACKEND`` is always the inline backend (non-interactive; figures become
   outputs of the executed in-memory copy, which is discarded).
