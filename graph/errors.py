@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
+
 from boardgraph.errors import BoardgraphError
 
 __all__ = [
@@ -137,3 +139,14 @@ def format_rows(rows: Sequence[Any], total: int | None = None) -> str:
     n = len(rows) if total is None else total
     more = f" (and {n - min(5, len(rows))} more)" if n > 5 else ""
     return f"row {shown}" if n == 1 else f"rows {shown}{more}"
+
+
+def one_line(text: object, limit: int = 200) -> str:
+    """A library's error text squeezed onto one line (the CLI prints errors as one line)."""
+    return " ".join(str(text).split())[:limit]
+
+
+def show_value(v: Any, limit: int = 80) -> str:
+    """A value as a user wrote it: ``inf``, ``7``, ``'heavy'`` (numpy scalars unwrapped, long ones cut)."""
+    r = repr(v.item() if isinstance(v, np.generic) else v)
+    return r if len(r) <= limit else r[:limit - 3] + "..."

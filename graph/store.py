@@ -14,6 +14,7 @@ from boardgraph.schema import HAS, MEMBER, EdgeType
 
 from .csr import Relation, build_relation
 from .errors import SchemaError, UnknownIdError
+from .feature_columns import parse_feature_columns
 from .features import NodeFeatures
 from .idmap import IdMap
 
@@ -280,8 +281,6 @@ class PinBoardGraph:
         Raises:
             SchemaError: a bad feature table or membership table, or ``boards`` with ``ntype`` other than ``"pin"``.
         """
-        from .builders import parse_feature_columns  # local: builders import this module
-
         if boards is not None and ntype != "pin":
             raise SchemaError(f"boards= gives memberships of new pins, but ntype is {ntype!r}",
                               fix="add the new nodes without boards=, or add pins with ntype='pin'")
