@@ -13,7 +13,8 @@ __all__ = [
 ]
 from .builders import from_collections, from_interactions, read_table
 from .describe import DegreeStats, GraphSummary
-from .io import load_graph, save_graph
+from .io import save_graph
+from .store import load_graph
 from .privacy import filter_consent, filter_min_group_size, pseudonymize
 from .build_report import BuildReport
 

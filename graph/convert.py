@@ -1,16 +1,28 @@
-"""Conversions to and from networkx, DGL and PyG (the latter two only when installed)."""
+"""Conversions to and from networkx, DGL and PyG (the latter two only when installed).
+
+The functions take the graph duck-typed (anything with :class:`PinBoardGraph`'s accessors), and
+:func:`from_networkx` is given the class to build, so this module does not import the store.
+"""
 from __future__ import annotations
 
 import importlib.util
+from typing import TYPE_CHECKING, TypeVar
 
 import networkx as nx
 import numpy as np
 import torch
 
+from .errors import SchemaError
+
+if TYPE_CHECKING:
+    from .store import PinBoardGraph
+
+_G = TypeVar("_G", bound="PinBoardGraph")
+
 __all__ = ["to_networkx", "from_networkx", "to_dgl", "to_pyg"]
 
 
-def to_networkx(graph) -> nx.MultiDiGraph:
+def to_networkx(graph: PinBoardGraph) -> nx.MultiDiGraph:
     """A ``networkx.MultiDiGraph`` with nodes ``(ntype, external_id)`` and one edge per stored
     (forward) edge, carrying ``relation``, ``reverse`` and the edge attributes. Node attribute
     ``ntype`` is set; features are not copied (they can be large)."""
@@ -28,13 +40,11 @@ def to_networkx(graph) -> nx.MultiDiGraph:
     return g
 
 
-def from_networkx(g: nx.Graph):
-    """Build a :class:`PinBoardGraph` from a networkx graph whose nodes are ``(ntype, id)`` tuples
-    (or carry an ``ntype`` attribute) and whose edges carry ``relation`` (and optionally
-    ``reverse`` and numeric attributes). Node order per type follows ``g.nodes``."""
-    from .errors import SchemaError
-    from .store import PinBoardGraph
-
+def from_networkx(g: nx.Graph, graph_type: type[_G]) -> _G:
+    """Build a graph of class ``graph_type`` (:class:`PinBoardGraph`; :meth:`PinBoardGraph.from_networkx`
+    passes it) from a networkx graph whose nodes are ``(ntype, id)`` tuples (or carry an ``ntype``
+    attribute) and whose edges carry ``relation`` (and optionally ``reverse`` and numeric
+    attributes). Node order per type follows ``g.nodes``."""
     def ntype_of(n, data):
         if "ntype" in data:
             return data["ntype"], (n[1] if isinstance(n, tuple) and len(n) == 2 else n)
@@ -48,7 +58,7 @@ def from_networkx(g: nx.Graph):
         t, i = ntype_of(n, data)
         key[n] = (t, len(by_type.setdefault(t, [])))
         by_type[t].append(i)
-    out = PinBoardGraph()
+    out = graph_type()
     for t, ids in by_type.items():
         out.add_node_type(t, ids)
     groups: dict[tuple, dict] = {}
@@ -77,7 +87,7 @@ def _require(pkg: str, purpose: str):
     return importlib.import_module(pkg)
 
 
-def to_dgl(graph):
+def to_dgl(graph: PinBoardGraph):
     """A ``dgl.heterograph`` with every edge type (forward and reverse) and the edge attributes."""
     dgl = _require("dgl", "to_dgl()")
     data = {}
@@ -92,7 +102,7 @@ def to_dgl(graph):
     return g
 
 
-def to_pyg(graph):
+def to_pyg(graph: PinBoardGraph):
     """A ``torch_geometric.data.HeteroData`` with ``edge_index`` for every edge type (forward and
     reverse, in forward eid order), edge attributes, and each node type's ``num_nodes`` plus its
     tensor features."""

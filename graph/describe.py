@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
+
+if TYPE_CHECKING:
+    from .store import PinBoardGraph
 
 __all__ = ["GraphSummary", "DegreeStats", "describe"]
 
@@ -62,8 +66,9 @@ class GraphSummary:
         return "\n".join(lines)
 
 
-def describe(graph) -> GraphSummary:
-    """Summarise ``graph``: see :class:`GraphSummary`. Components ignore edge direction."""
+def describe(graph: PinBoardGraph) -> GraphSummary:
+    """Summarise ``graph`` (duck-typed: the store's accessors): see :class:`GraphSummary`. Components
+    ignore edge direction."""
     offsets, total = {}, 0
     for t in graph.node_types:
         offsets[t] = total

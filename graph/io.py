@@ -1,6 +1,10 @@
 """Save and load a :class:`PinBoardGraph` as a directory (no pickle anywhere), and the rules every
 saved artefact of boardgraph (graph, index, feature cache) follows.
 
+:func:`save_graph` writes any object with the graph's accessors; :func:`read_graph` returns the
+parts of a saved graph (:class:`SavedGraph`), which :meth:`PinBoardGraph.load` assembles, so this
+module does not import the store.
+
 Layout of ``path/``::
 
     manifest.json                     kind, format version, node/edge types, counts, feature kinds, contents
@@ -25,26 +29,32 @@ import json
 import os
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 import pandas as pd
 import torch
 
 from boardgraph._io import READ_ERRORS, ArtefactKind, atomic_replace_dir, check_output, read_manifest, temp_sibling
+from boardgraph.schema import EdgeType
 
 from .csr import Relation
 from .errors import GraphFormatError
 from .features import NodeFeatures
 from .idmap import IdMap
 
-__all__ = ["save_graph", "load_graph", "FORMAT_VERSION", "GRAPH_ARTEFACT"]
+if TYPE_CHECKING:
+    from .store import PinBoardGraph
+
+__all__ = ["save_graph", "read_graph", "SavedGraph", "FORMAT_VERSION", "GRAPH_ARTEFACT"]
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 _T = TypeVar("_T")
 _CSR = ("out_indptr", "out_indices", "in_indptr", "in_indices", "in_eid")
+_FIX = "save the graph again (graph.save / boardgraph build)"
 
 
 GRAPH_ARTEFACT = ArtefactKind("boardgraph.graph", "manifest.json",
@@ -67,11 +77,11 @@ def _load_tensor(path: Path, mmap: bool) -> torch.Tensor:
     return torch.from_numpy(arr)
 
 
-def save_graph(graph: Any, path: str | Path, overwrite: bool = True) -> None:
+def save_graph(graph: PinBoardGraph, path: str | Path, overwrite: bool = True) -> None:
     """Write ``graph`` to folder ``path`` atomically (see the module docstring).
 
     Args:
-        graph: a :class:`PinBoardGraph`.
+        graph: a :class:`PinBoardGraph` (duck-typed: its accessors are all that is used).
         path: the folder; absent, empty, or a saved graph holding nothing else.
         overwrite: replace a graph saved at ``path`` (a file, another kind of artefact or a folder
             boardgraph did not write is never replaced).
@@ -152,8 +162,26 @@ def _manifest_problem(m: dict[str, Any]) -> str | None:
     return None
 
 
-def load_graph(path: str | Path, mmap: bool = True):
-    """Read a graph written by :func:`save_graph`.
+@dataclass
+class SavedGraph:
+    """The parts of a saved graph, as :func:`read_graph` returns them; :meth:`PinBoardGraph.load
+    <boardgraph.graph.store.PinBoardGraph.load>` assembles them into a graph.
+
+    Attributes:
+        ids: node type -> its :class:`IdMap` (external ids in index order).
+        relations: forward edge type -> its :class:`Relation` (both CSR directions and the attributes).
+        reverse: forward edge type -> the edge type of its reverse.
+        features: node type -> its :class:`NodeFeatures` (``num_nodes`` rows).
+    """
+
+    ids: dict[str, IdMap]
+    relations: dict[EdgeType, Relation]
+    reverse: dict[EdgeType, EdgeType]
+    features: dict[str, NodeFeatures]
+
+
+def read_graph(path: str | Path, mmap: bool = True) -> SavedGraph:
+    """Read the parts of a graph written by :func:`save_graph` (``PinBoardGraph.load`` builds the graph).
 
     Only the sizes of the files are checked against the manifest (node counts, edge counts,
     CSR lengths), so a memory-mapped load stays lazy; a file whose bytes are damaged without
@@ -168,17 +196,32 @@ def load_graph(path: str | Path, mmap: bool = True):
             damaged save: an unreadable or incomplete manifest, a missing, truncated or unreadable
             file, or a file whose size disagrees with the manifest. The message names the file.
     """
-    from .store import PinBoardGraph
-
     path = Path(path)
+    manifest = _read_graph_manifest(path)
+    reader = _Reader(path, mmap)
+    nodes: dict[str, int] = manifest["nodes"]
+    ids = {t: _read_ids(reader, t, n) for t, n in nodes.items()}
+    relations: dict[EdgeType, Relation] = {}
+    reverse: dict[EdgeType, EdgeType] = {}
+    for r in manifest["relations"]:
+        fwd = tuple(r["etype"])
+        relations[fwd] = _read_relation(reader, fwd, r, nodes)
+        reverse[fwd] = tuple(r["reverse"])
+    features = {t: NodeFeatures(len(m)) for t, m in ids.items()}
+    for t, spec in manifest["features"].items():
+        _read_features(reader, features[t], t, spec, nodes[t])
+    return SavedGraph(ids, relations, reverse, features)
+
+
+def _read_graph_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of the saved graph at ``path``, checked for its kind, version and structure."""
     mf = path / "manifest.json"
-    fix = "save the graph again (graph.save / boardgraph build)"
     if not mf.exists():
         raise GraphFormatError(f"{path} is not a saved boardgraph graph (no manifest.json); "
                                "save one with graph.save(path)")
     manifest, why = read_manifest(mf)
     if manifest is None:
-        raise GraphFormatError(f"saved graph {path} is damaged: {why}; {fix}")
+        raise GraphFormatError(f"saved graph {path} is damaged: {why}; {_FIX}")
     kind = manifest.get("artefact", GRAPH_ARTEFACT.name)
     if kind != GRAPH_ARTEFACT.name:
         raise GraphFormatError(f"{mf} names a saved {kind!r}, not a saved graph; open it with its own loader")
@@ -187,64 +230,80 @@ def load_graph(path: str | Path, mmap: bool = True):
                                f"{manifest.get('version')!r}; this boardgraph reads version {FORMAT_VERSION}")
     problem = _manifest_problem(manifest)
     if problem is not None:
-        raise GraphFormatError(f"saved graph {path} is damaged: manifest.json: {problem}; {fix}")
+        raise GraphFormatError(f"saved graph {path} is damaged: manifest.json: {problem}; {_FIX}")
+    return manifest
 
-    def bad(rel: str, what: str) -> GraphFormatError:
-        return GraphFormatError(f"saved graph {path} is damaged: {rel} {what}; {fix}")
 
-    def read(rel: str, reader: Callable[[Path], _T]) -> _T:
-        f = path / rel
+class _Reader:
+    """Reads the files of the saved graph at ``path``; every failure is a GraphFormatError naming the file."""
+
+    def __init__(self, path: Path, mmap: bool) -> None:
+        self.path = path
+        self.mmap = mmap
+
+    def bad(self, rel: str, what: str) -> GraphFormatError:
+        return GraphFormatError(f"saved graph {self.path} is damaged: {rel} {what}; {_FIX}")
+
+    def read(self, rel: str, reader: Callable[[Path], _T]) -> _T:
+        """``reader`` applied to the file ``rel`` (relative to the folder), which must exist and be readable."""
+        f = self.path / rel
         if not f.is_file():
-            raise GraphFormatError(f"saved graph {path} is incomplete: {rel} is missing; {fix}")
+            raise GraphFormatError(f"saved graph {self.path} is incomplete: {rel} is missing; {_FIX}")
         try:
             return reader(f)
         except READ_ERRORS as e:
-            raise bad(rel, f"cannot be read ({' '.join(str(e).split())[:160]})") from e
+            raise self.bad(rel, f"cannot be read ({' '.join(str(e).split())[:160]})") from e
 
-    def rows(rel: str, t: torch.Tensor, n: int, what: str) -> torch.Tensor:
+    def tensor(self, rel: str) -> torch.Tensor:
+        """The ``.npy`` file ``rel`` as a tensor (memory-mapped when the reader is)."""
+        return self.read(rel, lambda f: _load_tensor(f, self.mmap))
+
+    def rows(self, rel: str, t: torch.Tensor, n: int, what: str) -> torch.Tensor:
+        """``t``, checked to have ``n`` rows (``what`` says why, in the message)."""
         if t.dim() < 1 or t.shape[0] != n:
-            raise bad(rel, f"has shape {tuple(t.shape)}, expected {n} rows ({what})")
+            raise self.bad(rel, f"has shape {tuple(t.shape)}, expected {n} rows ({what})")
         return t
 
-    g = PinBoardGraph()
-    nodes: dict[str, int] = manifest["nodes"]
-    for t, n in nodes.items():
-        rel = f"ids/{t}.parquet"
-        ids = read(rel, pd.read_parquet)
-        if "id" not in ids.columns:
-            raise bad(rel, f"has no 'id' column (columns {list(ids.columns)})")
-        if len(ids) != n:
-            raise bad(rel, f"has {len(ids)} rows, manifest.json says {n}")
-        g.add_node_type(t, pd.Index(ids["id"].to_numpy()))
-    for r in manifest["relations"]:
-        fwd = tuple(r["etype"])
-        d = f"topology/{_rel_dir(fwd)}"
-        e, (ns, nd) = r["num_edges"], (nodes[fwd[0]], nodes[fwd[2]])
-        tensors = {name: read(f"{d}/{name}.npy", lambda f: _load_tensor(f, mmap)) for name in r["tensors"]}
-        sizes = {"out_indptr": (ns + 1, f"{fwd[0]} nodes + 1"), "in_indptr": (nd + 1, f"{fwd[2]} nodes + 1")}
-        got = tensors["out_indices"].shape[0] if tensors["out_indices"].dim() == 1 else -1
-        if got != e:
-            raise bad(d, f"holds {got} edges (out_indices.npy) but manifest.json says {e}")
-        for name, ten in tensors.items():
-            want, what = sizes.get(name, (e, f"one per edge: manifest.json says {e} edges"))
-            rows(f"{d}/{name}.npy", ten, want, what)
-            if name in _CSR and (ten.dim() != 1 or ten.dtype.is_floating_point or ten.dtype == torch.bool):
-                raise bad(f"{d}/{name}.npy", f"is {ten.dtype} {tuple(ten.shape)}, expected a 1-D integer array")
-        for name in ("out_indptr", "in_indptr"):
-            ends = (int(tensors[name][0]), int(tensors[name][-1]))
-            if ends != (0, e):
-                raise bad(f"{d}/{name}.npy", f"runs from {ends[0]} to {ends[1]}, expected 0 to {e}")
-        g._rels[fwd] = Relation.from_tensors(ns, nd, tensors)
-        g._reverse[fwd] = tuple(r["reverse"])
-    for t, spec in manifest["features"].items():
-        f = g.features(t)
-        d = f"features/{t}"
-        if spec["has_table"]:
-            f.table = read(f"{d}/table.parquet", pd.read_parquet)
-            if len(f.table) != nodes[t]:
-                raise bad(f"{d}/table.parquet", f"has {len(f.table)} rows, the graph has {nodes[t]} {t} nodes")
-        for name in spec["tensors"]:
-            f.tensors[name] = rows(f"{d}/{name}.npy", read(f"{d}/{name}.npy", lambda p: _load_tensor(p, mmap)),
-                                   nodes[t], f"one per {t} node")
-        f.kinds = dict(spec["kinds"])
-    return g
+
+def _read_ids(reader: _Reader, t: str, n: int) -> IdMap:
+    """The ids of node type ``t`` (``n`` of them, unique)."""
+    rel = f"ids/{t}.parquet"
+    ids = reader.read(rel, pd.read_parquet)
+    if "id" not in ids.columns:
+        raise reader.bad(rel, f"has no 'id' column (columns {list(ids.columns)})")
+    if len(ids) != n:
+        raise reader.bad(rel, f"has {len(ids)} rows, manifest.json says {n}")
+    return IdMap(pd.Index(ids["id"].to_numpy()), t)
+
+
+def _read_relation(reader: _Reader, fwd: EdgeType, r: dict[str, Any], nodes: dict[str, int]) -> Relation:
+    """The relation ``fwd`` described by manifest entry ``r``, its tensors checked against the counts."""
+    d = f"topology/{_rel_dir(fwd)}"
+    e, (ns, nd) = r["num_edges"], (nodes[fwd[0]], nodes[fwd[2]])
+    tensors = {name: reader.tensor(f"{d}/{name}.npy") for name in r["tensors"]}
+    sizes = {"out_indptr": (ns + 1, f"{fwd[0]} nodes + 1"), "in_indptr": (nd + 1, f"{fwd[2]} nodes + 1")}
+    got = tensors["out_indices"].shape[0] if tensors["out_indices"].dim() == 1 else -1
+    if got != e:
+        raise reader.bad(d, f"holds {got} edges (out_indices.npy) but manifest.json says {e}")
+    for name, ten in tensors.items():
+        want, what = sizes.get(name, (e, f"one per edge: manifest.json says {e} edges"))
+        reader.rows(f"{d}/{name}.npy", ten, want, what)
+        if name in _CSR and (ten.dim() != 1 or ten.dtype.is_floating_point or ten.dtype == torch.bool):
+            raise reader.bad(f"{d}/{name}.npy", f"is {ten.dtype} {tuple(ten.shape)}, expected a 1-D integer array")
+    for name in ("out_indptr", "in_indptr"):
+        ends = (int(tensors[name][0]), int(tensors[name][-1]))
+        if ends != (0, e):
+            raise reader.bad(f"{d}/{name}.npy", f"runs from {ends[0]} to {ends[1]}, expected 0 to {e}")
+    return Relation.from_tensors(ns, nd, tensors)
+
+
+def _read_features(reader: _Reader, f: NodeFeatures, t: str, spec: dict[str, Any], n: int) -> None:
+    """Fill ``f``, the features of node type ``t`` (``n`` nodes), from manifest entry ``spec``."""
+    d = f"features/{t}"
+    if spec["has_table"]:
+        f.table = reader.read(f"{d}/table.parquet", pd.read_parquet)
+        if len(f.table) != n:
+            raise reader.bad(f"{d}/table.parquet", f"has {len(f.table)} rows, the graph has {n} {t} nodes")
+    for name in spec["tensors"]:
+        f.tensors[name] = reader.rows(f"{d}/{name}.npy", reader.tensor(f"{d}/{name}.npy"), n, f"one per {t} node")
+    f.kinds = dict(spec["kinds"])

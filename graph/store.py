@@ -12,13 +12,16 @@ from torch import Tensor
 
 from boardgraph.schema import HAS, MEMBER, EdgeType
 
+from . import convert
 from .csr import Relation, build_relation
+from .describe import GraphSummary, describe
 from .errors import SchemaError, UnknownIdError
 from .feature_columns import parse_feature_columns
 from .features import NodeFeatures
 from .idmap import IdMap
+from .io import SavedGraph, read_graph, save_graph
 
-__all__ = ["PinBoardGraph", "EdgeType", "MEMBER", "HAS"]
+__all__ = ["PinBoardGraph", "EdgeType", "MEMBER", "HAS", "load_graph"]
 
 
 class PinBoardGraph:
@@ -336,45 +339,60 @@ class PinBoardGraph:
         allows replacing the latter. Anything else raises :class:`~boardgraph.graph.io.OutputExistsError`
         and is left untouched.
         """
-        from .io import save_graph
-
         save_graph(self, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool = True) -> "PinBoardGraph":
         """Read a graph written by :meth:`save`; with ``mmap`` tensors are memory-mapped."""
-        from .io import load_graph
-
         return load_graph(path, mmap=mmap)
 
-    def describe(self):
-        """Counts, degree and board-size distributions and connected components (a GraphSummary)."""
-        from .describe import describe
+    @staticmethod
+    def _from_saved(saved: SavedGraph) -> "PinBoardGraph":
+        """The graph made of the parts :func:`~boardgraph.graph.io.read_graph` returns."""
+        g = PinBoardGraph()
+        g._ids = dict(saved.ids)
+        g._features = dict(saved.features)
+        g._rels = dict(saved.relations)
+        g._reverse = dict(saved.reverse)
+        return g
 
+    def describe(self) -> GraphSummary:
+        """Counts, degree and board-size distributions and connected components (a GraphSummary)."""
         return describe(self)
 
     def to_networkx(self):
-        from .convert import to_networkx
-
-        return to_networkx(self)
+        return convert.to_networkx(self)
 
     @classmethod
     def from_networkx(cls, g) -> "PinBoardGraph":
-        from .convert import from_networkx
-
-        return from_networkx(g)
+        return convert.from_networkx(g, PinBoardGraph)
 
     def to_dgl(self):
-        from .convert import to_dgl
-
-        return to_dgl(self)
+        return convert.to_dgl(self)
 
     def to_pyg(self):
-        from .convert import to_pyg
-
-        return to_pyg(self)
+        return convert.to_pyg(self)
 
     def __repr__(self) -> str:
         nodes = ", ".join(f"{t}={self.num_nodes(t)}" for t in self.node_types)
         edges = ", ".join(f"{e}={r.num_edges}" for e, r in self._rels.items())
         return f"PinBoardGraph(nodes: {nodes}; edges: {edges}; device={self.device})"
+
+
+def load_graph(path: str | Path, mmap: bool = True) -> PinBoardGraph:
+    """Read a graph written by :func:`~boardgraph.graph.io.save_graph` (or :meth:`PinBoardGraph.save`).
+
+    Only the sizes of the files are checked against the manifest (node counts, edge counts,
+    CSR lengths), so a memory-mapped load stays lazy; a file whose bytes are damaged without
+    changing its size is not detected.
+
+    Args:
+        path: the folder.
+        mmap: memory-map tensors (pages are read on first touch; writes stay private).
+
+    Raises:
+        GraphFormatError: no manifest, an unknown format version or another kind of artefact; or a
+            damaged save: an unreadable or incomplete manifest, a missing, truncated or unreadable
+            file, or a file whose size disagrees with the manifest. The message names the file.
+    """
+    return PinBoardGraph._from_saved(read_graph(path, mmap=mmap))
