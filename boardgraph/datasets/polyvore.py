@@ -18,16 +18,14 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
+from boardgraph.graph import BuildReport, PinBoardGraph, from_collections
 from boardgraph.graph.errors import MalformedValueError
 
 from ._paths import DATA_ENV_VAR, find_data_dir
-
-if TYPE_CHECKING:  # the builder imports torch; keep the table layer light for type checkers
-    from boardgraph.graph import BuildReport, PinBoardGraph
 
 __all__ = ["PolyvoreData", "load_polyvore", "find_data_dir", "FITB_STATUSES", "DATA_ENV_VAR"]
 
@@ -211,8 +209,6 @@ def load_polyvore(root: str | os.PathLike[str] | None = None, *,
     log.info("polyvore: %d outfits, %d items, FITB %s, %d train outfits", len(outfits),
              len(items), data.fitb_counts(), len(train_outfits))
     if build_graph:
-        from boardgraph.graph import from_collections  # torch-heavy; imported on demand
-
         data.graph, data.report = from_collections(
             memberships, collection="board_id", item="pin_id", items=items,
             boards=outfits[["board_id", "split"]], text=("name",), categorical=("category",),

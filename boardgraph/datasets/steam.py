@@ -27,17 +27,15 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from boardgraph.graph import BuildReport, PinBoardGraph, from_collections
 from boardgraph.graph.errors import MalformedValueError
 
 from ._paths import find_data_dir
-
-if TYPE_CHECKING:
-    from boardgraph.graph import BuildReport, PinBoardGraph
 
 __all__ = ["SteamData", "load_steam_bundles", "parse_price", "parse_prices"]
 
@@ -215,8 +213,6 @@ def load_steam_bundles(root: str | os.PathLike[str] | None = None, *,
     log.info("steam: %d bundles, %d items, %d listings, counts %s", len(bundles), len(items),
              len(memberships), counts)
     if build_graph:
-        from boardgraph.graph import from_collections  # torch-heavy; imported on demand
-
         data.graph, data.report = from_collections(
             memberships, collection="board_id", item="pin_id", items=items, boards=bundles,
             text=("name",), categorical=("genre",), numeric=("price",),
