@@ -71,75 +71,25 @@ The hidden style is kept in ``pins.style`` and ``boards.style`` for evaluation o
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .garments import draw_garments
+from boardgraph.graph import PinBoardGraph, from_collections
 
-if TYPE_CHECKING:
-    from boardgraph.graph import PinBoardGraph
+from .garments import draw_garments
+from .lookbook_boards import PRESETS, DrawnBoards, LookbookPreset
+from .lookbook_vocab import (BRAND_FAMILIES, CATEGORIES, CATEGORY_LOG_OFFSET, COLOUR_RGB, COLOUR_WORDS, FILLERS,
+                             MATERIALS, NOUNS, OPENERS, PALETTES, PATTERN_PHRASES, PATTERN_WORDS, PATTERNS, PRICE_BANDS,
+                             TITLE_PREFIXES, design_styles)
 
 __all__ = ["LookbookTables", "LookbookPreset", "PRESETS", "make_lookbook_tables", "synthetic_lookbooks",
            "PALETTES", "PATTERNS", "MATERIALS", "CATEGORIES", "BRAND_FAMILIES", "PRICE_BANDS"]
 
 log = logging.getLogger(__name__)
-
-#: Palette name -> four (colour word, RGB) pairs.
-PALETTES: dict[str, tuple[tuple[str, tuple[int, int, int]], ...]] = {
-    "earth": (("rust", (183, 65, 14)), ("olive", (107, 112, 40)), ("camel", (193, 154, 107)),
-              ("chocolate", (92, 58, 33))),
-    "pastel": (("blush", (244, 194, 194)), ("lavender", (200, 180, 230)), ("mint", (170, 240, 209)),
-               ("sky", (160, 200, 235))),
-    "monochrome": (("black", (20, 20, 20)), ("white", (245, 245, 245)), ("grey", (128, 128, 128)),
-                   ("charcoal", (60, 60, 60))),
-    "nautical": (("navy", (20, 30, 90)), ("scarlet", (200, 30, 40)), ("cream", (250, 240, 200)),
-                 ("cobalt", (0, 71, 171))),
-    "neon": (("lime", (160, 255, 0)), ("magenta", (255, 0, 200)), ("cyan", (0, 230, 255)),
-             ("tangerine", (255, 130, 0))),
-    "jewel": (("emerald", (0, 120, 80)), ("sapphire", (15, 82, 186)), ("ruby", (155, 17, 30)),
-              ("amethyst", (120, 60, 160))),
-    "tropical": (("lemon", (245, 225, 50)), ("coral", (250, 120, 90)), ("teal", (0, 140, 140)),
-                 ("turquoise", (64, 224, 208))),
-    "berry": (("plum", (110, 30, 80)), ("burgundy", (128, 0, 32)), ("mauve", (190, 140, 170)),
-              ("rose", (230, 100, 140))),
-}
-PATTERNS = ("solid", "stripes", "dots", "checks")
-MATERIALS = ("cotton", "denim", "silk", "leather", "wool", "linen", "velvet", "knit")
-CATEGORIES = ("top", "dress", "skirt", "trousers", "shoes", "bag")
-#: Brand family -> its three brands. Up to 16 families, so ``n_styles <= 32``.
-BRAND_FAMILIES: tuple[tuple[str, str, str], ...] = (
-    ("Aldermoor", "Brisk & Co", "Cobble"), ("Dunmere", "Elowen", "Fernhollow"),
-    ("Gildwick", "Harrowgate", "Islay Row"), ("Juniper Lane", "Kestrel", "Larchmont"),
-    ("Marlowe", "Northby", "Oakhurst"), ("Pemberly", "Quillon", "Rosedale"),
-    ("Saltmarsh", "Thistle", "Umber"), ("Vantage", "Wrenfield", "Yarrow"),
-    ("Zephyrine", "Ashcombe", "Bellweather"), ("Corvid", "Driftwood", "Emberly"),
-    ("Foxglove", "Greyfriar", "Hollins"), ("Ivorine", "Jasperine", "Kilnworth"),
-    ("Lumen", "Mossgiel", "Nettlebed"), ("Orchardine", "Pinecrest", "Quarry"),
-    ("Ravensworth", "Sorrel", "Tamsin"), ("Underhill", "Valerian", "Willowby"),
-)
-#: Price band -> centre price in dollars (log-normal around it, sd 0.3 in log space).
-PRICE_BANDS = {"budget": 25.0, "mid": 60.0, "premium": 150.0, "luxury": 400.0}
-
-_PATTERN_PHRASES = {"solid": ("in a solid colour", "with no print"),
-                    "stripes": ("with stripes", "in a striped print", "with pinstripes"),
-                    "dots": ("with polka dots", "in a dotted print"),
-                    "checks": ("in a check print", "with plaid checks", "in gingham")}
-_PATTERN_WORDS = {"solid": ("plain", "solid"), "stripes": ("striped", "stripes"),
-                  "dots": ("polka dot", "dotty"), "checks": ("plaid", "gingham")}
-_NOUNS = {"top": ("top", "tee", "blouse"), "dress": ("dress", "midi dress", "sundress"),
-          "skirt": ("skirt", "mini skirt", "pleated skirt"), "trousers": ("trousers", "pants", "chinos"),
-          "shoes": ("sneakers", "boots", "loafers"), "bag": ("bag", "tote", "clutch")}
-_CATEGORY_LOG_OFFSET = np.array([-0.2, 0.1, -0.1, 0.0, 0.2, 0.25])
-_TITLE_PREFIXES = ("", "", "", "new ", "vintage ", "classic ", "oversized ", "everyday ")
-_OPENERS = ("A", "This", "Our", "A relaxed", "A tailored")
-_FILLERS = ("outfits", "inspo", "looks", "wardrobe", "ideas", "favourites", "wishlist", "style")
-_COLOUR_WORDS = [w for cols in PALETTES.values() for w, _ in cols]
-_COLOUR_RGB = np.array([rgb for cols in PALETTES.values() for _, rgb in cols], dtype=np.float32)
 
 
 @dataclass
@@ -186,21 +136,6 @@ def _pick(rng: np.random.Generator, vocab: Sequence[Sequence[str]], which: np.nd
     return [vocab[w][int(x * len(vocab[w]))] for w, x in zip(which.tolist(), u.tolist())]
 
 
-def _design_styles(rng: np.random.Generator, n_styles: int) -> dict[str, np.ndarray]:
-    s = np.arange(n_styles)
-    g, a, b = s // 4, (s % 4) // 2, s % 2
-    n_fam = math.ceil(n_styles / 2)
-    pal = rng.permutation(len(PALETTES))[g]
-    pat = rng.permutation(len(PATTERNS))[(2 * g + a) % len(PATTERNS)]
-    mat = rng.permutation(len(MATERIALS))[(2 * g + b) % len(MATERIALS)]
-    fam = rng.permutation(len(BRAND_FAMILIES))[s % n_fam]
-    band_of_family = rng.permutation(np.arange(len(BRAND_FAMILIES)) % len(PRICE_BANDS))
-    k = len(CATEGORIES)
-    cat_p = 0.5 / k + 0.5 * rng.dirichlet(np.full(k, 0.5), size=n_styles)
-    return {"palette": pal, "pattern": pat, "material": mat, "family": fam,
-            "band": band_of_family[fam], "cat_cdf": np.cumsum(cat_p, axis=1)}
-
-
 def _check_args(n_pins: int, n_boards: int, n_styles: int, image_size: int,
                 board_size: tuple[int, int], noise: float, purity: float) -> None:
     if not 2 <= n_styles <= 2 * len(BRAND_FAMILIES):
@@ -218,160 +153,6 @@ def _check_args(n_pins: int, n_boards: int, n_styles: int, image_size: int,
         raise ValueError(f"noise must be in [0, 1), got {noise}")
     if not 0.0 < purity <= 1.0:
         raise ValueError(f"purity must be in (0, 1], got {purity}")
-
-
-@dataclass(frozen=True)
-class _Boards:
-    """What a preset's board drawer returns: ``B`` boards and ``M`` memberships.
-
-    ``style`` is int64 ``[B]``; ``board``, ``pin``, ``position`` are int64 ``[M]``, sorted by board
-    then position; ``pin_labels`` maps extra hidden pin columns to int64 ``[N]`` arrays.
-    """
-
-    style: np.ndarray
-    board: np.ndarray
-    pin: np.ndarray
-    position: np.ndarray
-    pin_labels: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-def _draw_lookbook_boards(rng: np.random.Generator, pin_style: np.ndarray, n_boards: int, n_styles: int,
-                          board_size: tuple[int, int], purity: float) -> _Boards:
-    """Boards curated by style (module docstring, step 4)."""
-    n = len(pin_style)
-    b_style = rng.permutation(np.arange(n_boards) % n_styles)
-    size = rng.integers(board_size[0], board_size[1] + 1, n_boards)
-    spare = 3 + size // 4  # refill slots lost to duplicates
-    n_slots = size + spare
-    board = np.repeat(np.arange(n_boards), n_slots)
-    rank = np.arange(len(board)) - np.repeat(np.cumsum(n_slots) - n_slots, n_slots)
-    on = rng.random(len(board)) < purity
-    slot_style = np.where(on, b_style[board], (b_style[board] + rng.integers(1, n_styles, len(board))) % n_styles)
-    popularity = rng.lognormal(0.0, 1.0, n)
-    pin = np.empty(len(board), dtype=np.int64)
-    home = np.zeros(len(board), dtype=bool)
-    eligible = on & (rank < size[board])
-    for t in range(n_styles):
-        pool = rng.permutation(np.flatnonzero(pin_style == t))
-        slots = np.flatnonzero(slot_style == t)
-        homes = rng.permutation(slots[eligible[slots]])[: len(pool)]
-        pin[homes], home[homes] = pool[: len(homes)], True
-        rest = slots[~home[slots]]
-        w = popularity[pool]
-        pin[rest] = rng.choice(pool, size=len(rest), p=w / w.sum())
-    order = np.lexsort((rank, ~home, board))  # home pins first, then slot order
-    board, pin = board[order], pin[order]
-    first = np.zeros(len(board), dtype=bool)
-    first[np.unique(board * n + pin, return_index=True)[1]] = True
-    board, pin = board[first], pin[first]  # still sorted by board
-    starts = np.searchsorted(board, np.arange(n_boards))
-    keep = (np.arange(len(board)) - starts[board]) < size[board]
-    board, pin = board[keep], pin[keep]
-    order = np.lexsort((rng.random(len(board)), board))
-    board, pin = board[order], pin[order]
-    position = np.arange(len(board)) - np.searchsorted(board, np.arange(n_boards))[board]
-    return _Boards(b_style, board, pin, position)
-
-
-#: Dense preset (module docstring, step 5).
-_GROUPS_PER_STYLE = 8
-_STYLES_PER_USER = (0.4, 0.4, 0.2)  # P(a user likes 1, 2, 3 styles)
-_GROUPS_PER_USER_STYLE = (1, 3)  # groups liked within each liked style, uniform
-_DENSE_POPULARITY_SIGMA = 1.75
-_GROUP_SHARE = 0.9  # of the on-taste share ``purity``; the rest goes to the styles at large
-_KEYS_PER_BLOCK = 1 << 22  # Gumbel keys per block of users: 32 MiB of float64 whatever the size
-_FORCED = 1e6  # added to the key of a pin's home slot: above any log-weight, keeps Gumbel order
-
-
-def _draw_dense_boards(rng: np.random.Generator, pin_style: np.ndarray, n_boards: int, n_styles: int,
-                       board_size: tuple[int, int], purity: float) -> _Boards:
-    """User histories over hidden taste groups (module docstring, step 5)."""
-    n, n_groups = len(pin_style), _GROUPS_PER_STYLE
-    # a. taste groups: equal shares within each style
-    by_style = np.lexsort((rng.random(n), pin_style))
-    sorted_style = pin_style[by_style]
-    taste = np.empty(n, dtype=np.int64)
-    taste[by_style] = sorted_style * n_groups + (np.arange(n) - np.searchsorted(sorted_style, sorted_style)) % n_groups
-    # b. global popularity
-    popularity = rng.lognormal(0.0, _DENSE_POPULARITY_SIGMA, n)
-    # c. users: K liked styles per row (primary first, all distinct), their weights, their groups
-    k = min(len(_STYLES_PER_USER), n_styles)
-    cdf = np.cumsum(_STYLES_PER_USER[:k]) / sum(_STYLES_PER_USER[:k])
-    b_style = rng.permutation(np.arange(n_boards) % n_styles)
-    n_liked = np.minimum(1 + (rng.random(n_boards)[:, None] > cdf).sum(1), k)
-    others = np.argsort(rng.random((n_boards, n_styles - 1)), axis=1)[:, : k - 1]
-    user_style = np.concatenate([b_style[:, None], (b_style[:, None] + 1 + others) % n_styles], axis=1)  # [B, K]
-    w = -np.sort(-rng.gamma(2.0, size=(n_boards, k)), axis=1) * (np.arange(k) < n_liked[:, None])
-    w /= w.sum(1, keepdims=True)
-    rows = np.arange(n_boards)[:, None]
-    style_w = np.zeros((n_boards, n_styles))  # [B, S], rows sum to 1
-    style_w[rows, user_style] = w
-    lo, hi = _GROUPS_PER_USER_STYLE
-    n_picked = np.minimum(rng.integers(lo, hi + 1, (n_boards, k)), n_groups)
-    order = np.argsort(rng.random((n_boards, k, n_groups)), axis=2)  # a random order of each style's groups
-    taste_w = np.zeros((n_boards, n_styles * n_groups))  # [B, S * G], rows sum to 1
-    taste_w[rows[:, :, None], user_style[:, :, None] * n_groups + order] = (
-        (w / n_picked)[:, :, None] * (np.arange(n_groups) < n_picked[:, :, None]))
-    # d. one forced home per pin, on a random user who likes its group (-1 when none does)
-    holder_taste, holder_user = np.nonzero(taste_w.T > 0)  # sorted by taste
-    count = np.bincount(holder_taste, minlength=taste_w.shape[1])[taste]
-    start = np.searchsorted(holder_taste, taste)
-    pick = np.minimum(start + (rng.random(n) * count).astype(np.int64), len(holder_user) - 1)
-    home_user = np.where(count > 0, holder_user[pick], -1)
-    # d. histories: Plackett-Luce draws without replacement = the top ``size`` of log(weight) + Gumbel
-    a_group, a_style, a_any = _GROUP_SHARE * purity, (1.0 - _GROUP_SHARE) * purity, 1.0 - purity
-    in_group = popularity / np.bincount(taste, popularity)[taste]  # [N], sums to 1 over each group
-    in_style = popularity / np.bincount(pin_style, popularity)[pin_style]
-    anywhere = popularity / popularity.sum()
-    size = rng.integers(board_size[0], board_size[1] + 1, n_boards)
-    top_k = min(board_size[1], n)
-    step = max(1, _KEYS_PER_BLOCK // n)
-    parts = []
-    for u0 in range(0, n_boards, step):
-        users = np.arange(u0, min(u0 + step, n_boards))
-        weight = (a_group * taste_w[users][:, taste] * in_group + a_style * style_w[users][:, pin_style] * in_style
-                  + a_any * anywhere)  # [b, N]
-        with np.errstate(divide="ignore"):
-            key = np.log(weight) + rng.gumbel(size=weight.shape)
-        forced = np.flatnonzero((home_user >= u0) & (home_user < users[-1] + 1))
-        key[home_user[forced] - u0, forced] += _FORCED
-        top = np.argpartition(-key, top_k - 1, axis=1)[:, :top_k]
-        top_key = np.take_along_axis(key, top, 1)
-        by_key = np.argsort(-top_key, axis=1, kind="stable")
-        top, top_key = np.take_along_axis(top, by_key, 1), np.take_along_axis(top_key, by_key, 1)
-        keep = (np.arange(top_k) < size[users, None]) & np.isfinite(top_key)  # weight 0 only when purity = 1
-        parts.append((np.broadcast_to(users[:, None], top.shape)[keep], top[keep]))
-    board = np.concatenate([b for b, _ in parts])
-    pin = np.concatenate([p for _, p in parts])
-    order = np.lexsort((rng.random(len(board)), board))
-    board, pin = board[order], pin[order]
-    position = np.arange(len(board)) - np.searchsorted(board, np.arange(n_boards))[board]
-    return _Boards(b_style, board, pin, position, {"taste": taste})
-
-
-@dataclass(frozen=True)
-class LookbookPreset:
-    """A named generative preset: its defaults and how it draws boards (see :data:`PRESETS`).
-
-    Attributes:
-        n_pins, n_boards, board_size, purity: the values used when the caller leaves them ``None``.
-        draw_boards: ``(rng, pin_style int64 [N], n_boards, n_styles, board_size, purity) -> boards``;
-            it draws from the board stream only, so pins and images do not depend on the preset.
-    """
-
-    n_pins: int
-    n_boards: int
-    board_size: tuple[int, int]
-    purity: float
-    draw_boards: Callable[[np.random.Generator, np.ndarray, int, int, tuple[int, int], float], _Boards]
-
-
-#: Preset name -> :class:`LookbookPreset`. ``"lookbook"``: boards curated by style (step 4 of the
-#: module docstring). ``"dense"``: user histories over hidden taste groups (step 5).
-PRESETS: dict[str, LookbookPreset] = {
-    "lookbook": LookbookPreset(2000, 200, (5, 30), 0.88, _draw_lookbook_boards),
-    "dense": LookbookPreset(2000, 600, (50, 150), 0.8, _draw_dense_boards),
-}
 
 
 def _preset(name: str) -> LookbookPreset:
@@ -420,79 +201,116 @@ def make_lookbook_tables(n_pins: int | None = None, n_boards: int | None = None,
     purity = cfg.purity if purity is None else purity
     _check_args(n_pins, n_boards, n_styles, image_size, board_size, noise, purity)
     r_design, r_pins, r_boards, r_images = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
-    st = _design_styles(r_design, n_styles)
-    n_pal, n_pat, n_mat, n_cat = len(PALETTES), len(PATTERNS), len(MATERIALS), len(CATEGORIES)
-
-    # pins: hidden attributes, then one independently corrupted copy per modality
-    style = r_pins.permutation(np.arange(n_pins) % n_styles)
-    cat = (r_pins.random(n_pins)[:, None] > st["cat_cdf"][style]).sum(1).clip(0, n_cat - 1)
-    shade = r_pins.integers(0, 4, n_pins)
-    img_colour = _other(r_pins, st["palette"][style], n_pal, noise) * 4 + shade
-    img_colour2 = img_colour - shade + (shade + r_pins.integers(1, 4, n_pins)) % 4
-    img_pattern = _other(r_pins, st["pattern"][style], n_pat, noise)
-    title_colour = _other(r_pins, st["palette"][style], n_pal, noise) * 4 + shade
-    title_mat = _other(r_pins, st["material"][style], n_mat, noise)
-    desc_mat = _other(r_pins, st["material"][style], n_mat, noise)
-    brand_style = np.where(r_pins.random(n_pins) < noise,
-                           (style + r_pins.integers(1, n_styles, n_pins)) % n_styles, style)
-    brand = np.array(BRAND_FAMILIES)[st["family"][brand_style], r_pins.integers(0, 3, n_pins)]
-    band = _other(r_pins, st["band"][style], len(PRICE_BANDS), noise)
-    log_price = (np.log(np.array(list(PRICE_BANDS.values())))[band] + _CATEGORY_LOG_OFFSET[cat]
-                 + r_pins.normal(0, 0.3, n_pins))
-    price = np.maximum(np.round(np.exp(log_price)), 5.0) - 0.01
-
-    nouns = [_NOUNS[c] for c in CATEGORIES]
-    noun = _pick(r_pins, nouns, cat)
-    prefix = _pick(r_pins, [_TITLE_PREFIXES], np.zeros(n_pins, dtype=np.int64))
-    titles = [f"{p}{_COLOUR_WORDS[c]} {MATERIALS[m]} {w}"
-              for p, c, m, w in zip(prefix, title_colour.tolist(), title_mat.tolist(), noun)]
-    opener = _pick(r_pins, [_OPENERS], np.zeros(n_pins, dtype=np.int64))
-    phrase = _pick(r_pins, [_PATTERN_PHRASES[p] for p in PATTERNS], st["pattern"][style])
-    show_pattern = (r_pins.random(n_pins) < 0.35).tolist()
-    mislead = r_pins.integers(0, len(_COLOUR_WORDS), (2, n_pins))
-    other_noun = _pick(r_pins, nouns, (cat + r_pins.integers(1, n_cat, n_pins)) % n_cat)
-    also = (r_pins.random(n_pins) < 0.3).tolist()
-    descriptions = [
-        f"{o} {w} in {MATERIALS[m]}{', ' + ph if sp else ''}. Pairs well with {_COLOUR_WORDS[c1]} {on}."
-        + (f" Also in {_COLOUR_WORDS[c2]}." if al else "")
-        for o, w, m, ph, sp, c1, on, al, c2 in zip(opener, noun, desc_mat.tolist(), phrase, show_pattern,
-                                                  mislead[0].tolist(), other_noun, also, mislead[1].tolist())]
-    pid_width = max(6, len(str(n_pins - 1)))
-    pins = pd.DataFrame({
-        "pin_id": [f"p{i:0{pid_width}d}" for i in range(n_pins)], "title": titles,
-        "description": descriptions, "brand": brand, "category": np.array(CATEGORIES)[cat],
-        "price": price.astype(np.float64), "style": style.astype(np.int64)})
-
-    # boards and memberships
-    drawn = cfg.draw_boards(r_boards, style, n_boards, n_styles, board_size, purity)
-    b_style, m_board, m_pin, m_pos = drawn.style, drawn.board, drawn.pin, drawn.position
+    st = design_styles(r_design, n_styles)
+    drawn_pins = _draw_pins(r_pins, st, n_pins, n_styles, noise)
+    pins = _pin_table(r_pins, st, drawn_pins)
+    drawn = cfg.draw_boards(r_boards, drawn_pins.style, n_boards, n_styles, board_size, purity)
     for name, values in drawn.pin_labels.items():
         pins[name] = values.astype(np.int64)
-    bw = max(4, len(str(n_boards - 1)))
-    board_ids = np.array([f"b{i:0{bw}d}" for i in range(n_boards)], dtype=object)
-    t_col = _other(r_boards, st["palette"][b_style], n_pal, noise) * 4 + r_boards.integers(0, 4, n_boards)
-    t_mat = _other(r_boards, st["material"][b_style], n_mat, noise)
-    t_pat = _other(r_boards, st["pattern"][b_style], n_pat, noise)
-    pat_word = _pick(r_boards, [_PATTERN_WORDS[p] for p in PATTERNS], t_pat)
-    filler = _pick(r_boards, [_FILLERS], np.zeros(n_boards, dtype=np.int64))
-    templates = ("{c} {m} {f}", "{p} {c} {f}", "{m} & {p} {f}", "{c}, {m} and {p} {f}")
-    which = r_boards.integers(0, len(templates), n_boards)
-    board_titles = [templates[k].format(c=_COLOUR_WORDS[c], m=MATERIALS[m], p=p, f=f)
-                    for k, c, m, p, f in zip(which.tolist(), t_col.tolist(), t_mat.tolist(), pat_word, filler)]
-    boards = pd.DataFrame({"board_id": board_ids, "board_title": board_titles, "style": b_style.astype(np.int64)})
-    memberships = pd.DataFrame({"board_id": board_ids[m_board], "pin_id": pins["pin_id"].to_numpy()[m_pin],
-                                "position": m_pos.astype(np.int64)})
+    boards, memberships = _board_tables(r_boards, st, drawn, pins["pin_id"].to_numpy(), noise)
     styles = pd.DataFrame({
         "style": np.arange(n_styles, dtype=np.int64), "palette": np.array(list(PALETTES))[st["palette"]],
         "pattern": np.array(PATTERNS)[st["pattern"]], "material": np.array(MATERIALS)[st["material"]],
         "brand_family": st["family"].astype(np.int64), "price_band": np.array(list(PRICE_BANDS))[st["band"]]})
-
-    images = draw_garments(r_images, cat, _COLOUR_RGB[img_colour], _COLOUR_RGB[img_colour2], img_pattern, image_size)
+    images = draw_garments(r_images, drawn_pins.cat, COLOUR_RGB[drawn_pins.img_colour],
+                           COLOUR_RGB[drawn_pins.img_colour2], drawn_pins.img_pattern, image_size)
     tables = LookbookTables(pins=pins, boards=boards, memberships=memberships, images=images, styles=styles,
                             pin_labels=("style", *drawn.pin_labels))
     log.debug("synthetic lookbook (%s): %d pins, %d boards, %d memberships, %d unboarded pins",
               preset, n_pins, n_boards, len(memberships), tables.n_unboarded)
     return tables
+
+
+@dataclass(frozen=True)
+class _DrawnPins:
+    """What step 2 draws, every field ``[n_pins]``: the hidden style (int64) and category (index into
+    :data:`CATEGORIES`), and each modality's own, independently corrupted, copy of the attributes:
+    image colours (indices into ``COLOUR_RGB``) and pattern, title colour (index into
+    ``COLOUR_WORDS``) and material, description material, brand (str) and price (float64 dollars)."""
+
+    style: np.ndarray
+    cat: np.ndarray
+    img_colour: np.ndarray
+    img_colour2: np.ndarray
+    img_pattern: np.ndarray
+    title_colour: np.ndarray
+    title_mat: np.ndarray
+    desc_mat: np.ndarray
+    brand: np.ndarray
+    price: np.ndarray
+
+
+def _draw_pins(rng: np.random.Generator, st: dict[str, np.ndarray], n_pins: int, n_styles: int,
+               noise: float) -> _DrawnPins:
+    """Pins' hidden attributes, then one independently corrupted copy per modality (step 2)."""
+    n_pal, n_pat, n_mat, n_cat = len(PALETTES), len(PATTERNS), len(MATERIALS), len(CATEGORIES)
+    style = rng.permutation(np.arange(n_pins) % n_styles)
+    cat = (rng.random(n_pins)[:, None] > st["cat_cdf"][style]).sum(1).clip(0, n_cat - 1)
+    shade = rng.integers(0, 4, n_pins)
+    img_colour = _other(rng, st["palette"][style], n_pal, noise) * 4 + shade
+    img_colour2 = img_colour - shade + (shade + rng.integers(1, 4, n_pins)) % 4
+    img_pattern = _other(rng, st["pattern"][style], n_pat, noise)
+    title_colour = _other(rng, st["palette"][style], n_pal, noise) * 4 + shade
+    title_mat = _other(rng, st["material"][style], n_mat, noise)
+    desc_mat = _other(rng, st["material"][style], n_mat, noise)
+    brand_style = np.where(rng.random(n_pins) < noise,
+                           (style + rng.integers(1, n_styles, n_pins)) % n_styles, style)
+    brand = np.array(BRAND_FAMILIES)[st["family"][brand_style], rng.integers(0, 3, n_pins)]
+    band = _other(rng, st["band"][style], len(PRICE_BANDS), noise)
+    log_price = (np.log(np.array(list(PRICE_BANDS.values())))[band] + CATEGORY_LOG_OFFSET[cat]
+                 + rng.normal(0, 0.3, n_pins))
+    price = np.maximum(np.round(np.exp(log_price)), 5.0) - 0.01
+    return _DrawnPins(style, cat, img_colour, img_colour2, img_pattern, title_colour, title_mat, desc_mat, brand,
+                      price)
+
+
+def _pin_table(rng: np.random.Generator, st: dict[str, np.ndarray], p: _DrawnPins) -> pd.DataFrame:
+    """The pins table (see :class:`LookbookTables`): titles and descriptions drawn from ``p`` (step 2)."""
+    n_pins, n_cat = len(p.style), len(CATEGORIES)
+    nouns = [NOUNS[c] for c in CATEGORIES]
+    noun = _pick(rng, nouns, p.cat)
+    prefix = _pick(rng, [TITLE_PREFIXES], np.zeros(n_pins, dtype=np.int64))
+    titles = [f"{pre}{COLOUR_WORDS[c]} {MATERIALS[m]} {w}"
+              for pre, c, m, w in zip(prefix, p.title_colour.tolist(), p.title_mat.tolist(), noun)]
+    opener = _pick(rng, [OPENERS], np.zeros(n_pins, dtype=np.int64))
+    phrase = _pick(rng, [PATTERN_PHRASES[pat] for pat in PATTERNS], st["pattern"][p.style])
+    show_pattern = (rng.random(n_pins) < 0.35).tolist()
+    mislead = rng.integers(0, len(COLOUR_WORDS), (2, n_pins))
+    other_noun = _pick(rng, nouns, (p.cat + rng.integers(1, n_cat, n_pins)) % n_cat)
+    also = (rng.random(n_pins) < 0.3).tolist()
+    descriptions = [
+        f"{o} {w} in {MATERIALS[m]}{', ' + ph if sp else ''}. Pairs well with {COLOUR_WORDS[c1]} {on}."
+        + (f" Also in {COLOUR_WORDS[c2]}." if al else "")
+        for o, w, m, ph, sp, c1, on, al, c2 in zip(opener, noun, p.desc_mat.tolist(), phrase, show_pattern,
+                                                  mislead[0].tolist(), other_noun, also, mislead[1].tolist())]
+    pid_width = max(6, len(str(n_pins - 1)))
+    return pd.DataFrame({
+        "pin_id": [f"p{i:0{pid_width}d}" for i in range(n_pins)], "title": titles,
+        "description": descriptions, "brand": p.brand, "category": np.array(CATEGORIES)[p.cat],
+        "price": p.price.astype(np.float64), "style": p.style.astype(np.int64)})
+
+
+def _board_tables(rng: np.random.Generator, st: dict[str, np.ndarray], drawn: DrawnBoards, pin_ids: np.ndarray,
+                  noise: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The boards table, with titles drawn from each board's style (step 4), and the memberships
+    (see :class:`LookbookTables`); ``pin_ids`` are the pins' ids in index order."""
+    b_style, n_boards = drawn.style, len(drawn.style)
+    n_pal, n_pat, n_mat = len(PALETTES), len(PATTERNS), len(MATERIALS)
+    bw = max(4, len(str(n_boards - 1)))
+    board_ids = np.array([f"b{i:0{bw}d}" for i in range(n_boards)], dtype=object)
+    t_col = _other(rng, st["palette"][b_style], n_pal, noise) * 4 + rng.integers(0, 4, n_boards)
+    t_mat = _other(rng, st["material"][b_style], n_mat, noise)
+    t_pat = _other(rng, st["pattern"][b_style], n_pat, noise)
+    pat_word = _pick(rng, [PATTERN_WORDS[p] for p in PATTERNS], t_pat)
+    filler = _pick(rng, [FILLERS], np.zeros(n_boards, dtype=np.int64))
+    templates = ("{c} {m} {f}", "{p} {c} {f}", "{m} & {p} {f}", "{c}, {m} and {p} {f}")
+    which = rng.integers(0, len(templates), n_boards)
+    board_titles = [templates[k].format(c=COLOUR_WORDS[c], m=MATERIALS[m], p=p, f=f)
+                    for k, c, m, p, f in zip(which.tolist(), t_col.tolist(), t_mat.tolist(), pat_word, filler)]
+    boards = pd.DataFrame({"board_id": board_ids, "board_title": board_titles, "style": b_style.astype(np.int64)})
+    memberships = pd.DataFrame({"board_id": board_ids[drawn.board], "pin_id": pin_ids[drawn.pin],
+                                "position": drawn.position.astype(np.int64)})
+    return boards, memberships
 
 
 def synthetic_lookbooks(n_pins: int | None = None, n_boards: int | None = None, seed: int = 0, *,
@@ -519,8 +337,6 @@ def synthetic_lookbooks(n_pins: int | None = None, n_boards: int | None = None, 
     Raises:
         ValueError: as :func:`make_lookbook_tables`.
     """
-    from boardgraph.graph import from_collections  # lazy: the tables layer needs no graph package
-
     tables = make_lookbook_tables(n_pins, n_boards, seed, preset=preset, **kwargs)
     graph, report = from_collections(
         tables.memberships, collection="board_id", item="pin_id",
