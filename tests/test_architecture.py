@@ -3,7 +3,9 @@
 * No import cycle among modules at module level.
 * No import of a boardgraph module inside a function (such imports hide cycles); inside functions,
   only third-party packages that are optional or heavy at run time are imported.
-* No module over 450 lines; at most 8 modules flat in ``boardgraph/``.
+* No module over 450 lines; at most 8 modules flat in ``boardgraph/``; no function body over 60
+  lines (docstring not counted) unless its docstring says why it is kept in one piece
+  (a sentence starting ``Kept in one piece``).
 * Every module imports on its own in a fresh interpreter (catches cycles through package ``__init__``).
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 450
 MAX_FLAT = 8
+MAX_FUNCTION_LINES = 60
 
 
 def package_dirs() -> dict[str, Path]:
@@ -152,6 +155,29 @@ def test_module_sizes_and_flat_modules():
     assert not long, f"modules over {MAX_LINES} lines: {long}"
     flat = sorted(p.name for p in (ROOT / "boardgraph").glob("*.py"))
     assert len(flat) <= MAX_FLAT, flat
+
+
+def function_lengths(tree: ast.Module) -> list[tuple[str, int, int, str]]:
+    """``(name, line, body lines without the docstring, docstring)`` of every function in ``tree``."""
+    out = []
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(fn) or ""
+            body = fn.body[1:] if doc and len(fn.body) > 1 else fn.body
+            out.append((fn.name, fn.lineno, fn.end_lineno - body[0].lineno + 1, doc))
+    return out
+
+
+def test_function_length_counts_code_not_docstrings():
+    tree = ast.parse('def f():\n    """Doc.\n\n    More.\n    """\n    a = 1\n    return a\n')
+    assert function_lengths(tree) == [("f", 1, 2, "Doc.\n\nMore.")]
+
+
+def test_no_long_function_without_a_reason():
+    long = [f"{p.relative_to(ROOT)}:{line} {name}() has {n} lines"
+            for p in MODULES.values() for name, line, n, doc in function_lengths(ast.parse(p.read_text()))
+            if n > MAX_FUNCTION_LINES and "Kept in one piece" not in doc]
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines of code:\n" + "\n".join(long)
 
 
 @pytest.mark.slow
