@@ -380,19 +380,7 @@ class PinBoardGraph:
 
 
 def load_graph(path: str | Path, mmap: bool = True) -> PinBoardGraph:
-    """Read a graph written by :func:`~boardgraph.graph.io.save_graph` (or :meth:`PinBoardGraph.save`).
-
-    Only the sizes of the files are checked against the manifest (node counts, edge counts,
-    CSR lengths), so a memory-mapped load stays lazy; a file whose bytes are damaged without
-    changing its size is not detected.
-
-    Args:
-        path: the folder.
-        mmap: memory-map tensors (pages are read on first touch; writes stay private).
-
-    Raises:
-        GraphFormatError: no manifest, an unknown format version or another kind of artefact; or a
-            damaged save: an unreadable or incomplete manifest, a missing, truncated or unreadable
-            file, or a file whose size disagrees with the manifest. The message names the file.
-    """
+    """Read a graph written by :func:`~boardgraph.graph.io.save_graph` (or :meth:`PinBoardGraph.save`):
+    :func:`~boardgraph.graph.io.read_graph` reads its parts (what it checks, the arguments and the
+    errors are documented there) and the graph is assembled from them."""
     return PinBoardGraph._from_saved(read_graph(path, mmap=mmap))
