@@ -36,7 +36,10 @@ import pandas as pd
 import torch
 
 from boardgraph._io import READ_ERRORS, ArtefactKind, atomic_replace_dir, check_output, read_manifest, temp_sibling
-from boardgraph.graph.errors import BoardgraphError, DuplicateIdError, UnknownIdError
+from boardgraph.graph.errors import DuplicateIdError, UnknownIdError
+from boardgraph.inference.index_types import (KINDS, DimensionMismatchError, EmptyIndexError, IndexConfig,
+                                              IndexFormatError, IndexInputError, SearchResult,
+                                              UnknownFilterColumnError, normalise, to_numpy_2d)
 
 __all__ = [
     "IndexInputError",
@@ -53,75 +56,11 @@ __all__ = [
 
 FORMAT_VERSION = 1
 _INDEX_FILES = ("index.faiss", "ids.parquet", "metadata.parquet", "config.json")
-KINDS = ("flat", "hnsw", "ivf")
 # What marks a folder as a saved index (see boardgraph._io.check_output). Older saves have no
 # "artefact" field; their one attachment the project writes is the hybrid search's lexical.json.
 INDEX_ARTEFACT = ArtefactKind("boardgraph.index", "config.json",
                               legacy_keys=("format_version", "n", "dim", "config"),
                               legacy_entries=(*_INDEX_FILES, "lexical.json"))
-
-
-class IndexInputError(BoardgraphError, ValueError):
-    """Bad input to :class:`EmbeddingIndex`: unknown kind, bad k, misaligned ids or metadata."""
-
-
-class DimensionMismatchError(IndexInputError):
-    """Vectors whose dimension differs from the index's."""
-
-
-class EmptyIndexError(IndexInputError):
-    """An index over zero embeddings was requested."""
-
-
-class UnknownFilterColumnError(IndexInputError, KeyError):
-    """A filter names a column the metadata does not have (or there is no metadata)."""
-
-    def __str__(self) -> str:  # KeyError would otherwise repr() the message
-        return str(self.args[0]) if self.args else ""
-
-
-class IndexFormatError(IndexInputError):
-    """A saved index directory is incomplete, inconsistent or from an unknown format version."""
-
-
-@dataclass(frozen=True)
-class IndexConfig:
-    """How the FAISS index is built and searched.
-
-    Attributes:
-        kind: ``"flat"``, ``"hnsw"`` or ``"ivf"``.
-        hnsw_m: HNSW neighbours per node.
-        ef_construction: HNSW build-time beam width.
-        ef_search: HNSW search-time beam width (raised to ``k`` when smaller).
-        nlist: IVF cells; ``None`` picks ``clamp(4 * sqrt(N), 1, N // 39)``.
-        nprobe: IVF cells probed per query; ``None`` picks ``max(1, nlist // 4)``.
-        exact_fallback: filtered searches whose allowed rows are at most this many are answered
-            exactly (approximate kinds only; flat is always exact).
-    """
-
-    kind: str = "flat"
-    hnsw_m: int = 32
-    ef_construction: int = 200
-    ef_search: int = 128
-    nlist: int | None = None
-    nprobe: int | None = None
-    exact_fallback: int = 10_000
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """Top-k results of a search, best first.
-
-    Attributes:
-        ids: ``[Q, k]`` object ndarray of external ids; ``None`` where fewer than ``k`` rows
-            qualified.
-        scores: ``[Q, k]`` float32 cosine similarities; ``-inf`` at padding.
-        rows: ``[Q, k]`` int64 row numbers in the index; ``-1`` at padding.
-    """
-
-    ids: np.ndarray
-    scores: np.ndarray
-    rows: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -167,27 +106,6 @@ def _ladder(lo: int, hi: int) -> list[int]:
         v *= math.sqrt(2)
     out.append(int(hi))
     return out
-
-
-def _to_numpy_2d(x: Any, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    arr = np.asarray(x, dtype=np.float32)
-    if arr.ndim != 2:
-        raise IndexInputError(f"{name} must be a 2-D float array [n, D], got shape {arr.shape}")
-    return np.ascontiguousarray(arr)
-
-
-def _normalise(x: np.ndarray, name: str) -> np.ndarray:
-    bad = ~np.isfinite(x).all(axis=1)
-    norms = np.linalg.norm(x, axis=1)
-    bad |= norms == 0
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        raise IndexInputError(
-            f"{name} rows {rows[:5].tolist()}{' ...' if len(rows) > 5 else ''} are zero or not "
-            f"finite and cannot be L2-normalised; drop them or fix the encoder output")
-    return np.ascontiguousarray(x / norms[:, None], dtype=np.float32)
 
 
 class EmbeddingIndex:
@@ -241,11 +159,11 @@ class EmbeddingIndex:
         if kind not in KINDS:
             raise IndexInputError(f"unknown index kind {kind!r}; use one of {list(KINDS)}")
         cfg = IndexConfig(**{**asdict(cfg), "kind": kind})
-        x = _to_numpy_2d(embeddings, "embeddings")
+        x = to_numpy_2d(embeddings, "embeddings")
         n, d = x.shape
         if n == 0:
             raise EmptyIndexError("cannot build an index over 0 embeddings; pass at least one row")
-        x = _normalise(x, "embeddings")
+        x = normalise(x, "embeddings")
         ids_arr = np.asarray(ids)
         if ids_arr.ndim != 1 or ids_arr.shape[0] != n:
             raise IndexInputError(f"ids has shape {ids_arr.shape} but embeddings has {n} rows; "
@@ -402,7 +320,7 @@ class EmbeddingIndex:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise IndexInputError(f"k must be an int >= 1, got {k!r}")
         k = int(k)
-        x = _to_numpy_2d(queries, "queries")
+        x = to_numpy_2d(queries, "queries")
         if x.shape[1] != self.dim:
             raise DimensionMismatchError(
                 f"queries have dimension {x.shape[1]} but the index holds {self.dim}-dimensional "
@@ -411,7 +329,7 @@ class EmbeddingIndex:
         if q == 0:
             return SearchResult(np.empty((0, k), dtype=object), np.empty((0, k), np.float32),
                                 np.empty((0, k), np.int64))
-        x = _normalise(x, "queries")
+        x = normalise(x, "queries")
         allowed = self._allowed_rows(filter)
         excl = self._exclusions(exclude_ids, q)
         n_allowed = len(self) if allowed is None else int(allowed.sum())
@@ -522,10 +440,10 @@ class EmbeddingIndex:
         self_rows: np.ndarray | None = None  # rows to leave out of each query's results
         if queries is not None:
             source = "given"
-            x = _to_numpy_2d(queries, "queries")
+            x = to_numpy_2d(queries, "queries")
             if x.shape[1] != self.dim:
                 raise DimensionMismatchError(f"queries have dimension {x.shape[1]}, the index {self.dim}")
-            x = _normalise(x, "queries")
+            x = normalise(x, "queries")
             target, n_rows = self._index, n
         elif holdout and self.kind != "flat":
             source = "held-out rows"
