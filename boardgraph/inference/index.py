@@ -21,22 +21,20 @@ over the allowed rows instead.
 """
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, Hashable, Iterable, Mapping, Sequence
 
 import faiss
 import numpy as np
 import pandas as pd
 import torch
 
-from boardgraph._io import READ_ERRORS, ArtefactKind, atomic_replace_dir, check_output, read_manifest, temp_sibling
 from boardgraph.graph.errors import DuplicateIdError, UnknownIdError
+from boardgraph.inference.index_io import INDEX_ARTEFACT, load_index, save_index
 from boardgraph.inference.index_types import (KINDS, DimensionMismatchError, EmptyIndexError, IndexConfig,
                                               IndexFormatError, IndexInputError, SearchResult,
                                               UnknownFilterColumnError, normalise, to_numpy_2d)
@@ -53,14 +51,6 @@ __all__ = [
     "TuneResult",
     "EmbeddingIndex",
 ]
-
-FORMAT_VERSION = 1
-_INDEX_FILES = ("index.faiss", "ids.parquet", "metadata.parquet", "config.json")
-# What marks a folder as a saved index (see boardgraph._io.check_output). Older saves have no
-# "artefact" field; their one attachment the project writes is the hybrid search's lexical.json.
-INDEX_ARTEFACT = ArtefactKind("boardgraph.index", "config.json",
-                              legacy_keys=("format_version", "n", "dim", "config"),
-                              legacy_entries=(*_INDEX_FILES, "lexical.json"))
 
 
 @dataclass(frozen=True)
@@ -539,28 +529,7 @@ class EmbeddingIndex:
                 :func:`boardgraph._io.check_output`); checked before anything is written.
             ValueError: an attachment name is not a plain file name or is one of the index's files.
         """
-        path = Path(path)
-        for name in attachments or {}:
-            if Path(name).name != name or name in _INDEX_FILES:
-                raise ValueError(f"attachment name {name!r} must be a plain file name other than {_INDEX_FILES}")
-        check_output(path, INDEX_ARTEFACT, overwrite)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_sibling(path)
-        tmp.mkdir()
-        try:
-            faiss.write_index(self._index, str(tmp / "index.faiss"))
-            pd.DataFrame({"id": self._ids}).to_parquet(tmp / "ids.parquet", index=False)
-            if self._metadata is not None:
-                self._metadata.to_parquet(tmp / "metadata.parquet", index=False)
-            for name, text in (attachments or {}).items():
-                (tmp / name).write_text(text)
-            meta = {**INDEX_ARTEFACT.stamp(tmp), "format_version": FORMAT_VERSION, "n": len(self),
-                    "dim": self.dim, "has_metadata": self._metadata is not None, "config": asdict(self.config)}
-            (tmp / "config.json").write_text(json.dumps(meta, indent=2))
-            atomic_replace_dir(tmp, path, INDEX_ARTEFACT, overwrite=overwrite)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        save_index(path, self._index, self._ids, self._metadata, self.config, attachments, overwrite)
 
     @classmethod
     def load(cls, path: str | Path) -> "EmbeddingIndex":
@@ -572,68 +541,7 @@ class EmbeddingIndex:
                 saved index's, the format version is unknown, or the parts disagree on the number of
                 rows / the dimension. The message names the file.
         """
-        path = Path(path)
-        if not path.is_dir():
-            raise FileNotFoundError(f"no saved index at {path}")
-        fix = "save it again (EmbeddingIndex.save, or boardgraph index RUN_DIR)"
-        cfg_file = path / "config.json"
-        for f in (cfg_file, path / "index.faiss", path / "ids.parquet"):
-            if not f.exists():
-                raise IndexFormatError(f"saved index {path} lacks {f.name}; save it again with "
-                                       f"EmbeddingIndex.save")
-
-        def damaged(f: Path, what: str) -> IndexFormatError:
-            return IndexFormatError(f"saved index {path} is damaged: {f} {what}; {fix}")
-
-        def read(f: Path, reader: Callable[[Path], Any]) -> Any:
-            try:
-                return reader(f)
-            except (*READ_ERRORS, RuntimeError) as e:  # faiss raises RuntimeError
-                raise damaged(f, f"cannot be read ({' '.join(str(e).split())[:160]})") from e
-
-        meta, why = read_manifest(cfg_file)
-        if meta is None:
-            raise damaged(cfg_file, f"cannot be read ({why})")
-        if meta.get("artefact", INDEX_ARTEFACT.name) != INDEX_ARTEFACT.name:
-            raise IndexFormatError(f"{cfg_file} names a saved {meta['artefact']!r}, not a saved index; "
-                                   f"open it with its own loader")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise IndexFormatError(f"saved index {path} has format version "
-                                   f"{meta.get('format_version')!r}; this version reads "
-                                   f"{FORMAT_VERSION}. Rebuild the index")
-        ints = [k for k in ("n", "dim") if not isinstance(meta.get(k), int) or isinstance(meta.get(k), bool)]
-        if ints or not isinstance(meta.get("config"), dict):
-            raise damaged(cfg_file, f"lacks {ints or ['config']} (or they have the wrong type)")
-        try:
-            cfg = IndexConfig(**meta["config"])
-        except TypeError as e:
-            raise damaged(cfg_file, f"has a bad 'config' ({e})") from e
-        if cfg.kind not in KINDS:
-            raise damaged(cfg_file, f"names an unknown index kind {cfg.kind!r}")
-        index = read(path / "index.faiss", lambda f: faiss.read_index(str(f)))
-        id_frame = read(path / "ids.parquet", pd.read_parquet)
-        if "id" not in id_frame.columns:
-            raise damaged(path / "ids.parquet", f"has no 'id' column (columns {list(id_frame.columns)})")
-        ids = id_frame["id"].to_numpy()
-        metadata = None
-        if meta.get("has_metadata"):
-            if not (path / "metadata.parquet").exists():
-                raise IndexFormatError(f"saved index {path} lacks metadata.parquet; {fix}")
-            metadata = read(path / "metadata.parquet", pd.read_parquet)
-        n = meta["n"]
-        if index.ntotal != n or len(ids) != n or index.d != meta["dim"] \
-                or (metadata is not None and len(metadata) != n):
-            raise IndexFormatError(
-                f"saved index {path} is inconsistent: config.json says {n} rows x {meta['dim']}, "
-                f"index.faiss has {index.ntotal} x {index.d}, ids.parquet {len(ids)} rows"
-                f"{'' if metadata is None else f', metadata.parquet {len(metadata)} rows'}; {fix}")
-        if not hasattr(index, {"flat": "ntotal", "hnsw": "hnsw", "ivf": "nprobe"}[cfg.kind]):
-            raise damaged(path / "index.faiss", f"holds a {type(index).__name__}, config.json says {cfg.kind!r}")
-        if cfg.kind == "hnsw":
-            index.hnsw.efSearch = cfg.ef_search
-        elif cfg.kind == "ivf":
-            index.nprobe = cfg.nprobe
-        return cls(index, ids, metadata, cfg)
+        return cls(*load_index(path))
 
     def __repr__(self) -> str:
         cols = [] if self._metadata is None else list(self._metadata.columns)
