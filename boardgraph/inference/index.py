@@ -22,9 +22,7 @@ over the allowed rows instead.
 from __future__ import annotations
 
 import math
-import time
-import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
@@ -35,6 +33,7 @@ import torch
 
 from boardgraph.graph.errors import DuplicateIdError, UnknownIdError
 from boardgraph.inference.index_io import INDEX_ARTEFACT, load_index, save_index
+from boardgraph.inference.index_tuning import TuneResult, tune_index, warn_if_unreached
 from boardgraph.inference.index_types import (KINDS, DimensionMismatchError, EmptyIndexError, IndexConfig,
                                               IndexFormatError, IndexInputError, SearchResult,
                                               UnknownFilterColumnError, normalise, to_numpy_2d)
@@ -51,51 +50,6 @@ __all__ = [
     "TuneResult",
     "EmbeddingIndex",
 ]
-
-
-@dataclass(frozen=True)
-class TuneResult:
-    """What :meth:`EmbeddingIndex.tune` measured and chose.
-
-    Attributes:
-        param: the knob tuned: ``"ef_search"`` (HNSW), ``"nprobe"`` (IVF) or ``""`` (flat: exact,
-            nothing to tune; or an index of one row, nothing to measure).
-        value: the value now set on the index (``None`` when ``param`` is ``""``).
-        recall: Recall@k against exact search at ``value``, in [0, 1].
-        speedup: queries/s at ``value`` over queries/s of exact search over the same vectors,
-            both timed in this call on the same queries and threads.
-        reached: whether ``recall >= target_recall``. When no value reaches it, ``value`` is the
-            one with the best recall tried.
-        target_recall: the target asked for.
-        k: results per query the recall was measured at.
-        n_queries: number of queries measured.
-        queries: where they came from: ``"given"``, ``"held-out rows"`` or ``"stored rows"``
-            (see :meth:`EmbeddingIndex.tune`).
-        sweep: one row per value tried, in order: ``value``, ``recall``, ``queries_per_s``,
-            ``speedup``.
-    """
-
-    param: str
-    value: int | None
-    recall: float
-    speedup: float
-    reached: bool
-    target_recall: float
-    k: int
-    n_queries: int
-    queries: str
-    sweep: pd.DataFrame
-
-
-def _ladder(lo: int, hi: int) -> list[int]:
-    """Increasing ints from ``lo`` to ``hi`` (both included), about sqrt(2) apart."""
-    out, v = [], float(max(1, lo))
-    while int(v) < hi:
-        if not out or int(v) > out[-1]:
-            out.append(int(v))
-        v *= math.sqrt(2)
-    out.append(int(hi))
-    return out
 
 
 class EmbeddingIndex:
@@ -355,25 +309,6 @@ class EmbeddingIndex:
         return SearchResult(ids=ids, scores=scores.astype(np.float32), rows=rows)
 
     # -------------------------------------------------------------------------------------- tune
-    def _all_vectors(self) -> np.ndarray:
-        """``[N, D]`` float32 copy of the stored (normalised) vectors."""
-        out = np.empty((len(self), self.dim), dtype=np.float32)
-        for start in range(0, len(self), 65_536):
-            stop = min(start + 65_536, len(self))
-            out[start:stop] = self._index.reconstruct_n(start, stop - start)
-        return out
-
-    def _same_kind_over(self, x: np.ndarray) -> faiss.Index:
-        """A FAISS index of this kind and configuration over ``x`` (IVF reuses the trained cells)."""
-        if self.kind == "hnsw":
-            index = faiss.IndexHNSWFlat(self.dim, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = self.config.ef_construction
-        else:
-            index = faiss.clone_index(self._index)
-            index.reset()
-        index.add(x)
-        return index
-
     def tune(self, target_recall: float = 0.95, k: int = 10,
              queries: np.ndarray | torch.Tensor | None = None, n_queries: int = 500,
              holdout: bool = True, max_value: int | None = None, seed: int = 0) -> TuneResult:
@@ -418,94 +353,20 @@ class EmbeddingIndex:
                 ``max_value < 1``.
             DimensionMismatchError: ``queries`` has the wrong dimension.
         """
-        if not 0 < target_recall <= 1:
-            raise IndexInputError(f"target_recall must be in (0, 1], got {target_recall!r}")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise IndexInputError(f"k must be an int >= 1, got {k!r}")
-        if max_value is not None and max_value < 1:
-            raise IndexInputError(f"max_value must be >= 1, got {max_value!r}")
-        if queries is None and n_queries < 1:
-            raise IndexInputError(f"n_queries must be >= 1, got {n_queries!r}")
-        n = len(self)
-        self_rows: np.ndarray | None = None  # rows to leave out of each query's results
-        if queries is not None:
-            source = "given"
-            x = to_numpy_2d(queries, "queries")
-            if x.shape[1] != self.dim:
-                raise DimensionMismatchError(f"queries have dimension {x.shape[1]}, the index {self.dim}")
-            x = normalise(x, "queries")
-            target, n_rows = self._index, n
-        elif holdout and self.kind != "flat":
-            source = "held-out rows"
-            rng = np.random.default_rng(seed)
-            sample = rng.choice(n, size=min(n_queries, n // 2), replace=False)
-            vecs = self._all_vectors()
-            keep = np.ones(n, dtype=bool)
-            keep[sample] = False
-            x, rest = vecs[sample], vecs[keep]  # rest: the other rows, for both temporary indexes
-            del vecs
-            target, n_rows = self._same_kind_over(rest), rest.shape[0]
-        else:
-            source = "stored rows"
-            rng = np.random.default_rng(seed)
-            self_rows = np.sort(rng.choice(n, size=min(n_queries, n), replace=False))
-            x = self._index.reconstruct_batch(self_rows.astype(np.int64))
-            target, n_rows = self._index, n - 1
-        columns = ["value", "recall", "queries_per_s", "speedup"]
-        k = int(min(k, n_rows))
-        if self.kind == "flat" or k < 1 or x.shape[0] == 0:  # exact, or nothing to measure
-            return TuneResult("", None, 1.0, 1.0, True, target_recall, k, x.shape[0], source,
-                              pd.DataFrame(columns=columns))
-        fetch = k + 1 if self_rows is not None else k
-        if target is self._index and self.kind == "hnsw":
-            exact: faiss.Index = faiss.downcast_index(self._index.storage)  # shares the vectors
-        else:
-            exact = faiss.IndexFlatIP(self.dim)
-            exact.add(self._all_vectors() if target is self._index else rest)
-        t = time.perf_counter()
-        ex_scores, ex_rows = exact.search(x, fetch)
-        exact_qps = x.shape[0] / max(time.perf_counter() - t, 1e-9)
-        own = np.full(x.shape[0], -2, dtype=np.int64) if self_rows is None else self_rows
-        # the k-th best score among the rows a query may return (itself excluded)
-        ex_scores = np.where(ex_rows == own[:, None], -np.inf, ex_scores)
-        kth = -np.sort(-ex_scores, axis=1)[:, k - 1]
+        result = tune_index(self._index, self.config, target_recall=target_recall, k=k, queries=queries,
+                            n_queries=n_queries, holdout=holdout, max_value=max_value, seed=seed)
+        if result.param:
+            self._set_knob(result.param, result.value)
+        warn_if_unreached(result, stacklevel=2)
+        return result
 
-        def recall_of(scores: np.ndarray, rows: np.ndarray) -> float:
-            ok = (rows >= 0) & (rows != own[:, None]) & (scores >= kth[:, None] - 1e-5)
-            return float(np.minimum(ok.sum(axis=1), k).mean() / k)
-
-        if self.kind == "hnsw":
-            param, values = "ef_search", _ladder(k, max(k, max_value or 4096))
-        else:
-            nlist = int(self._index.nlist)
-            param, values = "nprobe", _ladder(1, min(nlist, max_value or nlist))
-        sweep_rows = []
-        for v in values:
-            params: Any = faiss.SearchParametersHNSW(efSearch=v) if param == "ef_search" \
-                else faiss.SearchParametersIVF(nprobe=v)
-            t = time.perf_counter()
-            scores, rows = target.search(x, fetch, params=params)
-            qps = x.shape[0] / max(time.perf_counter() - t, 1e-9)
-            sweep_rows.append({"value": v, "recall": recall_of(scores, rows), "queries_per_s": qps,
-                               "speedup": qps / exact_qps})
-            if sweep_rows[-1]["recall"] >= target_recall:
-                break
-        sweep = pd.DataFrame(sweep_rows, columns=columns)
-        reached = bool(sweep["recall"].iloc[-1] >= target_recall)
-        best = sweep.iloc[-1] if reached else sweep.loc[sweep["recall"].idxmax()]
-        value = int(best["value"])
+    def _set_knob(self, param: str, value: int) -> None:
+        """Set ``ef_search`` (HNSW) or ``nprobe`` (IVF) in :attr:`config` and on the FAISS index."""
         self.config = replace(self.config, **{param: value})
         if param == "ef_search":
             self._index.hnsw.efSearch = value
         else:
             self._index.nprobe = value
-        if not reached:
-            fix = ("rebuild with a larger hnsw_m / ef_construction, raise max_value, or use kind='flat'"
-                   if param == "ef_search" else "rebuild with fewer nlist cells or use kind='flat'")
-            warnings.warn(f"no {param} up to {values[-1]} reaches Recall@{k} {target_recall} on {source} "
-                          f"(best {best['recall']:.3f} at {param}={value}, now set); {fix}", stacklevel=2)
-        return TuneResult(param, value, float(best["recall"]), float(best["speedup"]), reached,
-                          target_recall, k, x.shape[0], source, sweep)
 
     # ---------------------------------------------------------------------------------- save/load
     def save(self, path: str | Path, attachments: Mapping[str, str] | None = None,
