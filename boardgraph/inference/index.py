@@ -18,6 +18,16 @@ Filters (``filter={"category": ["shoes", "bags"]}``) are applied inside FAISS th
 filter can starve the graph / the probed cells of results; when the allowed rows are few
 (``<= exact_fallback`` of them) or a query comes back short, that query is answered by exact search
 over the allowed rows instead.
+
+This module holds :class:`EmbeddingIndex` (build, filters, search). Its parts live beside it and
+are re-exported here, so ``boardgraph.inference.index`` stays the one import path:
+
+* :mod:`~boardgraph.inference.index_types`: the errors, :class:`IndexConfig`, :class:`SearchResult`;
+* :mod:`~boardgraph.inference.index_io`: the saved folder (:meth:`EmbeddingIndex.save` / ``load``);
+* :mod:`~boardgraph.inference.index_tuning`: :class:`TuneResult` and the recall sweep of
+  :meth:`EmbeddingIndex.tune`.
+
+They import one another one way (types <- io, types <- tuning) and never this module.
 """
 from __future__ import annotations
 
@@ -276,37 +286,33 @@ class EmbeddingIndex:
         x = normalise(x, "queries")
         allowed = self._allowed_rows(filter)
         excl = self._exclusions(exclude_ids, q)
-        n_allowed = len(self) if allowed is None else int(allowed.sum())
         # Over-fetch by the largest per-query exclusion so that k rows remain after dropping them.
         extra = max((e.size for e in excl), default=0)
         fetch = min(k + extra, len(self))
-
-        approximate = self.kind != "flat"
-        if approximate and allowed is not None and n_allowed <= self.config.exact_fallback:
-            scores, rows = self._exact(x, np.flatnonzero(allowed), fetch)
-        else:  # flat is exact, with or without an IDSelector
-            scores, rows = self._faiss_search(x, fetch, allowed)
-            if approximate and allowed is not None:
-                # A filter can starve the HNSW graph / the probed IVF cells; redo those exactly.
-                short = (rows >= 0).sum(axis=1) < min(fetch, n_allowed)
-                if short.any():
-                    scores[short], rows[short] = self._exact(x[short], np.flatnonzero(allowed), fetch)
-
+        scores, rows = self._candidates(x, fetch, allowed)
         if extra:
-            codes = np.concatenate([i * len(self) + e for i, e in enumerate(excl)])
-            hit = np.isin(np.arange(q)[:, None] * len(self) + rows, codes) & (rows >= 0)
-            # Stable sort moves dropped entries to the end while keeping the score order.
-            order = np.argsort(hit, axis=1, kind="stable")
-            rows = np.take_along_axis(np.where(hit, -1, rows), order, axis=1)
-            scores = np.take_along_axis(np.where(hit, -np.inf, scores), order, axis=1)
-        rows, scores = rows[:, :k], scores[:, :k]
-        if rows.shape[1] < k:  # fewer rows in the index than k
-            pad = k - rows.shape[1]
-            rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
-            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+            scores, rows = _drop_excluded(scores, rows, excl, len(self))
+        scores, rows = _first_k(scores, rows, k)
         ids = np.full(rows.shape, None, dtype=object)
         ids[rows >= 0] = self._ids[rows[rows >= 0]]
         return SearchResult(ids=ids, scores=scores.astype(np.float32), rows=rows)
+
+    def _candidates(self, x: np.ndarray, fetch: int, allowed: np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``fetch`` of normalised ``x [q, D]`` among the ``allowed`` rows (bool ``[N]``,
+        ``None`` = all): (scores float32, rows int64), both ``[q, fetch]``, ``-inf`` / ``-1`` padded.
+        Exact when the allowed rows are few or an approximate search came back short."""
+        n_allowed = len(self) if allowed is None else int(allowed.sum())
+        approximate = self.kind != "flat"
+        if approximate and allowed is not None and n_allowed <= self.config.exact_fallback:
+            return self._exact(x, np.flatnonzero(allowed), fetch)
+        scores, rows = self._faiss_search(x, fetch, allowed)  # flat is exact, with or without an IDSelector
+        if approximate and allowed is not None:
+            # A filter can starve the HNSW graph / the probed IVF cells; redo those exactly.
+            short = (rows >= 0).sum(axis=1) < min(fetch, n_allowed)
+            if short.any():
+                scores[short], rows[short] = self._exact(x[short], np.flatnonzero(allowed), fetch)
+        return scores, rows
 
     # -------------------------------------------------------------------------------------- tune
     def tune(self, target_recall: float = 0.95, k: int = 10,
@@ -407,3 +413,28 @@ class EmbeddingIndex:
     def __repr__(self) -> str:
         cols = [] if self._metadata is None else list(self._metadata.columns)
         return f"EmbeddingIndex(kind={self.kind!r}, n={len(self)}, dim={self.dim}, metadata={cols})"
+
+
+def _drop_excluded(scores: np.ndarray, rows: np.ndarray, excl: list[np.ndarray], n: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``scores``/``rows`` ``[q, f]`` without each query's excluded rows ``excl[i]``: those entries
+    become ``-inf`` / ``-1`` and move to the end, the others keeping their order; ``n`` = rows."""
+    q = rows.shape[0]
+    codes = np.concatenate([i * n + e for i, e in enumerate(excl)])
+    hit = np.isin(np.arange(q)[:, None] * n + rows, codes) & (rows >= 0)
+    # Stable sort moves dropped entries to the end while keeping the score order.
+    order = np.argsort(hit, axis=1, kind="stable")
+    rows = np.take_along_axis(np.where(hit, -1, rows), order, axis=1)
+    scores = np.take_along_axis(np.where(hit, -np.inf, scores), order, axis=1)
+    return scores, rows
+
+
+def _first_k(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` columns of ``scores``/``rows`` ``[q, f]``, padded with ``-inf`` / ``-1``
+    when ``f < k`` (fewer rows in the index than ``k``)."""
+    rows, scores = rows[:, :k], scores[:, :k]
+    if rows.shape[1] < k:
+        pad = k - rows.shape[1]
+        rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
+        scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+    return scores, rows
