@@ -11,7 +11,7 @@ from boardgraph.models import MODEL_KINDS, ModelRegistry, UnknownModelError
 from boardgraph.objectives.pinclip import default_weights
 from boardgraph.training.config import ConfigError, TrainConfig
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_every_kind_is_registered_once_in_the_published_order():
