@@ -38,17 +38,26 @@ class PinEncoderConfig:
         fusion: the fusion transformer (its ``dim`` is the width of every projection).
         embed_dim: width of the final embedding; must equal ``max(matryoshka_dims)``.
         matryoshka_dims: nested prefixes that stay useful on their own (ascending).
+        num_ids: rows of a learned per-pin ID embedding added to the content embedding of the pins
+            marked warm (:meth:`PinEncoder.set_warm_ids`), 0 for none: content + ID.
+        id_dropout: share of the warm pins of a training batch encoded without their ID (so the
+            content path alone, which serves cold pins, is trained too; DropoutNet-style).
     """
 
     fusion: FusionConfig = field(default_factory=FusionConfig)
     embed_dim: int = 256
     matryoshka_dims: tuple[int, ...] = (64, 128, 256)
+    num_ids: int = 0
+    id_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         dims = tuple(self.matryoshka_dims)
         if not dims or list(dims) != sorted(set(dims)) or dims[-1] != self.embed_dim or dims[0] < 1:
             raise EncoderConfigError(f"matryoshka_dims {dims} must be ascending, positive and end at "
                                      f"embed_dim={self.embed_dim}", fix="e.g. embed_dim=256, matryoshka_dims=(64, 128, 256)")
+        if self.num_ids < 0 or not 0.0 <= self.id_dropout < 1.0:
+            raise EncoderConfigError(f"num_ids must be >= 0 and id_dropout in [0, 1), got {self.num_ids}, "
+                                     f"{self.id_dropout}", fix="e.g. num_ids=<pins of the graph>, id_dropout=0.5")
 
 
 @dataclass
@@ -108,6 +117,10 @@ class PinEncoder(nn.Module):
         self.head = nn.Sequential(nn.LayerNorm(2 * d), nn.Linear(2 * d, e))
         self.align_head = nn.Linear(d, e)
         self.towers_frozen = False
+        self.ids = nn.Embedding(config.num_ids, e) if config.num_ids else None
+        if self.ids is not None:   # (no state-dict key without IDs: earlier checkpoints load as they were)
+            nn.init.zeros_(self.ids.weight)   # starts as the content model; the graph terms grow it
+            self.register_buffer("id_warm", torch.zeros(config.num_ids, dtype=torch.bool))
 
     @classmethod
     def from_configs(cls, image: EncoderConfig | Mapping[str, Any] | str | None = None,
@@ -146,19 +159,24 @@ class PinEncoder(nn.Module):
                                      fix="build inputs with encoder.input_builder(...)")
 
     # -- fusion -----------------------------------------------------------------------------
-    def fuse(self, outputs: Mapping[str, TowerOutput], present: Tensor) -> PinEmbedding:
-        """Projections + hybrid fusion + head on tower outputs (live or cached).
+    def fuse(self, outputs: Mapping[str, TowerOutput], present: Tensor, index: Tensor | None = None) -> PinEmbedding:
+        """Projections + hybrid fusion + head on tower outputs (live or cached), plus the pins' ID
+        embeddings when the encoder has them (:meth:`id_term`).
 
         Args:
             outputs: ``{m: TowerOutput}`` for every modality of the encoder.
             present: bool ``[B, 3]`` modality presence per pin.
+            index: int64 ``[B]`` the pins' node indices (None: new pins, content only).
         """
         present = present & self.has_tower
         tokens = {m: self.token_proj[m](outputs[m].tokens) for m in self.modalities}
         masks = {m: outputs[m].mask for m in self.modalities}
         pooled = {m: self.pooled_proj[m](outputs[m].pooled) for m in self.modalities}
         early, late, weights = self.fusion(tokens, masks, pooled, present)
-        emb = F.normalize(self.head(torch.cat([early, late], -1)), dim=-1)
+        z = self.head(torch.cat([early, late], -1))
+        if self.ids is not None and index is not None:
+            z = z + self.id_term(index.to(z.device)).to(z.dtype)
+        emb = F.normalize(z, dim=-1)
         per_mod = {}
         for m in self.modalities:
             j = MODALITIES.index(m)
@@ -167,7 +185,30 @@ class PinEncoder(nn.Module):
         return PinEmbedding(embedding=emb, modality=per_mod, present=present, early=early, late=late, weights=weights)
 
     def forward(self, x: PinInputs) -> PinEmbedding:
-        return self.fuse(self.encode_towers(x), x.present)
+        return self.fuse(self.encode_towers(x), x.present, x.index)
+
+    # -- content + ID -----------------------------------------------------------------------
+    def id_term(self, index: Tensor) -> Tensor:
+        """float ``[B, E]``: the ID embedding of each pin of ``index [B]`` that is warm (0 for cold
+        pins, indices outside the table and, in training mode, an ``id_dropout`` share of the pins)."""
+        n = self.config.num_ids
+        inside = (index >= 0) & (index < n)
+        row = index.clamp(0, max(n - 1, 0))
+        use = inside & self.id_warm[row]
+        if self.training and self.config.id_dropout > 0:
+            use = use & (torch.rand(index.shape, device=index.device) >= self.config.id_dropout)
+        return self.ids(row) * use[:, None].to(self.ids.weight.dtype)
+
+    def set_warm_ids(self, warm: Tensor) -> "PinEncoder":
+        """Mark which pins carry their ID embedding (bool ``[num_ids]``: those with training
+        memberships); the others, and every new pin, are embedded from their content alone."""
+        if self.ids is None:
+            raise EncoderConfigError("this encoder has no ID embedding", fix="build it with num_ids > 0")
+        if warm.shape != self.id_warm.shape:
+            raise EncoderConfigError(f"warm must be bool [{self.config.num_ids}], got {tuple(warm.shape)}",
+                                     fix="pass one flag per pin of the graph the encoder was built for")
+        self.id_warm.copy_(warm.to(self.id_warm.device, torch.bool))
+        return self
 
     # -- training helpers -------------------------------------------------------------------
     def freeze_towers(self, freeze: bool = True) -> "PinEncoder":

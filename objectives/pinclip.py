@@ -34,7 +34,8 @@ from boardgraph.models import MODEL_KINDS, register_model
 from .contrastive import ClipLoss, SigLipLoss
 from .neighbor import CoBoardContrastiveLoss, NeighborAlignmentLoss
 
-__all__ = ["PinCLIPModel", "StepInputs", "default_weights", "trained_kinds", "ContentKind", "CoBoardKind", "NeighborKind"]
+__all__ = ["PinCLIPModel", "StepInputs", "default_weights", "trained_kinds", "ContentKind", "CoBoardKind", "NeighborKind",
+           "NeighborIdKind"]
 
 
 @dataclass
@@ -167,6 +168,15 @@ class NeighborKind:
         return [model.neighbor(t(seeds), t(target), step.pin_boards, has_mates=mask.any(1))["mates"]]
 
 
+class NeighborIdKind(NeighborKind):
+    """``neighbor_id``: ``neighbor`` with a learned ID embedding per pin seen in training added to its
+    content embedding (``model.id_embedding``; ``model.id_dropout`` of the warm pins of a batch train
+    without it, so the content path that serves cold pins keeps learning)."""
+
+    #: the factory gives the encoder an ID table (:meth:`boardgraph.training.TrainConfig.uses_ids`)
+    uses_ids = True
+
+
 register_model("content", family="trained", loss_weights={"clip": 1.0, "pin_modality": 1.0, "matryoshka": 0.5},
                summary="content-only training: image-text and pin-modality alignment, no graph signal")(ContentKind)
 register_model("coboard", family="trained",
@@ -176,6 +186,10 @@ register_model("neighbor", family="trained",
                loss_weights={"clip": 1.0, "pin_modality": 1.0, "mates": 1.0, "pairs": 1.0, "board": 0.5,
                              "matryoshka": 0.5},
                summary="ours: PinCLIP neighbor alignment with the cross-attention fusion of board-mates")(NeighborKind)
+register_model("neighbor_id", family="trained",
+               loss_weights={"clip": 1.0, "pin_modality": 1.0, "mates": 1.0, "pairs": 1.0, "board": 0.5,
+                             "matryoshka": 0.5},
+               summary="neighbor alignment on content + a learned ID embedding per warm pin (ID dropout 0.5)")(NeighborIdKind)
 
 
 def trained_kinds() -> tuple[str, ...]:
@@ -237,11 +251,11 @@ class PinCLIPModel(nn.Module):
             self.bank[pins.to(self.bank.device)] = embedding.detach().to(self.bank.dtype)
 
     def forward(self, step: StepInputs, weights: dict[str, float], *, outputs: dict[str, TowerOutput] | None = None,
-                present: Tensor | None = None, inputs=None) -> tuple[dict[str, Tensor], Tensor]:
+                present: Tensor | None = None, inputs=None, index: Tensor | None = None) -> tuple[dict[str, Tensor], Tensor]:
         """Loss terms of a batch from cached tower ``outputs`` + ``present``, or from raw ``inputs``
         (:class:`~boardgraph.encoders.PinInputs`, towers run end to end), and the seeds' detached
         embeddings ``[B, E]`` (for the bank). Being ``forward``, it works under DDP."""
-        pe = self.encoder(inputs) if inputs is not None else self.encoder.fuse(outputs, present)
+        pe = self.encoder(inputs) if inputs is not None else self.encoder.fuse(outputs, present, index)
         return self.losses(pe, step, weights), pe.embedding[step.seed_local].detach()
 
     def losses(self, pe, step: StepInputs, weights: dict[str, float]) -> dict[str, Tensor]:

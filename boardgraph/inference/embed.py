@@ -65,7 +65,7 @@ def encode_pins_full(encoder, idx: Tensor, *, cache=None, builder=None, features
     ``builder(features, idx)``. Runs in the encoder's current mode."""
     if cache is not None:
         outputs, present = cache.get(idx, device)
-        return encoder.fuse(outputs, present)
+        return encoder.fuse(outputs, present, idx.to(device))
     _check_inputs(cache, builder, features)
     return encoder(builder(features, idx).to(device))
 

@@ -405,7 +405,7 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu", graph: Pin
             raise GraphChangedError(f"{msg}. Fix: re-train the run on this graph (boardgraph train), or load it with "
                                     f"the graph it was trained on; embeddings of the old graph must be re-embedded")
         log.warning("%s; going on as asked (allow_other_graph)", msg)
-    encoder, builder, schema = build_encoder_for(cfg.model, graph, fit_lexical=False)  # IDF from the checkpoint
+    encoder, builder, schema = build_encoder_for(cfg.model, graph, fit_lexical=False, ids=cfg.uses_ids())  # IDF from the checkpoint
     enc_state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
     try:
         encoder.load_state_dict(enc_state, strict=True)

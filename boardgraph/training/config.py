@@ -152,6 +152,8 @@ class ModelConfig:
     mate_encoding: str = "bank"          # "bank" (mates read from a refreshed embedding bank) or "full"
     mate_values: str = "mates"           # "mates" (attention averages the mates' own embeddings) or "projected"
     text_max_length: int = 32
+    id_embedding: bool = False           # content + a learned ID embedding per pin seen in training
+    id_dropout: float = 0.5              # share of warm pins trained without their ID (the cold-start path)
 
 
 @dataclass
@@ -188,6 +190,7 @@ class OptimConfig:
 
     lr: float = 1e-3
     tower_lr_scale: float = 1.0          # lr of unfrozen towers = lr * this (pretrained towers: e.g. 0.02)
+    id_lr_scale: float = 10.0            # lr of the ID embeddings (model.id_embedding) = lr * this
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.98)
     warmup_steps: int = 20
@@ -271,6 +274,8 @@ class TrainConfig:
             raise ConfigError(f"model.mate_encoding {self.model.mate_encoding!r} must be 'bank' or 'full'")
         if self.model.mate_values not in ("mates", "projected"):
             raise ConfigError(f"model.mate_values {self.model.mate_values!r} must be 'mates' or 'projected'")
+        if not 0.0 <= self.model.id_dropout < 1.0:
+            raise ConfigError(f"model.id_dropout {self.model.id_dropout} must lie in [0, 1)")
         if r.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"run.precision {r.precision!r} must be auto, fp32 or bf16")
         if not self.optim.tower_lr_scale > 0:
@@ -312,9 +317,17 @@ class TrainConfig:
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
 
+    def uses_ids(self) -> bool:
+        """Whether the encoder carries per-pin ID embeddings: ``model.id_embedding``, or a kind that
+        always does (``uses_ids`` of its registry entry, e.g. ``neighbor_id``)."""
+        return bool(self.model.id_embedding or getattr(MODEL_KINDS.get(self.objective.kind).build, "uses_ids", False))
+
     def model_fingerprint(self) -> str:
         """Hash of what determines the parameter shapes (data size, model, objective kind)."""
         d = self.to_dict()
+        if not self.uses_ids():   # fields added later leave the fingerprints of earlier runs as they were
+            for k in ("id_embedding", "id_dropout"):
+                d["model"].pop(k, None)
         key = {"model": d["model"], "objective": {"kind": d["objective"]["kind"], "alignment": d["objective"]["alignment"]},
                "data": {k: d["data"][k] for k in ("source", "n_pins", "n_boards", "data_seed")}}
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]

@@ -32,9 +32,10 @@ class ModelParts:
     schema: MetadataSchema | None
 
 
-def build_encoder_for(cfg: ModelConfig, graph: PinBoardGraph, fit_lexical: bool = True,
+def build_encoder_for(cfg: ModelConfig, graph: PinBoardGraph, fit_lexical: bool = True, ids: bool = False,
                       ) -> tuple[PinEncoder, PinInputBuilder, MetadataSchema | None]:
-    """Towers named by ``cfg`` for the modalities ``graph``'s pins actually have.
+    """Towers named by ``cfg`` for the modalities ``graph``'s pins actually have; with ``ids``, an ID
+    embedding row per pin of ``graph`` (:class:`~boardgraph.encoders.PinEncoderConfig` ``num_ids``).
 
     A text tower with a lexical branch (``lexical_dim > 0``) gets its IDF from the texts of all of
     ``graph``'s pins (``fit_lexical``; a loader that restores the IDF from a checkpoint skips it).
@@ -49,7 +50,8 @@ def build_encoder_for(cfg: ModelConfig, graph: PinBoardGraph, fit_lexical: bool 
         schema = MetadataSchema.fit(feats)
         meta = build_encoder(MetadataConfig.from_schema(schema, dim=cfg.fusion_dim))
     enc_cfg = PinEncoderConfig(FusionConfig(dim=cfg.fusion_dim, depth=cfg.fusion_layers, num_heads=cfg.fusion_heads),
-                               embed_dim=cfg.embed_dim, matryoshka_dims=tuple(cfg.matryoshka_dims))
+                               embed_dim=cfg.embed_dim, matryoshka_dims=tuple(cfg.matryoshka_dims),
+                               num_ids=graph.num_nodes("pin") if ids else 0, id_dropout=cfg.id_dropout)
     encoder = PinEncoder(image=image, text=text, metadata=meta, config=enc_cfg)
     builder = encoder.input_builder(schema, text_fields=text_fields or ("title",),
                                     image_field=feats.names("image")[0] if has_image else None,
@@ -76,7 +78,7 @@ def fit_lexical_idf(tower: torch.nn.Module, builder: PinInputBuilder, graph: Pin
 def build_model(cfg: TrainConfig, graph: PinBoardGraph, gather: bool = True) -> ModelParts:
     """The :class:`PinCLIPModel` of ``cfg`` (seeded by ``cfg.run.seed``) over ``graph``'s boards."""
     torch.manual_seed(cfg.run.seed)
-    encoder, builder, schema = build_encoder_for(cfg.model, graph)
+    encoder, builder, schema = build_encoder_for(cfg.model, graph, ids=cfg.uses_ids())
     if cfg.model.freeze_towers:
         encoder.freeze_towers()
     model = PinCLIPModel(encoder, graph.num_nodes("board"), kind=cfg.objective.kind,

@@ -104,6 +104,8 @@ class Trainer:
         self.graph_fingerprint = graph_fingerprint(split.graph)
         parts = build_model(cfg, split.graph, gather=self.distributed)
         self.model, self.builder, self.schema = parts.model.to(self.device), parts.builder, parts.schema
+        if self.model.encoder.ids is not None:   # pins with training memberships carry their ID
+            self.model.encoder.set_warm_ids(split.train_graph.degree(MEMBER) > 0)
         self.weights = dict(cfg.objective.weights or default_weights(cfg.objective.kind))
         self.cache = self._feature_cache() if cfg.model.freeze_towers else None
         self.loader = self._loader()
@@ -114,11 +116,15 @@ class Trainer:
         self.board_width = max(1, min(MAX_BOARDS_PER_PIN, int(split.train_graph.degree(MEMBER).max())))
         o = cfg.optim
         tower_ids = {id(p) for p in self.model.encoder.towers.parameters()}
+        id_table = self.model.encoder.ids.weight if self.model.encoder.ids is not None else None
         groups = []
         for towers, lr in ((False, o.lr), (True, o.lr * o.tower_lr_scale)):  # unfrozen towers: a smaller lr
-            params = [p for p in self.model.parameters() if p.requires_grad and (id(p) in tower_ids) == towers]
+            params = [p for p in self.model.parameters() if p.requires_grad and (id(p) in tower_ids) == towers
+                      and p is not id_table]
             groups += [{"params": [p for p in params if p.dim() >= 2], "weight_decay": o.weight_decay, "lr": lr},
                        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0, "lr": lr}]
+        if id_table is not None:   # each row moves only when its pin is in a batch: a larger lr, no decay
+            groups.append({"params": [id_table], "weight_decay": 0.0, "lr": o.lr * o.id_lr_scale})
         self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=o.lr, betas=tuple(o.betas))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         if self.model.bank.numel():
@@ -233,7 +239,7 @@ class Trainer:
         """Encoder inputs of pins ``idx``: cached tower outputs, or raw inputs for live towers."""
         if self.cache is not None:
             outputs, present = self.cache.get(idx, self.device)
-            return {"outputs": outputs, "present": present}
+            return {"outputs": outputs, "present": present, "index": idx.to(self.device)}
         return {"inputs": self.builder(self.split.graph.features("pin"), idx.cpu()).to(self.device)}
 
     def _losses(self, mb: MiniBatch) -> dict[str, Tensor]:

@@ -60,6 +60,12 @@ def make(schema, tiny_config):
 
 
 @pytest.fixture
+def make_with(schema):
+    """``make_with(config)`` -> a new seeded three-tower encoder with that :class:`PinEncoderConfig`."""
+    return lambda config: make_encoder(schema, config)
+
+
+@pytest.fixture
 def encoder(schema, tiny_config) -> PinEncoder:
     """A tiny three-tower encoder, seeded, in eval mode (BERT has dropout)."""
     return make_encoder(schema, tiny_config).eval()

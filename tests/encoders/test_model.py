@@ -1,6 +1,8 @@
 """PinEncoder and hybrid fusion: shapes, masks (each modality missing in turn), gradients."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -146,3 +148,35 @@ def test_runs_on_device(make, schema, pin_features, device):
         got = enc.to(device)(x.to(device)).embedding
     assert got.device.type == device
     torch.testing.assert_close(got.cpu(), ref, atol=1e-4, rtol=0)
+
+
+def test_id_embedding_adds_to_warm_pins_only(schema, tiny_config, pin_features, make_with):
+    """Content + ID: a warm pin's embedding moves with its ID row; a cold pin, a pin outside the
+    table and a new pin (no index) keep the content embedding; dropout acts in training only."""
+    plain = make_with(tiny_config).eval()
+    enc = make_with(replace(tiny_config, num_ids=6, id_dropout=0.5)).eval()
+    assert "id_warm" not in plain.state_dict() and "ids.weight" not in plain.state_dict()  # old checkpoints load
+    enc.load_state_dict(plain.state_dict(), strict=False)
+    x = enc.input_builder(schema, max_length=24)(pin_features, torch.arange(8))
+    assert torch.equal(x.index, torch.arange(8))
+    torch.testing.assert_close(enc(x).embedding, plain(x).embedding)   # zero-initialised IDs: the content model
+    with torch.no_grad():
+        enc.ids.weight.copy_(torch.randn(6, 64) * 5)
+    enc.set_warm_ids(torch.tensor([True, True, False, True, False, True]))
+    out, content = enc(x).embedding, plain(x).embedding
+    moved = ~torch.isclose(out, content, atol=1e-6).all(1)
+    assert moved.tolist() == [True, True, False, True, False, True, False, False]   # pins 6, 7: outside the table
+    z = enc.head(torch.cat([plain(x).early, plain(x).late], -1))
+    torch.testing.assert_close(out[0], torch.nn.functional.normalize(z[0] + enc.ids.weight[0], dim=0))
+    new = replace(x, index=None)
+    torch.testing.assert_close(enc(new).embedding, content)          # a new pin: content only
+    enc.train()
+    torch.manual_seed(0)
+    kept = torch.stack([enc.id_term(torch.arange(6)).abs().sum(1) > 0 for _ in range(200)]).float().mean(0)
+    assert kept[[2, 4]].tolist() == [0.0, 0.0] and all(0.4 < float(k) < 0.6 for k in kept[[0, 1, 3, 5]])
+    with pytest.raises(EncoderConfigError, match=r"warm must be bool \[6\]"):
+        enc.set_warm_ids(torch.ones(5, dtype=torch.bool))
+    with pytest.raises(EncoderConfigError, match="no ID embedding"):
+        plain.set_warm_ids(torch.ones(6, dtype=torch.bool))
+    with pytest.raises(EncoderConfigError, match="id_dropout"):
+        PinEncoderConfig(num_ids=3, id_dropout=1.0, embed_dim=64, matryoshka_dims=(64,))

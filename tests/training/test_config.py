@@ -85,7 +85,8 @@ TYPED = _typed_fields()
 def test_every_numeric_and_bool_field_is_covered():
     names = {f"{s}.{f}" for s, f, _ in TYPED}
     assert {"run.steps", "run.batch_size", "run.tensorboard", "optim.lr", "model.metadata",
-            "objective.symmetric", "data.holdout_fraction"} <= names and len(names) == 30
+            "objective.symmetric", "data.holdout_fraction", "model.id_embedding", "model.id_dropout",
+            "optim.id_lr_scale"} <= names and len(names) == 33
 
 
 @pytest.mark.parametrize("section,name,tp", TYPED, ids=[f"{s}.{f}" for s, f, _ in TYPED])
@@ -137,6 +138,14 @@ def test_values_are_normalised_and_ranges_checked():
             TrainConfig.from_dict({"run": {key: 0}})
     with pytest.raises(ConfigError, match="optim.accumulate must be >= 1, got 0"):
         TrainConfig.from_dict({"optim": {"accumulate": 0}})
+    with pytest.raises(ConfigError, match=r"model.id_dropout 1.0 must lie in \[0, 1\)"):
+        TrainConfig.from_dict({"model": {"id_embedding": True, "id_dropout": 1.0}})
+    # the ID fields leave the fingerprint of a model without IDs as it was before they existed
+    assert TrainConfig().model_fingerprint() == "99d1e445e8e24b87"
+    assert TrainConfig.from_dict({"model": {"id_dropout": 0.1}}).model_fingerprint() == "99d1e445e8e24b87"
+    with_ids = TrainConfig.from_dict({"model": {"id_embedding": True}})
+    assert with_ids.uses_ids() and with_ids.model_fingerprint() != "99d1e445e8e24b87"
+    assert TrainConfig.from_dict({"objective": {"kind": "neighbor_id"}}).uses_ids()
     with pytest.raises(ConfigError, match="section 'run' must be a mapping of keys to values, got 5"):
         TrainConfig.from_dict({"run": 5})
     cfg = TrainConfig()
