@@ -64,6 +64,7 @@ from boardgraph.evaluation.study import evaluate_graph  # noqa: E402
 DEFAULT_MODELS = ["random", "popularity", "itemknn", "ease", "pixie", "bpr", "minilm", "tfidf", "towers", "content",
                   "coboard", "pinsage", "neighbor", "content+tfidf", "coboard+tfidf", "neighbor+tfidf"]
 DATA_SETS = ("synthetic", "dense", "steam", "polyvore")
+VERSUS = ("content", "coboard", "tfidf", "ease")
 
 
 def steam_graph():
@@ -163,10 +164,12 @@ def run(data: str, args, out: Path) -> Path:
         cmd += f" --lexical-dim {args.lexical_dim}"
     if args.lexical_weight != 0.5:
         cmd += f" --lexical-weight {args.lexical_weight}"
+    if tuple(args.versus) != VERSUS:
+        cmd += f" --versus {' '.join(args.versus)}"
     res = evaluate_graph(graph, out / data, models=models, seeds=args.seeds, make_config=make,
                          title=f"boardgraph results: {data}", holdout=holdout, cold=cold, audit_by=audit_by,
                          pinsage=PinSageConfig(steps=args.pinsage_steps),
-                         versus=("content", "coboard", "tfidf", "ease"),
+                         versus=tuple(args.versus),
                          lexical_weight=args.lexical_weight,
                          notes=f"Command: `{cmd}`. Text tower: `{text}`{' from ' + args.text_path if args.text_path else ''} "
                                f"({'fine-tuned' if args.finetune else 'frozen'}); "
@@ -186,6 +189,8 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
                     help=f"models among {', '.join(MODEL_KINDS.names())}, and '<model>+tfidf' hybrids listed after their model")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--versus", nargs="+", default=list(VERSUS),
+                    help=f"models every model is compared with, paired (default {' '.join(VERSUS)})")
     ap.add_argument("--steps", type=int, default=None,
                     help="training steps (default 150 synthetic and dense, 300 real data)")
     ap.add_argument("--pinsage-steps", type=int, default=150)
