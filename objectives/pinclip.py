@@ -255,7 +255,12 @@ class PinCLIPModel(nn.Module):
         """Loss terms of a batch from cached tower ``outputs`` + ``present``, or from raw ``inputs``
         (:class:`~boardgraph.encoders.PinInputs`, towers run end to end), and the seeds' detached
         embeddings ``[B, E]`` (for the bank). Being ``forward``, it works under DDP."""
-        pe = self.encoder(inputs) if inputs is not None else self.encoder.fuse(outputs, present, index)
+        if inputs is not None:
+            pe = self.encoder(inputs)
+        elif getattr(self.encoder, "ids", None) is not None:
+            pe = self.encoder.fuse(outputs, present, index)
+        else:   # custom encoders keep fuse(outputs, present)
+            pe = self.encoder.fuse(outputs, present)
         return self.losses(pe, step, weights), pe.embedding[step.seed_local].detach()
 
     def losses(self, pe, step: StepInputs, weights: dict[str, float]) -> dict[str, Tensor]:

@@ -65,6 +65,8 @@ def encode_pins_full(encoder, idx: Tensor, *, cache=None, builder=None, features
     ``builder(features, idx)``. Runs in the encoder's current mode."""
     if cache is not None:
         outputs, present = cache.get(idx, device)
+        if getattr(encoder, "ids", None) is None:   # custom encoders keep fuse(outputs, present)
+            return encoder.fuse(outputs, present)
         return encoder.fuse(outputs, present, idx.to(device))
     _check_inputs(cache, builder, features)
     return encoder(builder(features, idx).to(device))

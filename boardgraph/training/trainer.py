@@ -35,6 +35,7 @@ from boardgraph.inference.embed import embed_pins, encode_pins
 from boardgraph.encoders import FeatureCache
 from boardgraph.training.factory import build_model, load_graph_for
 from boardgraph.training.metrics_log import MetricLog, write_rank_summary
+from boardgraph.training.optim import build_optimizer
 from boardgraph.graph import MEMBER
 from boardgraph.graph.csr import padded_rows
 from boardgraph.errors import BoardgraphError
@@ -114,19 +115,7 @@ class Trainer:
         # Fixed width of each seed's board list: equal shapes on every rank (they are gathered);
         # pins on more boards keep their first MAX_BOARDS_PER_PIN for false-negative masking.
         self.board_width = max(1, min(MAX_BOARDS_PER_PIN, int(split.train_graph.degree(MEMBER).max())))
-        o = cfg.optim
-        tower_ids = {id(p) for p in self.model.encoder.towers.parameters()}
-        id_table = self.model.encoder.ids.weight if self.model.encoder.ids is not None else None
-        groups = []
-        for towers, lr in ((False, o.lr), (True, o.lr * o.tower_lr_scale)):  # unfrozen towers: a smaller lr
-            params = [p for p in self.model.parameters() if p.requires_grad and (id(p) in tower_ids) == towers
-                      and p is not id_table]
-            groups += [{"params": [p for p in params if p.dim() >= 2], "weight_decay": o.weight_decay, "lr": lr},
-                       {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0, "lr": lr}]
-        if id_table is not None:   # each row moves only when its pin is in a batch: a larger lr, no decay
-            groups.append({"params": [id_table], "weight_decay": 0.0, "lr": o.lr * o.id_lr_scale})
-        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=o.lr, betas=tuple(o.betas))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.optimizer, self.scheduler = build_optimizer(self.model, cfg.optim, cfg.run.steps)
         if self.model.bank.numel():
             self._fill_bank()
         # buffers are not broadcast: the bank is kept identical on every rank by gathered updates
@@ -140,13 +129,6 @@ class Trainer:
         self.bf16 = cfg.run.precision == "bf16" or (cfg.run.precision == "auto" and self.device.type == "cuda")
 
     # -- setup --------------------------------------------------------------------------------
-    def _lr_factor(self, step: int) -> float:
-        o, total = self.cfg.optim, self.cfg.run.steps
-        if step < o.warmup_steps:
-            return (step + 1) / o.warmup_steps
-        t = (step - o.warmup_steps) / max(1, total - o.warmup_steps)
-        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
     def _feature_cache(self) -> FeatureCache:
         path = self.out_dir / "feature_cache"
         enc = self.model.encoder
