@@ -31,7 +31,8 @@ def _mix32(x: Tensor) -> Tensor:
 
 
 @register_model("pixie", family="scorer",
-                summary="visit counts of pin-board-pin random walks from a board's pins (Pixie, Eksombatchai et al. 2018)")
+                summary="visit counts of pin-board-pin random walks from a board's pins "
+                        "(Pixie, Eksombatchai et al. 2018)")
 class PixieScorer:
     """Pixie: a board scores every pin by its visits from random walks that start at the board's
     training pins (Eksombatchai et al. 2018).

@@ -12,7 +12,8 @@ from boardgraph.schema import MEMBER
 __all__ = ["RandomScorer", "PopularityScorer"]
 
 
-@register_model("random", family="scorer", summary="uniform random scores under a seed: the chance level of every metric")
+@register_model("random", family="scorer",
+                summary="uniform random scores under a seed: the chance level of every metric")
 class RandomScorer:
     """Uniform random scores in ``[0, 1)``: the chance level of every metric.
 
