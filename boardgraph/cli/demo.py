@@ -48,6 +48,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"next: boardgraph search {out}/neighbor --pin <pin id>   |   boardgraph place {out}/neighbor --text \"...\"")
     return 0
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``demo`` to the subcommands ``sub``."""
     d = sub.add_parser("demo", help="run the main job on the embedded synthetic lookbooks", epilog=EPILOG_DEMO,

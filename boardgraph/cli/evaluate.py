@@ -79,6 +79,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"\nreport: {res.report}")
     return 0
 
+
 def _cmd_models(args: argparse.Namespace) -> int:
     if args.markdown:
         print(MODEL_KINDS.markdown())

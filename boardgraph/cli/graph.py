@@ -37,6 +37,7 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     print(PinBoardGraph.load(args.graph).describe())
     return 0
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``build`` and ``describe`` to the subcommands ``sub``."""
     b = sub.add_parser("build", help="build a graph from a membership table (CSV/Parquet) and save it",

@@ -162,6 +162,13 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
             return 1
     return 0
 
+
+def _add_index_options(p: argparse.ArgumentParser) -> None:
+    """``--index`` and ``--lexical-weight``, which ``search`` and ``place`` share."""
+    p.add_argument("--index", help="saved index directory (default RUN_DIR/index when present)")
+    p.add_argument("--lexical-weight", type=float, default=0.0, help=LEXICAL_WEIGHT_HELP)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``embed``, ``index``, ``search``, ``place`` and ``export-onnx`` to the subcommands ``sub``."""
     e = sub.add_parser("embed", help="embed every pin of a trained run's graph (.npy)", epilog=EPILOG_EMBED,
@@ -197,8 +204,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--image", help="an image file")
     s.add_argument("--k", type=int, default=10, help="results (default 10)")
     s.add_argument("--filter", action="append", metavar="COL=VALUE", help="keep pins with this value (repeatable)")
-    s.add_argument("--index", help="saved index directory (default RUN_DIR/index when present)")
-    s.add_argument("--lexical-weight", type=float, default=0.0, help=LEXICAL_WEIGHT_HELP)
+    _add_index_options(s)
     s.set_defaults(fn=_cmd_search)
     pl = sub.add_parser("place", help="suggest boards and neighbours for a new pin (cold start)",
                         epilog=EPILOG_PLACE, formatter_class=RAW)
@@ -208,8 +214,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--meta", action="append", metavar="KEY=VALUE", help="a metadata field, e.g. brand=Cobble")
     pl.add_argument("--k-boards", type=int, default=5, help="boards to suggest (default 5)")
     pl.add_argument("--k-pins", type=int, default=10, help="nearest pins to list (default 10)")
-    pl.add_argument("--index", help="saved index directory (default RUN_DIR/index when present)")
-    pl.add_argument("--lexical-weight", type=float, default=0.0, help=LEXICAL_WEIGHT_HELP)
+    _add_index_options(pl)
     pl.set_defaults(fn=_cmd_place)
     x = sub.add_parser("export-onnx", help="export a run's encoder to ONNX and check parity with torch",
                        epilog=EPILOG_EXPORT, formatter_class=RAW)

@@ -38,6 +38,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     trainer.close()
     return 0
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train`` to the subcommands ``sub``."""
     t = sub.add_parser("train", help="train a model from a config (YAML/JSON); runs under torchrun too",
