@@ -181,15 +181,15 @@ register_model("content", family="trained", loss_weights={"clip": 1.0, "pin_moda
                summary="content-only training: image-text and pin-modality alignment, no graph signal")(ContentKind)
 register_model("coboard", family="trained",
                loss_weights={"clip": 1.0, "pin_modality": 1.0, "coboard": 1.0, "matryoshka": 0.5},
-               summary="pairwise co-board contrastive training against one board-mate (no cross-attention)")(CoBoardKind)
-register_model("neighbor", family="trained",
-               loss_weights={"clip": 1.0, "pin_modality": 1.0, "mates": 1.0, "pairs": 1.0, "board": 0.5,
-                             "matryoshka": 0.5},
+               summary="pairwise co-board contrastive training against one board-mate "
+                       "(no cross-attention)")(CoBoardKind)
+#: the loss weights of ``neighbor``, and of ``neighbor_id`` (the same terms)
+_NEIGHBOR_WEIGHTS = {"clip": 1.0, "pin_modality": 1.0, "mates": 1.0, "pairs": 1.0, "board": 0.5, "matryoshka": 0.5}
+register_model("neighbor", family="trained", loss_weights=_NEIGHBOR_WEIGHTS,
                summary="ours: PinCLIP neighbor alignment with the cross-attention fusion of board-mates")(NeighborKind)
-register_model("neighbor_id", family="trained",
-               loss_weights={"clip": 1.0, "pin_modality": 1.0, "mates": 1.0, "pairs": 1.0, "board": 0.5,
-                             "matryoshka": 0.5},
-               summary="neighbor alignment on content + a learned ID embedding per warm pin (ID dropout 0.5)")(NeighborIdKind)
+register_model("neighbor_id", family="trained", loss_weights=_NEIGHBOR_WEIGHTS,
+               summary="neighbor alignment on content + a learned ID embedding per warm pin "
+                       "(ID dropout 0.5)")(NeighborIdKind)
 
 
 def trained_kinds() -> tuple[str, ...]:
@@ -216,7 +216,7 @@ class PinCLIPModel(nn.Module):
     Args:
         encoder: the :class:`~boardgraph.encoders.PinEncoder`.
         num_boards: boards of the training graph (rows of the board embedding table).
-        kind: ``neighbor``, ``content`` or ``coboard``.
+        kind: a registered trained kind (:func:`trained_kinds`: ``content``, ``coboard``, ``neighbor``, ...).
         alignment: ``clip`` or ``siglip`` for the image-text term.
         mate_heads: heads of the board-mate cross-attention.
         gather: gather in-batch negatives across ranks (torch.distributed).
@@ -251,7 +251,8 @@ class PinCLIPModel(nn.Module):
             self.bank[pins.to(self.bank.device)] = embedding.detach().to(self.bank.dtype)
 
     def forward(self, step: StepInputs, weights: dict[str, float], *, outputs: dict[str, TowerOutput] | None = None,
-                present: Tensor | None = None, inputs=None, index: Tensor | None = None) -> tuple[dict[str, Tensor], Tensor]:
+                present: Tensor | None = None, inputs=None, index: Tensor | None = None
+                ) -> tuple[dict[str, Tensor], Tensor]:
         """Loss terms of a batch from cached tower ``outputs`` + ``present``, or from raw ``inputs``
         (:class:`~boardgraph.encoders.PinInputs`, towers run end to end), and the seeds' detached
         embeddings ``[B, E]`` (for the bank). Being ``forward``, it works under DDP."""
