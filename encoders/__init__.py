@@ -24,7 +24,7 @@ from .inputs import PinInputBuilder, PinInputs
 from .layers import MultiHeadAttention, TransformerBlock, masked_mean
 from .matryoshka import MATRYOSHKA_DIMS, matryoshka_embeddings, truncate_embedding
 from .metadata import MetadataConfig, MetadataEncoder, MetadataSchema
-from .model import PinEmbedding, PinEncoder, PinEncoderConfig
+from .model import PinEmbedding, PinEncoder, PinEncoderConfig, fuse_cached
 from .neighbors import BoardMateAttention, gather_mates
 from .registry import (MODALITIES, EncoderConfig, EncoderEntry, TowerOutput, build_encoder, check_tower,
                        encoder_entry, list_encoders, register_encoder, unregister_encoder)
@@ -40,7 +40,7 @@ __all__ = [
     "wordpiece_tokenizer", "minilm_l6_path", "HFVLMConfig", "VLMImageEncoder", "VLMTextEncoder", "load_vlm_towers",
     "MetadataSchema", "MetadataConfig", "MetadataEncoder", "EfficientNetLiteConfig", "EfficientNetLiteEncoder",
     # inputs, fusion, encoder
-    "PinInputs", "PinInputBuilder", "FusionConfig", "HybridFusion", "PinEncoderConfig", "PinEncoder", "PinEmbedding",
+    "PinInputs", "PinInputBuilder", "FusionConfig", "HybridFusion", "PinEncoderConfig", "PinEncoder", "PinEmbedding", "fuse_cached",
     "BoardMateAttention", "gather_mates", "MultiHeadAttention", "TransformerBlock", "masked_mean",
     # matryoshka
     "MATRYOSHKA_DIMS", "truncate_embedding", "matryoshka_embeddings",

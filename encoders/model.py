@@ -27,7 +27,7 @@ from .matryoshka import truncate_embedding
 from .metadata import MetadataSchema
 from .registry import MODALITIES, EncoderConfig, TowerOutput, build_encoder, check_tower
 
-__all__ = ["PinEncoderConfig", "PinEncoder", "PinEmbedding"]
+__all__ = ["PinEncoderConfig", "PinEncoder", "PinEmbedding", "fuse_cached"]
 
 
 @dataclass
@@ -248,3 +248,11 @@ class PinEncoder(nn.Module):
 
     def extra_repr(self) -> str:
         return f"modalities={self.modalities}, embed_dim={self.config.embed_dim}"
+
+
+def fuse_cached(encoder: nn.Module, outputs: Mapping[str, TowerOutput], present: Tensor, index: Tensor) -> PinEmbedding:
+    """``encoder.fuse`` of cached tower outputs of pins ``index [B]``: the index goes along only to an
+    encoder with ID embeddings, so a custom encoder keeps its ``fuse(outputs, present)``."""
+    if getattr(encoder, "ids", None) is None:
+        return encoder.fuse(outputs, present)
+    return encoder.fuse(outputs, present, index)

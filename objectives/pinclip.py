@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from boardgraph.encoders import BoardMateAttention, PinEncoder, gather_mates, truncate_embedding
+from boardgraph.encoders import BoardMateAttention, PinEncoder, fuse_cached, gather_mates, truncate_embedding
 from boardgraph.encoders.registry import MODALITIES, TowerOutput
 from boardgraph.models import MODEL_KINDS, register_model
 
@@ -256,12 +256,7 @@ class PinCLIPModel(nn.Module):
         """Loss terms of a batch from cached tower ``outputs`` + ``present``, or from raw ``inputs``
         (:class:`~boardgraph.encoders.PinInputs`, towers run end to end), and the seeds' detached
         embeddings ``[B, E]`` (for the bank). Being ``forward``, it works under DDP."""
-        if inputs is not None:
-            pe = self.encoder(inputs)
-        elif getattr(self.encoder, "ids", None) is not None:
-            pe = self.encoder.fuse(outputs, present, index)
-        else:   # custom encoders keep fuse(outputs, present)
-            pe = self.encoder.fuse(outputs, present)
+        pe = self.encoder(inputs) if inputs is not None else fuse_cached(self.encoder, outputs, present, index)
         return self.losses(pe, step, weights), pe.embedding[step.seed_local].detach()
 
     def losses(self, pe, step: StepInputs, weights: dict[str, float]) -> dict[str, Tensor]:

@@ -36,7 +36,7 @@ from torch import Tensor
 
 from boardgraph._io import atomic_write_text
 from boardgraph.errors import BoardgraphError
-from boardgraph.encoders import truncate_embedding
+from boardgraph.encoders import fuse_cached, truncate_embedding
 from boardgraph.graph import PinBoardGraph
 from boardgraph.schema import MEMBER
 from boardgraph.training.checkpoint import GraphChangedError, run_lock, weights_fingerprint
@@ -65,9 +65,7 @@ def encode_pins_full(encoder, idx: Tensor, *, cache=None, builder=None, features
     ``builder(features, idx)``. Runs in the encoder's current mode."""
     if cache is not None:
         outputs, present = cache.get(idx, device)
-        if getattr(encoder, "ids", None) is None:   # custom encoders keep fuse(outputs, present)
-            return encoder.fuse(outputs, present)
-        return encoder.fuse(outputs, present, idx.to(device))
+        return fuse_cached(encoder, outputs, present, idx.to(device))
     _check_inputs(cache, builder, features)
     return encoder(builder(features, idx).to(device))
 
