@@ -71,6 +71,8 @@ class PinEmbedding:
         present: bool ``[B, 3]`` modalities used per pin (input ``present`` and the encoder's towers).
         early, late: ``[B, D]`` the token-level and embedding-level fused vectors.
         weights: ``[B, 3]`` late-fusion weights per modality.
+        content: ``[B, E]`` the head's output before any ID embedding is added and before
+            normalisation (the content part of ``embedding``), or None.
     """
 
     embedding: Tensor
@@ -79,6 +81,7 @@ class PinEmbedding:
     early: Tensor
     late: Tensor
     weights: Tensor
+    content: Tensor | None = None
 
     def truncate(self, dim: int) -> Tensor:
         """The first ``dim`` dimensions of the embedding, renormalised -> ``[B, dim]``."""
@@ -173,7 +176,7 @@ class PinEncoder(nn.Module):
         masks = {m: outputs[m].mask for m in self.modalities}
         pooled = {m: self.pooled_proj[m](outputs[m].pooled) for m in self.modalities}
         early, late, weights = self.fusion(tokens, masks, pooled, present)
-        z = self.head(torch.cat([early, late], -1))
+        content = z = self.head(torch.cat([early, late], -1))
         if self.ids is not None and index is not None:
             z = z + self.id_term(index.to(z.device)).to(z.dtype)
         emb = F.normalize(z, dim=-1)
@@ -182,7 +185,8 @@ class PinEncoder(nn.Module):
             j = MODALITIES.index(m)
             v = F.normalize(self.align_head(pooled[m]), dim=-1)
             per_mod[m] = v * present[:, j:j + 1].to(v.dtype)
-        return PinEmbedding(embedding=emb, modality=per_mod, present=present, early=early, late=late, weights=weights)
+        return PinEmbedding(embedding=emb, modality=per_mod, present=present, early=early, late=late, weights=weights,
+                            content=content)
 
     def forward(self, x: PinInputs) -> PinEmbedding:
         return self.fuse(self.encode_towers(x), x.present, x.index)

@@ -15,6 +15,8 @@ Kinds (``ObjectiveConfig.kind``), each registered in :data:`boardgraph.models.MO
 * ``content``: image-text + pin-modality alignment only: no graph signal.
 * ``coboard``: content terms + InfoNCE of a pin against one board-mate's own embedding (no
   cross-attention): the ablation isolating what the fusion adds.
+* ``neighbor_id``: ``neighbor`` on content + a learned ID embedding per warm pin.
+* ``neighbor_cf``: ``neighbor_id``, then a collaborative refinement of the warm pins' IDs.
 
 The ``matryoshka`` term repeats the kind's main pin-level term (``mates``, ``coboard``, or
 ``pin_modality`` for content-only) on every shorter prefix of the embedding
@@ -35,7 +37,7 @@ from .contrastive import ClipLoss, SigLipLoss
 from .neighbor import CoBoardContrastiveLoss, NeighborAlignmentLoss
 
 __all__ = ["PinCLIPModel", "StepInputs", "default_weights", "trained_kinds", "ContentKind", "CoBoardKind", "NeighborKind",
-           "NeighborIdKind"]
+           "NeighborIdKind", "NeighborCfKind"]
 
 
 @dataclass
@@ -177,6 +179,15 @@ class NeighborIdKind(NeighborKind):
     uses_ids = True
 
 
+class NeighborCfKind(NeighborIdKind):
+    """``neighbor_cf``: ``neighbor_id``, then the collaborative refinement of the warm pins' IDs
+    after the last step (:mod:`boardgraph.training.refine`: a board-completion softmax over every
+    warm pin, content frozen; ``optim.refine_*``)."""
+
+    #: the trainer runs :func:`boardgraph.training.refine.refine_ids` after the last step
+    refines_ids = True
+
+
 register_model("content", family="trained", loss_weights={"clip": 1.0, "pin_modality": 1.0, "matryoshka": 0.5},
                summary="content-only training: image-text and pin-modality alignment, no graph signal")(ContentKind)
 register_model("coboard", family="trained",
@@ -190,6 +201,9 @@ register_model("neighbor", family="trained", loss_weights=_NEIGHBOR_WEIGHTS,
 register_model("neighbor_id", family="trained", loss_weights=_NEIGHBOR_WEIGHTS,
                summary="neighbor alignment on content + a learned ID embedding per warm pin "
                        "(ID dropout 0.5)")(NeighborIdKind)
+register_model("neighbor_cf", family="trained", loss_weights=_NEIGHBOR_WEIGHTS,
+               summary="neighbor_id, then a collaborative refinement of the warm pins' IDs "
+                       "(board-completion softmax over every warm pin)")(NeighborCfKind)
 
 
 def trained_kinds() -> tuple[str, ...]:

@@ -3,21 +3,24 @@
 Numbers must be able to disappoint: ``random`` must land at ``K / |candidates|`` in every query
 group (:func:`random_expectation`, within four standard errors of the hypergeometric null), no
 model may exceed the Recall@K ceiling the number of positives allows (:func:`recall_ceiling`), and
-a table where ``popularity`` beats every trained kind says so (:func:`sanity_checks`).
+a table where ``popularity`` beats every trained kind says so (:func:`sanity_checks`), and so does
+a model whose new (cold) pins crowd warm pins out of a joint ranking (:func:`joint_warm_recall`):
+the warm and the cold groups rank their candidates apart, and would not show it.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 
-from boardgraph.evaluation.completion import BoardCompletion, candidate_masks
+from boardgraph.evaluation.completion import BoardCompletion, board_completion, candidate_masks
 from boardgraph.evaluation.harness import Experiment
 from boardgraph.evaluation.splits import DataSplit
 from boardgraph.models import MODEL_KINDS
 from boardgraph.schema import GROUP_LABELS, MEMBER
 
-__all__ = ["random_expectation", "recall_ceiling", "sanity_checks"]
+__all__ = ["random_expectation", "recall_ceiling", "joint_warm_recall", "sanity_checks"]
 
 
 def random_expectation(split: DataSplit, completion: BoardCompletion, group: str, k: int) -> float:
@@ -67,6 +70,30 @@ def recall_ceiling(completion: BoardCompletion, group: str, k: int) -> float:
     return float((n.clip(max=k) / n).mean())
 
 
+def joint_warm_recall(emb: torch.Tensor, split: DataSplit, k: int = 10) -> float:
+    """Warm Recall@k of embeddings ``emb [N_pins, E]`` when the cold pins are candidates too: the
+    ranking a deployment that mixes new and known pins would serve (the ``warm`` group leaves
+    cold pins out). Far below the warm figure, cold pins crowd warm pins out of the top k."""
+    joint = dataclasses.replace(split, candidates=torch.ones(split.graph.num_nodes("pin"), dtype=torch.bool))
+    return float(board_completion(emb, joint, ks=(k,)).warm[f"recall@{k}"].mean)
+
+
+def _joint_check(exp: Experiment, k: int) -> list[str]:
+    """A warning per trained model whose warm Recall@k halves when cold pins are ranked too."""
+    out = []
+    for m in (m for m in exp.models if m in MODEL_KINDS.names("trained")):
+        runs = [exp.run(m, s) for s in exp.seeds]
+        if any(r.embeddings is None for r in runs) or not exp.splits[exp.seeds[0]].cold_pins.numel():
+            continue
+        warm = sum(float(r.completion.warm[f"recall@{k}"].mean) for r in runs) / len(runs)
+        joint = sum(joint_warm_recall(r.embeddings, exp.splits[r.seed], k) for r in runs) / len(runs)
+        if joint < 0.5 * warm:
+            out.append(f"WARNING: {m}'s warm Recall@{k} falls from {warm:.3f} to {joint:.3f} when cold pins are "
+                       f"ranked too: its new pins crowd known pins out of a joint top {k}, so its cold among all "
+                       f"pins figure overstates what a mixed catalogue would serve")
+    return out
+
+
 def sanity_checks(exp: Experiment, metric: str = "recall@10") -> list[str]:
     """Checks of the protocol that every results table prints, one line each.
 
@@ -75,6 +102,8 @@ def sanity_checks(exp: Experiment, metric: str = "recall@10") -> list[str]:
       query; else: a bug in the protocol).
     * No model exceeds the Recall@K ceiling that the number of positives allows (:func:`recall_ceiling`).
     * A warning when ``popularity`` beats every trained model on warm ``metric``.
+    * A warning when a trained model's warm Recall@K halves once cold pins are candidates too
+      (:func:`joint_warm_recall`; needs the runs' embeddings).
     """
     k = int(metric.split("@")[1]) if metric.startswith("recall@") else 10
     name = f"recall@{k}"
@@ -104,4 +133,4 @@ def sanity_checks(exp: Experiment, metric: str = "recall@10") -> list[str]:
         if mean("popularity") > mean(best):
             out.append(f"WARNING: popularity ({mean('popularity'):.3f}) beats every trained model on warm "
                        f"Recall@{k} (best: {best} {mean(best):.3f})")
-    return out
+    return out + _joint_check(exp, k)

@@ -83,6 +83,21 @@ def encode_pins(encoder, idx: Tensor, *, cache=None, builder=None, features=None
     return encode_pins_full(encoder, idx, cache=cache, builder=builder, features=features, device=device).embedding
 
 
+def content_vectors(encoder, n: int, *, cache=None, builder=None, features=None, device: torch.device | str = "cpu",
+                    batch_size: int = 1024) -> Tensor:
+    """float ``[n, E]`` the content vectors of pins ``0..n-1`` before normalisation and without
+    their ID embeddings (:attr:`~boardgraph.encoders.PinEmbedding.content`), in eval mode, on ``device``."""
+    was = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad():
+            return torch.cat([encode_pins_full(encoder, torch.arange(s, min(s + batch_size, n)), cache=cache,
+                                               builder=builder, features=features, device=device).content.float()
+                              for s in range(0, n, batch_size)])
+    finally:
+        encoder.train(was)
+
+
 def _meta_path(path: Path) -> Path:
     return path.with_name(path.name + ".meta.json")
 

@@ -197,6 +197,13 @@ class OptimConfig:
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0
     accumulate: int = 1
+    # the ID refinement phase after the last step, run by kinds that have one (neighbor_cf;
+    # boardgraph.training.refine): epochs over the boards, its Adam lr, the share of a board's pins
+    # left out of each query, and the share of warm pins that take part content-only in a batch
+    refine_epochs: int = 40
+    refine_lr: float = 0.01
+    refine_input_dropout: float = 0.3
+    refine_id_dropout: float = 0.1
 
 
 @dataclass
@@ -276,6 +283,12 @@ class TrainConfig:
             raise ConfigError(f"model.mate_values {self.model.mate_values!r} must be 'mates' or 'projected'")
         if not 0.0 <= self.model.id_dropout < 1.0:
             raise ConfigError(f"model.id_dropout {self.model.id_dropout} must lie in [0, 1)")
+        op = self.optim
+        if op.refine_epochs < 0 or not op.refine_lr > 0 or not (0 <= op.refine_input_dropout < 1
+                                                                and 0 <= op.refine_id_dropout < 1):
+            raise ConfigError(f"optim.refine_epochs must be >= 0 (got {op.refine_epochs}), optim.refine_lr > 0 (got "
+                              f"{op.refine_lr}), and optim.refine_input_dropout / refine_id_dropout in [0, 1) (got "
+                              f"{op.refine_input_dropout}, {op.refine_id_dropout})")
         if r.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"run.precision {r.precision!r} must be auto, fp32 or bf16")
         if not self.optim.tower_lr_scale > 0:

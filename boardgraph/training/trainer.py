@@ -31,11 +31,12 @@ from tqdm.auto import tqdm
 from boardgraph.training.checkpoint import GraphChangedError, graph_fingerprint, load_checkpoint, run_lock, save_checkpoint
 from boardgraph.training.config import ConfigError, TrainConfig
 from boardgraph.evaluation.splits import DataSplit, split_memberships
-from boardgraph.inference.embed import embed_pins, encode_pins
+from boardgraph.inference.embed import content_vectors, embed_pins, encode_pins
 from boardgraph.encoders import FeatureCache
 from boardgraph.training.factory import build_model, load_graph_for
 from boardgraph.training.metrics_log import MetricLog, write_rank_summary
 from boardgraph.training.optim import build_optimizer
+from boardgraph.training.refine import refine_encoder
 from boardgraph.graph import MEMBER
 from boardgraph.graph.csr import padded_rows
 from boardgraph.errors import BoardgraphError
@@ -124,6 +125,7 @@ class Trainer:
             broadcast_buffers=False) if self.distributed else None
         self.step = 0
         self.saved_step: int | None = None  # step of the checkpoint this trainer last wrote or loaded
+        self.refined = False  # the ID refinement phase (neighbor_cf) has run
         p = cfg.run.progress
         self.progress = (sys.stderr.isatty() if p == "auto" else p == "on") if progress is None else progress
         self.bf16 = cfg.run.precision == "bf16" or (cfg.run.precision == "auto" and self.device.type == "cuda")
@@ -270,7 +272,7 @@ class Trainer:
             "step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "rng": torch.get_rng_state(),
             "fingerprint": self.cfg.model_fingerprint(), "config": json.dumps(self.cfg.to_dict()),
-            "graph_fingerprint": self.graph_fingerprint})
+            "graph_fingerprint": self.graph_fingerprint, "refined": self.refined})
         self.saved_step = self.step
 
     def load(self, path: str | Path | None = None) -> None:
@@ -293,6 +295,7 @@ class Trainer:
         self.scheduler.load_state_dict(ck["scheduler"])
         torch.set_rng_state(ck["rng"])
         self.step = self.saved_step = int(ck["step"])
+        self.refined = bool(ck.get("refined", False))
 
     def _kept(self) -> str:
         """Which checkpoint a failed step leaves in place, for error messages."""
@@ -384,11 +387,25 @@ class Trainer:
                         bar.set_postfix(loss=f"{logs['total']:.3f}")
                     if self.step % cfg.run.checkpoint_every == 0 or self.step == end:
                         self.save()
+            if self.step == cfg.run.steps:
+                self._refine()
         finally:
             if bar is not None:
                 bar.close()
-        self._write_rank_summary()
+        # rank<r>.json (boardgraph.training.metrics_log.write_rank_summary)
+        write_rank_summary(self.out_dir, self.rank, self.world, self.step, self.loader.shard(0), self.model.parameters())
         return TrainResult(self.step, self.out_dir, history)
+
+    def _refine(self) -> None:
+        """After the last step, once: the ID refinement of kinds that have one (``neighbor_cf``); every rank runs it."""
+        if self.refined or self.cfg.optim.refine_epochs == 0 or not getattr(self.model.ops, "refines_ids", False):
+            return
+        g, enc = self.split.graph, self.model.encoder
+        content = content_vectors(enc, g.num_nodes("pin"), cache=self.cache, builder=self.builder,
+                                  features=g.features("pin"), device=self.device)
+        refine_encoder(enc, content, self.split.train_graph, self.cfg.optim, self.cfg.run.seed)
+        self.refined = True
+        self.save()
 
     def _step(self, batches: Iterator[MiniBatch]) -> tuple[dict[str, float], int]:
         """One optimizer step over ``optim.accumulate`` mini-batches: ``(logs, pins seen by all ranks)``;
@@ -430,7 +447,3 @@ class Trainer:
         if self.distributed and dist.is_initialized():
             dist.barrier()  # no rank tears down while another is still in a collective
             dist.destroy_process_group()
-
-    def _write_rank_summary(self) -> None:
-        """``rank<r>.json`` (:func:`~boardgraph.training.metrics_log.write_rank_summary`)."""
-        write_rank_summary(self.out_dir, self.rank, self.world, self.step, self.loader.shard(0), self.model.parameters())

@@ -15,14 +15,14 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_every_kind_is_registered_once_in_the_published_order():
-    assert MODEL_KINDS.names() == ("content", "coboard", "neighbor", "neighbor_id", "random", "popularity", "minilm",
-                                   "tfidf", "towers", "pinsage", "itemknn", "ease", "pixie", "bpr")
-    assert MODEL_KINDS.names("trained") == ("content", "coboard", "neighbor", "neighbor_id")
+    assert MODEL_KINDS.names() == ("content", "coboard", "neighbor", "neighbor_id", "neighbor_cf", "random",
+                                   "popularity", "minilm", "tfidf", "towers", "pinsage", "itemknn", "ease", "pixie", "bpr")
+    assert MODEL_KINDS.names("trained") == ("content", "coboard", "neighbor", "neighbor_id", "neighbor_cf")
     assert MODEL_KINDS.names("scorer") == ("random", "popularity", "itemknn", "ease", "pixie", "bpr")
     assert {k.name for k in MODEL_KINDS if k.hybrid_base} == {"content", "coboard", "neighbor", "neighbor_id",
-                                                             "minilm", "towers", "pinsage"}
+                                                             "neighbor_cf", "minilm", "towers", "pinsage"}
     assert {k.name for k in MODEL_KINDS if k.needs_config} == {"content", "coboard", "neighbor", "neighbor_id",
-                                                              "towers", "pinsage"}
+                                                              "neighbor_cf", "towers", "pinsage"}
 
 
 def test_default_loss_weights_come_from_the_registry():
@@ -34,8 +34,9 @@ def test_default_loss_weights_come_from_the_registry():
     assert default_weights("coboard")["coboard"] == 1.0
     with pytest.raises(ValueError, match="'ease' is a scorer baseline, not a trained kind"):
         default_weights("ease")
-    assert default_weights("neighbor_id") == default_weights("neighbor")
-    with pytest.raises(ConfigError, match="objective.kind 'gcn' is not one of content, coboard, neighbor, neighbor_id"):
+    assert default_weights("neighbor_id") == default_weights("neighbor") == default_weights("neighbor_cf")
+    with pytest.raises(ConfigError, match="objective.kind 'gcn' is not one of content, coboard, neighbor, neighbor_id, "
+                                          "neighbor_cf"):
         TrainConfig.from_dict({"objective": {"kind": "gcn"}})
 
 

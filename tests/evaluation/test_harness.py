@@ -243,3 +243,27 @@ def test_random_null_standard_error_matches_the_spread_over_seeds():
     got = torch.tensor(means, dtype=torch.float64)
     assert float(got.mean()) == pytest.approx(want, abs=3 * math.sqrt(var / 30))
     assert float(got.std()) == pytest.approx(math.sqrt(var), rel=0.35)
+
+
+def test_sanity_checks_warn_when_cold_pins_crowd_a_joint_ranking():
+    """Warm and cold queries rank their candidates apart; a model whose new pins sit closer to
+    every board than its known pins looks fine on both and is flagged by the joint ranking."""
+    from boardgraph.evaluation.completion import board_completion
+    from boardgraph.evaluation.sanity import joint_warm_recall, sanity_checks
+
+    g = synthetic_lookbooks(400, 120, seed=0, preset="dense", board_size=(30, 60))
+    split = split_memberships(g, 0.3, 0.1, seed=0)
+    n, cold = g.num_nodes("pin"), split.cold_pins
+    gen = torch.Generator().manual_seed(0)
+    emb = torch.cat([torch.randn(n, 16, generator=gen), torch.ones(n, 1)], 1)
+    fair = emb.clone()
+    emb[cold, :16] = 0.0        # the shared direction only: the closest pin to any board centroid
+    for e, flagged in ((emb, True), (fair, False)):
+        exp = Experiment(models=["neighbor"], seeds=[0])
+        exp.splits[0] = split
+        exp.runs[("neighbor", 0)] = ModelRun("neighbor", 0, board_completion(e, split), 0.0, e)
+        warm = exp.run("neighbor", 0).completion.warm["recall@10"].mean
+        joint = joint_warm_recall(e, split)
+        warned = [ln for ln in sanity_checks(exp) if "crowd known pins out" in ln]
+        assert bool(warned) == flagged, (warm, joint, warned)
+        assert (joint < 0.2 * warm) if flagged else (joint > 0.7 * warm), (warm, joint)
