@@ -57,7 +57,8 @@ def _board_rows(indptr: Tensor, indices: Tensor, boards: Tensor, local: Tensor, 
     """float ``[len(boards), n_cols]`` 0/1 membership rows of ``boards`` over local pin columns."""
     starts, lens = indptr[boards], indptr[boards + 1] - indptr[boards]
     row = torch.repeat_interleave(torch.arange(boards.numel(), device=indptr.device), lens)
-    offs = torch.arange(int(lens.sum()), device=indptr.device) - torch.repeat_interleave(torch.cumsum(lens, 0) - lens, lens)
+    first = torch.repeat_interleave(torch.cumsum(lens, 0) - lens, lens)    # each membership's row start
+    offs = torch.arange(int(lens.sum()), device=indptr.device) - first
     x = torch.zeros(boards.numel(), n_cols, device=indptr.device)
     x[row, local[indices[torch.repeat_interleave(starts, lens) + offs]]] = 1.0
     return x

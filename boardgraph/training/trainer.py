@@ -392,8 +392,8 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        # rank<r>.json (boardgraph.training.metrics_log.write_rank_summary)
-        write_rank_summary(self.out_dir, self.rank, self.world, self.step, self.loader.shard(0), self.model.parameters())
+        write_rank_summary(self.out_dir, self.rank, self.world, self.step, self.loader.shard(0),   # rank<r>.json
+                           self.model.parameters())
         return TrainResult(self.step, self.out_dir, history)
 
     def _refine(self) -> None:
