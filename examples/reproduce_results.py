@@ -136,6 +136,9 @@ def run(data: str, args, out: Path) -> Path:
     def make(kind, seed):
         cfg = demo_config(kind, out / data / "runs" / f"seed{seed}", steps=steps, seed=seed)
         cfg.model.text = text
+        if args.embed_dim:   # wider embeddings than the demo's 64 (prefixes 16, 32, ... up to it)
+            d = args.embed_dim
+            cfg.model.embed_dim, cfg.model.matryoshka_dims = d, tuple(x for x in (16, 32, 64) if x < d) + (d,)
         if args.text_path:
             cfg.model.text_kwargs["path"] = args.text_path
         if args.lexical_dim:
@@ -162,6 +165,8 @@ def run(data: str, args, out: Path) -> Path:
         cmd += f" --text-path {args.text_path}"
     if args.lexical_dim:
         cmd += f" --lexical-dim {args.lexical_dim}"
+    if args.embed_dim:
+        cmd += f" --embed-dim {args.embed_dim}"
     if args.lexical_weight != 0.5:
         cmd += f" --lexical-weight {args.lexical_weight}"
     if tuple(args.versus) != VERSUS:
@@ -207,6 +212,8 @@ def main() -> None:
     ap.add_argument("--finetune", action="store_true",
                     help="fine-tune the towers (MiniLM on real data) instead of freezing them; wants a GPU")
     ap.add_argument("--tower-lr-scale", type=float, default=0.02, help="with --finetune: tower lr = lr * this")
+    ap.add_argument("--embed-dim", type=int, default=0,
+                    help="embedding width of the trained kinds (default: the demo's 64)")
     ap.add_argument("--device", default="auto", help="training device: auto, cpu, cuda")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
     ap.add_argument("--out", default=None, help="output folder (default: a temporary one)")

@@ -198,9 +198,11 @@ class OptimConfig:
     grad_clip: float = 1.0
     accumulate: int = 1
     # the ID refinement phase after the last step, run by kinds that have one (neighbor_cf;
-    # boardgraph.training.refine): epochs over the boards, its Adam lr, the share of a board's pins
-    # left out of each query, and the share of warm pins that take part content-only in a batch
-    refine_epochs: int = 40
+    # boardgraph.training.refine): the most epochs over the boards (the length is chosen on
+    # refine_val_fraction of the memberships; 0: no validation), its Adam lr, the share of a board's
+    # pins left out of each query, and the share of warm pins that take part content-only in a batch
+    refine_epochs: int = 100
+    refine_val_fraction: float = 0.1
     refine_lr: float = 0.01
     refine_input_dropout: float = 0.3
     refine_id_dropout: float = 0.1
@@ -284,11 +286,11 @@ class TrainConfig:
         if not 0.0 <= self.model.id_dropout < 1.0:
             raise ConfigError(f"model.id_dropout {self.model.id_dropout} must lie in [0, 1)")
         op = self.optim
-        if op.refine_epochs < 0 or not op.refine_lr > 0 or not (0 <= op.refine_input_dropout < 1
-                                                                and 0 <= op.refine_id_dropout < 1):
+        shares = (op.refine_input_dropout, op.refine_id_dropout, op.refine_val_fraction)
+        if op.refine_epochs < 0 or not op.refine_lr > 0 or not all(0 <= v < 1 for v in shares):
             raise ConfigError(f"optim.refine_epochs must be >= 0 (got {op.refine_epochs}), optim.refine_lr > 0 (got "
-                              f"{op.refine_lr}), and optim.refine_input_dropout / refine_id_dropout in [0, 1) (got "
-                              f"{op.refine_input_dropout}, {op.refine_id_dropout})")
+                              f"{op.refine_lr}), and optim.refine_input_dropout / refine_id_dropout / "
+                              f"refine_val_fraction in [0, 1) (got {', '.join(map(str, shares))})")
         if r.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"run.precision {r.precision!r} must be auto, fp32 or bf16")
         if not self.optim.tower_lr_scale > 0:

@@ -17,6 +17,12 @@ vectors (the new pins at serving) stay on the scale of refined ones: without it 
 of warm and new pins is dominated by new pins (measured on the dense preset: warm Recall@10
 among all pins fell from 0.06 to 0.01).
 
+How long to refine is chosen on validation memberships: the trainer holds ``refine_val_fraction``
+of the training memberships out of both phases (:func:`phase_one_graph`), measures their
+Recall@10 before the refinement and every few epochs, and then runs the best length (possibly 0:
+the IDs stay as the first phase left them) again on every membership. On content-led bundles
+(Steam) it refines not at all; on dense histories it runs most of the allowed epochs.
+
 Cost: one epoch is ``boards / boards_per_batch`` steps of a ``[boards_per_batch, warm pins]``
 softmax, ``O(memberships + boards x warm pins x E)`` per epoch: seconds for 10^4 pins on a CPU,
 minutes for 10^6 on a GPU. Catalogues far beyond that need a sampled softmax (not done yet).
@@ -27,25 +33,36 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from boardgraph.evaluation.splits import split_memberships
 from boardgraph.graph import PinBoardGraph
 from boardgraph.training.config import OptimConfig
 
-__all__ = ["RefineStats", "refine_ids", "refine_encoder"]
+__all__ = ["RefineStats", "refine_ids", "refine_encoder", "phase_one_graph"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class RefineStats:
-    """What a refinement did: ``epochs`` run, ``boards`` used per epoch (those with 2+ pins),
-    ``warm_pins`` whose ID moved, the mean loss of the first and last epoch, and ``seconds``."""
+    """What a refinement did.
+
+    Attributes:
+        epochs: epochs run on every training membership (the chosen length; 0: the IDs were kept).
+        validation: ``{epochs: Recall@10}`` on the validation memberships for each length tried
+            (empty without validation).
+        boards: boards with 2+ pins; warm_pins: pins whose ID may move.
+        first_loss, last_loss: mean loss of the first and last epoch of the final run (NaN for 0 epochs).
+        seconds: wall time, validation included.
+    """
 
     epochs: int
+    validation: dict[int, float]
     boards: int
     warm_pins: int
     first_loss: float
@@ -53,21 +70,128 @@ class RefineStats:
     seconds: float
 
 
-def _board_rows(indptr: Tensor, indices: Tensor, boards: Tensor, local: Tensor, n_cols: int) -> Tensor:
-    """float ``[len(boards), n_cols]`` 0/1 membership rows of ``boards`` over local pin columns."""
-    starts, lens = indptr[boards], indptr[boards + 1] - indptr[boards]
-    row = torch.repeat_interleave(torch.arange(boards.numel(), device=indptr.device), lens)
-    first = torch.repeat_interleave(torch.cumsum(lens, 0) - lens, lens)    # each membership's row start
-    offs = torch.arange(int(lens.sum()), device=indptr.device) - first
-    x = torch.zeros(boards.numel(), n_cols, device=indptr.device)
-    x[row, local[indices[torch.repeat_interleave(starts, lens) + offs]]] = 1.0
-    return x
+@dataclass
+class _Rows:
+    """Board -> pin memberships over local (warm) pin columns: CSR ``indptr [B + 1]``, ``cols``, and
+    the ``boards`` with at least ``2`` pins (those that can train)."""
+
+    indptr: Tensor
+    cols: Tensor
+    boards: Tensor
+
+    @classmethod
+    def of(cls, indptr: Tensor, cols: Tensor) -> "_Rows":
+        return cls(indptr, cols, torch.nonzero(indptr[1:] - indptr[:-1] >= 2).squeeze(1))
+
+    def dense(self, boards: Tensor, n_cols: int) -> Tensor:
+        """float ``[len(boards), n_cols]`` 0/1 membership rows of ``boards``."""
+        starts, lens = self.indptr[boards], self.indptr[boards + 1] - self.indptr[boards]
+        dev = self.indptr.device
+        row = torch.repeat_interleave(torch.arange(boards.numel(), device=dev), lens)
+        first = torch.repeat_interleave(torch.cumsum(lens, 0) - lens, lens)    # each membership's row start
+        offs = torch.arange(int(lens.sum()), device=dev) - first
+        x = torch.zeros(boards.numel(), n_cols, device=dev)
+        x[row, self.cols[torch.repeat_interleave(starts, lens) + offs]] = 1.0
+        return x
+
+    def board_of(self) -> Tensor:
+        """int64 ``[M]`` the board of each membership (CSR order)."""
+        lens = self.indptr[1:] - self.indptr[:-1]
+        return torch.repeat_interleave(torch.arange(lens.numel(), device=lens.device), lens)
+
+    def partition(self, held: Tensor) -> tuple["_Rows", "_Rows"]:
+        """``(kept, held)``: the memberships where bool ``held [M]`` is False, and those where it is True."""
+        board, lens = self.board_of(), self.indptr[1:] - self.indptr[:-1]
+        parts = []
+        for mask in (~held, held):
+            counts = torch.zeros_like(lens).index_add_(0, board, mask.long())
+            parts.append(_Rows.of(torch.cat([lens.new_zeros(1), torch.cumsum(counts, 0)]), self.cols[mask]))
+        return parts[0], parts[1]
+
+    def random_holdout(self, fraction: float, gen: torch.Generator) -> Tensor:
+        """bool ``[M]``: about ``fraction`` of each board's memberships, only on boards that keep 2+."""
+        board = self.board_of()
+        held = torch.rand(self.cols.numel(), generator=gen, device=self.cols.device) < fraction
+        kept = torch.zeros(self.indptr.numel() - 1, dtype=torch.long, device=board.device).index_add_(
+            0, board, (~held).long())
+        return held & (kept[board] >= 2)
+
+
+@dataclass
+class _Settings:
+    lr: float
+    input_dropout: float
+    id_dropout: float
+    boards_per_batch: int
+    targets: int
+
+
+def _train(u0: Tensor, z: Tensor, rows: _Rows, epochs: int, st: _Settings, gen: torch.Generator,
+           on_epoch: Callable[[int, Tensor], None] | None = None) -> tuple[Tensor, list[float]]:
+    """``epochs`` of the board-completion softmax from the pins' vectors ``u0 [n, E]`` (content
+    ``z [n, E]``); ``on_epoch(epoch, u)`` after each. Returns the final vectors and each epoch's mean loss."""
+    dev, n = u0.device, u0.shape[0]
+    u = torch.nn.Parameter(u0.clone())
+    log_scale = torch.nn.Parameter(torch.tensor(math.log(10.0), device=dev))
+    opt = torch.optim.Adam([u, log_scale], lr=st.lr)
+    losses: list[float] = []
+    for epoch in range(1, epochs + 1):
+        total, count = 0.0, 0
+        order = rows.boards[torch.randperm(rows.boards.numel(), generator=gen, device=dev)]
+        for s in range(0, order.numel(), st.boards_per_batch):
+            x = rows.dense(order[s:s + st.boards_per_batch], n)
+            tgt = torch.multinomial(x, st.targets, replacement=True, generator=gen)
+            inp = x * (torch.rand(x.shape, generator=gen, device=dev) >= st.input_dropout)
+            inp.scatter_(1, tgt, 0.0)
+            keep = torch.rand(n, 1, generator=gen, device=dev) >= st.id_dropout
+            v = F.normalize(torch.where(keep, u, z), dim=1)
+            q = F.normalize(inp @ v, dim=1)
+            logits = (log_scale.clamp(max=math.log(100.0)).exp() * q @ v.T).masked_fill(inp > 0, -1e4)
+            has = inp.sum(1) > 0
+            if not bool(has.any()):
+                continue
+            loss = F.cross_entropy(logits[has].repeat(st.targets, 1), tgt[has].T.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total, count = total + float(loss.detach()), count + 1
+        losses.append(total / max(count, 1))
+        if on_epoch is not None:
+            on_epoch(epoch, u.detach())
+    return u.detach(), losses
+
+
+@torch.no_grad()
+def _recall(u: Tensor, train: _Rows, val: _Rows, k: int = 10, chunk: int = 256) -> float:
+    """Mean Recall@k of the validation memberships: each board's query is the mean of its training
+    pins' vectors ``normalize(u)``, ranking every other warm pin."""
+    v = F.normalize(u, dim=1)
+    boards = torch.nonzero((val.indptr[1:] - val.indptr[:-1] > 0) & (train.indptr[1:] - train.indptr[:-1] > 0))
+    boards = boards.squeeze(1)
+    hits = []
+    for s in range(0, boards.numel(), chunk):
+        b = boards[s:s + chunk]
+        x, pos = train.dense(b, v.shape[0]), val.dense(b, v.shape[0])
+        scores = (F.normalize(x @ v, dim=1) @ v.T).masked_fill(x > 0, -math.inf)
+        top = scores.topk(min(k, v.shape[0]), dim=1).indices
+        hits.append(pos.gather(1, top).sum(1) / pos.sum(1))
+    return float(torch.cat(hits).mean()) if hits else math.nan
 
 
 def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: PinBoardGraph, *, epochs: int,
                lr: float = 0.01, input_dropout: float = 0.3, id_dropout: float = 0.1, boards_per_batch: int = 64,
-               targets: int = 4, seed: int = 0) -> RefineStats:
+               targets: int = 4, val_fraction: float = 0.1, held_out: tuple[Tensor, Tensor] | None = None,
+               eval_every: int = 5, seed: int = 0) -> RefineStats:
     """Refine the ID rows of the warm pins in place (see the module docstring).
+
+    The number of epochs is chosen on validation memberships: ``held_out``, or else ``val_fraction``
+    of each board's memberships drawn here. The refinement runs up to ``epochs`` epochs on the
+    other memberships, Recall@10 of the held-out ones is measured before it (0 epochs) and every
+    ``eval_every`` epochs, and the best length (ties: the shorter) is then run again from the start
+    on every membership; 0 keeps the IDs as they are. ``val_fraction=0`` (and no ``held_out``) runs
+    ``epochs`` epochs without validation. Validation memberships drawn here were seen by whatever
+    trained the IDs before, which favours 0 epochs when that model memorised its boards; the
+    trainer holds them out of its first phase instead (:func:`phase_one_graph`).
 
     Args:
         ids: the encoder's ID table ``[N_pins, E]`` (:attr:`~boardgraph.encoders.PinEncoder.ids`);
@@ -76,11 +200,14 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
         content: float ``[N_pins, E]`` every pin's content vector before normalisation
             (:attr:`~boardgraph.encoders.PinEmbedding.content`, eval mode), on the table's device.
         graph: the training graph (its board -> pin memberships are the training signal).
-        epochs: passes over the boards with 2+ pins.
+        epochs: the most passes over the boards with 2+ pins.
         lr: Adam learning rate of the pins' vectors.
         input_dropout: share of a board's pins left out of each query, in ``[0, 1)``.
         id_dropout: share of warm pins that take part content-only in each batch, in ``[0, 1)``.
         boards_per_batch: boards per step; targets: held-back pins per board and step.
+        val_fraction: share of memberships held out to choose the length, in ``[0, 1)``.
+        held_out: ``(pins, boards)`` int64 ``[H]`` memberships of ``graph`` to choose the length on.
+        eval_every: epochs between validation measurements.
         seed: seed of the draws (the result is deterministic for a seed on a device).
 
     Raises:
@@ -90,8 +217,9 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
     if warm.shape != (n,) or content.shape != (n, ids.embedding_dim):
         raise ValueError(f"expected warm [{n}] and content [{n}, {ids.embedding_dim}], got "
                          f"{tuple(warm.shape)} and {tuple(content.shape)}")
-    if not (0 <= input_dropout < 1 and 0 <= id_dropout < 1):
-        raise ValueError(f"input_dropout and id_dropout must lie in [0, 1), got {input_dropout}, {id_dropout}")
+    if not (0 <= input_dropout < 1 and 0 <= id_dropout < 1 and 0 <= val_fraction < 1):
+        raise ValueError(f"input_dropout, id_dropout and val_fraction must lie in [0, 1), got {input_dropout}, "
+                         f"{id_dropout}, {val_fraction}")
     t0, dev = time.perf_counter(), ids.weight.device
     indptr, indices, _ = graph.csr(("board", "has", "pin"))
     indptr, indices = indptr.long().to(dev), indices.long().to(dev)
@@ -100,45 +228,58 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
     local[pins] = torch.arange(pins.numel(), device=dev)
     if bool((local[indices] < 0).any()):
         raise ValueError("a pin with a training membership is not marked warm; pass warm = degree > 0 of this graph")
-    boards = torch.nonzero(indptr[1:] - indptr[:-1] >= 2).squeeze(1)
+    rows = _Rows.of(indptr, local[indices])
     z = content.detach().float()[pins]
-    u = torch.nn.Parameter(z + ids.weight.detach().float()[pins])
-    log_scale = torch.nn.Parameter(torch.tensor(math.log(10.0), device=dev))
-    opt = torch.optim.Adam([u, log_scale], lr=lr)
-    gen = torch.Generator(device=dev).manual_seed(seed)
-    losses: list[float] = []
-    for _ in range(epochs):
-        total, count = 0.0, 0
-        order = boards[torch.randperm(boards.numel(), generator=gen, device=dev)]
-        for s in range(0, order.numel(), boards_per_batch):
-            x = _board_rows(indptr, indices, order[s:s + boards_per_batch], local, pins.numel())
-            tgt = torch.multinomial(x, targets, replacement=True, generator=gen)
-            inp = x * (torch.rand(x.shape, generator=gen, device=dev) >= input_dropout)
-            inp.scatter_(1, tgt, 0.0)
-            keep = torch.rand(pins.numel(), 1, generator=gen, device=dev) >= id_dropout
-            v = F.normalize(torch.where(keep, u, z), dim=1)
-            q = F.normalize(inp @ v, dim=1)
-            logits = (log_scale.clamp(max=math.log(100.0)).exp() * q @ v.T).masked_fill(inp > 0, -1e4)
-            has = inp.sum(1) > 0
-            if not bool(has.any()):
-                continue
-            loss = F.cross_entropy(logits[has].repeat(targets, 1), tgt[has].T.reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, count = total + float(loss.detach()), count + 1
-        losses.append(total / max(count, 1))
+    u0 = z + ids.weight.detach().float()[pins]
+    st = _Settings(lr, input_dropout, id_dropout, boards_per_batch, targets)
+    validation: dict[int, float] = {}
+    chosen = epochs
+    if (val_fraction > 0 or held_out is not None) and epochs > 0:
+        if held_out is not None:
+            hp, hb = (t.long().to(dev) for t in held_out)
+            held = torch.isin(rows.board_of() * n + indices, hb * n + hp)
+        else:
+            held = rows.random_holdout(val_fraction, torch.Generator(device=dev).manual_seed(seed + 1))
+        train, val = rows.partition(held)
+        if val.cols.numel():
+            validation[0] = _recall(u0, train, val)
+            every = max(1, eval_every)
+            _train(u0, z, train, epochs, st, torch.Generator(device=dev).manual_seed(seed),
+                   lambda e, u: validation.__setitem__(e, _recall(u, train, val)) if e % every == 0 or e == epochs
+                   else None)
+            chosen = max(validation, key=lambda e: (validation[e], -e))
+    u, losses = _train(u0, z, rows, chosen, st, torch.Generator(device=dev).manual_seed(seed))
     with torch.no_grad():
         ids.weight[pins] = (u - z).to(ids.weight.dtype)
-    return RefineStats(epochs, int(boards.numel()), int(pins.numel()), losses[0] if losses else math.nan,
-                       losses[-1] if losses else math.nan, time.perf_counter() - t0)
+    return RefineStats(chosen, validation, int(rows.boards.numel()), int(pins.numel()),
+                       losses[0] if losses else math.nan, losses[-1] if losses else math.nan,
+                       time.perf_counter() - t0)
 
 
-def refine_encoder(encoder, content: Tensor, graph: PinBoardGraph, o: OptimConfig, seed: int) -> RefineStats:
+def phase_one_graph(train_graph: PinBoardGraph, o: OptimConfig, kind,
+                    seed: int) -> tuple[PinBoardGraph, tuple[Tensor, Tensor] | None]:
+    """``(graph, held_out)``: the graph the contrastive phase trains on and the validation
+    memberships the refinement's length is chosen on. For a ``kind`` (its registered class) with
+    ``refines_ids`` (with
+    ``refine_val_fraction > 0`` and ``refine_epochs > 0``), ``refine_val_fraction`` of the training
+    memberships (:func:`~boardgraph.evaluation.splits.split_memberships`, seeded) are held out of
+    the first phase, so neither phase has seen them when the length is chosen; the refinement
+    then trains on all of them. Otherwise ``(train_graph, None)``."""
+    if not getattr(kind, "refines_ids", False) or o.refine_val_fraction == 0 or o.refine_epochs == 0:
+        return train_graph, None
+    val = split_memberships(train_graph, o.refine_val_fraction, 0.0, seed=seed)
+    return val.train_graph, val.heldout
+
+
+def refine_encoder(encoder, content: Tensor, graph: PinBoardGraph, o: OptimConfig, seed: int,
+                   held_out: tuple[Tensor, Tensor] | None = None) -> RefineStats:
     """:func:`refine_ids` of ``encoder``'s ID table (a :class:`~boardgraph.encoders.PinEncoder` with
     IDs) with the ``optim.refine_*`` settings of ``o``; logs what it did."""
     st = refine_ids(encoder.ids, encoder.id_warm, content, graph, epochs=o.refine_epochs, lr=o.refine_lr,
-                    input_dropout=o.refine_input_dropout, id_dropout=o.refine_id_dropout, seed=seed)
-    log.info("refined the IDs of %d warm pins over %d boards: %d epochs, loss %.3f -> %.3f (%.1f s)",
-             st.warm_pins, st.boards, st.epochs, st.first_loss, st.last_loss, st.seconds)
+                    input_dropout=o.refine_input_dropout, id_dropout=o.refine_id_dropout,
+                    val_fraction=o.refine_val_fraction, held_out=held_out, seed=seed)
+    tried = ", ".join(f"{e}: {r:.4f}" for e, r in st.validation.items())
+    log.info("refined the IDs of %d warm pins over %d boards: %d epochs%s, loss %.3f -> %.3f (%.1f s)",
+             st.warm_pins, st.boards, st.epochs, f" (validation Recall@10 by epochs {tried})" if tried else "",
+             st.first_loss, st.last_loss, st.seconds)
     return st

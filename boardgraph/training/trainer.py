@@ -36,7 +36,7 @@ from boardgraph.encoders import FeatureCache
 from boardgraph.training.factory import build_model, load_graph_for
 from boardgraph.training.metrics_log import MetricLog, write_rank_summary
 from boardgraph.training.optim import build_optimizer
-from boardgraph.training.refine import refine_encoder
+from boardgraph.training.refine import phase_one_graph, refine_encoder
 from boardgraph.graph import MEMBER
 from boardgraph.graph.csr import padded_rows
 from boardgraph.errors import BoardgraphError
@@ -108,6 +108,7 @@ class Trainer:
         self.model, self.builder, self.schema = parts.model.to(self.device), parts.builder, parts.schema
         if self.model.encoder.ids is not None:   # pins with training memberships carry their ID
             self.model.encoder.set_warm_ids(split.train_graph.degree(MEMBER) > 0)
+        self.fit_graph, self.val_edges = phase_one_graph(split.train_graph, cfg.optim, parts.model.ops, cfg.run.seed)
         self.weights = dict(cfg.objective.weights or default_weights(cfg.objective.kind))
         self.cache = self._feature_cache() if cfg.model.freeze_towers else None
         self.loader = self._loader()
@@ -148,7 +149,7 @@ class Trainer:
 
     def _loader(self) -> PinBoardLoader:
         o, r = self.cfg.objective, self.cfg.run
-        g = self.split.train_graph
+        g = self.fit_graph
         weighting = {"uniform": "uniform", "board_size": "size", "recency": "recency"}[o.mate_weighting]
         kw = {"half_life": 1.0, "timestamp": "order"} if weighting == "recency" and "timestamp" not in \
             g.relation(MEMBER).attrs else {}
@@ -403,7 +404,7 @@ class Trainer:
         g, enc = self.split.graph, self.model.encoder
         content = content_vectors(enc, g.num_nodes("pin"), cache=self.cache, builder=self.builder,
                                   features=g.features("pin"), device=self.device)
-        refine_encoder(enc, content, self.split.train_graph, self.cfg.optim, self.cfg.run.seed)
+        refine_encoder(enc, content, self.split.train_graph, self.cfg.optim, self.cfg.run.seed, self.val_edges)
         self.refined = True
         self.save()
 

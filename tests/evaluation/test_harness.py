@@ -264,6 +264,10 @@ def test_sanity_checks_warn_when_cold_pins_crowd_a_joint_ranking():
         exp.runs[("neighbor", 0)] = ModelRun("neighbor", 0, board_completion(e, split), 0.0, e)
         warm = exp.run("neighbor", 0).completion.warm["recall@10"].mean
         joint = joint_warm_recall(e, split)
-        warned = [ln for ln in sanity_checks(exp) if "crowd known pins out" in ln]
+        checks = sanity_checks(exp)
+        warned = [ln for ln in checks if "crowd known pins out" in ln]
         assert bool(warned) == flagged, (warm, joint, warned)
+        ok = [ln for ln in checks if ln.startswith("ok: warm Recall@10 with the cold pins ranked too")]
+        assert ok == ([] if flagged else [f"ok: warm Recall@10 with the cold pins ranked too (a joint catalogue): "
+                                          f"neighbor {joint:.3f} of {warm:.3f}"]), checks
         assert (joint < 0.2 * warm) if flagged else (joint > 0.7 * warm), (warm, joint)

@@ -44,9 +44,9 @@ def _served(ids, warm, content) -> torch.Tensor:
 def test_refinement_learns_the_tastes_the_boards_show_and_leaves_cold_pins_alone():
     split, ids, warm, content = _setup()
     before = board_completion(_served(ids, warm, content), split, ks=(10,)).warm["recall@10"].mean
-    st = refine_ids(ids, warm, content, split.train_graph, epochs=30, boards_per_batch=16, seed=0)
+    st = refine_ids(ids, warm, content, split.train_graph, epochs=30, boards_per_batch=16, val_fraction=0.0, seed=0)
     after = board_completion(_served(ids, warm, content), split, ks=(10,)).warm["recall@10"].mean
-    assert st.epochs == 30 and st.warm_pins == int(warm.sum()) and st.boards == 60
+    assert st.epochs == 30 and st.validation == {} and st.warm_pins == int(warm.sum()) and st.boards == 60
     assert st.last_loss < st.first_loss - 0.3, st
     # the best any model can do knows each pin's group and nothing within it (random ties broken)
     group = torch.tensor([int(p[1:]) % 2 for p in split.graph.ids("pin")])
@@ -57,6 +57,30 @@ def test_refinement_learns_the_tastes_the_boards_show_and_leaves_cold_pins_alone
     assert after > 0.9 * oracle, (before, after, oracle)     # measured: 0.126 -> 0.218, oracle 0.22
     assert float(ids.weight.detach()[~warm].abs().sum()) == 0.0          # cold rows untouched
     assert bool(ids.weight.detach()[warm].abs().sum(1).gt(0).all())      # every warm row moved
+
+
+def test_the_length_is_chosen_on_held_out_memberships():
+    """Validation Recall@10 rises as the groups are learnt, the best length (ties: the shorter)
+    is run again on every membership; a refinement that never beats 0 epochs leaves the IDs alone."""
+    import boardgraph.training.refine as refine
+
+    split, ids, warm, content = _setup()
+    st = refine_ids(ids, warm, content, split.train_graph, epochs=20, boards_per_batch=16, eval_every=5, seed=0)
+    assert list(st.validation) == [0, 5, 10, 15, 20]
+    assert st.validation[st.epochs] == max(st.validation.values()) > st.validation[0] + 0.05, st.validation
+    assert st.epochs > 0
+    split, ids, warm, content = _setup()
+    before = ids.weight.detach().clone()
+    scores = iter([0.3, 0.2, 0.3, 0.1])   # epoch 0 ties with epoch 10: the shorter wins
+
+    orig = refine._recall
+    try:
+        refine._recall = lambda *a, **k: next(scores)
+        st = refine_ids(ids, warm, content, split.train_graph, epochs=15, eval_every=5, seed=0)
+    finally:
+        refine._recall = orig
+    assert st.validation == {0: 0.3, 5: 0.2, 10: 0.3, 15: 0.1} and st.epochs == 0
+    assert torch.equal(ids.weight.detach(), before) and st.first_loss != st.first_loss   # NaN: no epoch run
 
 
 def test_refinement_is_deterministic_for_a_seed():
@@ -74,6 +98,8 @@ def test_refinement_rejects_mismatched_inputs():
         refine_ids(ids, warm[:-1], content, split.train_graph, epochs=1)
     with pytest.raises(ValueError, match="must lie in"):
         refine_ids(ids, warm, content, split.train_graph, epochs=1, id_dropout=1.0)
+    with pytest.raises(ValueError, match="must lie in"):
+        refine_ids(ids, warm, content, split.train_graph, epochs=1, val_fraction=1.0)
     with pytest.raises(ValueError, match="not marked warm"):
         refine_ids(ids, torch.zeros_like(warm), content, split.train_graph, epochs=1)
 
@@ -82,8 +108,10 @@ def test_refine_settings_are_checked_by_the_config():
     assert TrainConfig.from_dict({"objective": {"kind": "neighbor_cf"}}).uses_ids()
     with pytest.raises(ConfigError, match="optim.refine_epochs must be >= 0"):
         TrainConfig.from_dict({"optim": {"refine_epochs": -1}})
-    with pytest.raises(ConfigError, match=r"refine_id_dropout in \[0, 1\)"):
+    with pytest.raises(ConfigError, match=r"refine_val_fraction in \[0, 1\)"):
         TrainConfig.from_dict({"optim": {"refine_id_dropout": 1.0}})
+    with pytest.raises(ConfigError, match=r"got 0.3, 0.1, 1.5"):
+        TrainConfig.from_dict({"optim": {"refine_val_fraction": 1.5}})
 
 
 def test_neighbor_cf_beats_popularity_on_a_small_dense_graph_and_refines_once(tmp_path):
@@ -104,6 +132,10 @@ def test_neighbor_cf_beats_popularity_on_a_small_dense_graph_and_refines_once(tm
     cfg = demo_config("neighbor_cf", tmp_path, n_pins=2000, n_boards=600, steps=50, seed=0)
     cfg.run.batch_size, cfg.run.progress, cfg.run.tensorboard = 256, "off", False
     t = Trainer(cfg, split=split)
+    # the refinement's validation memberships are held out of the first phase, and only of it
+    pins, boards = t.val_edges
+    assert t.fit_graph.num_edges(MEMBER) == split.train_graph.num_edges(MEMBER) - pins.numel() > 0
+    assert not bool(t.fit_graph.edge_ids(MEMBER, pins, boards, missing="ignore").ge(0).any())
     t.fit()
     emb = load_embeddings(t.embed_pins(tmp_path / "emb.npy"))
     warm = board_completion(emb, split).warm["recall@10"].mean
@@ -113,3 +145,20 @@ def test_neighbor_cf_beats_popularity_on_a_small_dense_graph_and_refines_once(tm
     again = Trainer(cfg, split=split)
     again.fit(resume=True)
     assert again.refined and torch.equal(again.model.encoder.ids.weight.detach(), ids)
+
+
+def test_only_a_refining_kind_holds_validation_memberships_out_of_its_first_phase():
+    from boardgraph.objectives.pinclip import NeighborCfKind, NeighborIdKind
+    from boardgraph.training.config import OptimConfig
+    from boardgraph.training.refine import phase_one_graph
+
+    split, *_ = _setup()
+    g = split.train_graph
+    assert phase_one_graph(g, OptimConfig(), NeighborIdKind, 0) == (g, None)
+    assert phase_one_graph(g, OptimConfig(refine_val_fraction=0.0), NeighborCfKind, 0) == (g, None)
+    assert phase_one_graph(g, OptimConfig(refine_epochs=0), NeighborCfKind, 0) == (g, None)
+    fit, (pins, boards) = phase_one_graph(g, OptimConfig(), NeighborCfKind, 0)
+    assert fit.num_edges(MEMBER) + pins.numel() == g.num_edges(MEMBER)
+    assert 0.05 < pins.numel() / g.num_edges(MEMBER) < 0.15     # about refine_val_fraction (0.1)
+    again = phase_one_graph(g, OptimConfig(), NeighborCfKind, 0)[1]
+    assert torch.equal(again[0], pins) and torch.equal(again[1], boards)      # seeded
