@@ -1,6 +1,7 @@
 """Building what a config names: its graph, the encoder, its input builder and the training model."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,7 +14,18 @@ from boardgraph.encoders import (FusionConfig, MetadataConfig, MetadataSchema, P
 from boardgraph.graph import PinBoardGraph
 from boardgraph.objectives.pinclip import PinCLIPModel
 
-__all__ = ["ModelParts", "build_model", "build_encoder_for", "load_graph_for"]
+__all__ = ["ModelParts", "build_model", "build_encoder_for", "load_graph_for", "resolve_device"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"``: this process's GPU (``LOCAL_RANK`` under torchrun) when CUDA is there, else CPU;
+    ``"cuda"`` likewise gets an explicit index."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(name)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return dev
 
 
 def load_graph_for(cfg: DataConfig) -> PinBoardGraph:

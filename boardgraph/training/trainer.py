@@ -33,10 +33,10 @@ from boardgraph.training.config import ConfigError, TrainConfig
 from boardgraph.evaluation.splits import DataSplit, split_memberships
 from boardgraph.inference.embed import content_vectors, embed_pins, encode_pins
 from boardgraph.encoders import FeatureCache
-from boardgraph.training.factory import build_model, load_graph_for
+from boardgraph.training.factory import build_model, load_graph_for, resolve_device
 from boardgraph.training.metrics_log import MetricLog, write_rank_summary
 from boardgraph.training.optim import build_optimizer
-from boardgraph.training.refine import phase_one_graph, refine_encoder
+from boardgraph.training.refine import choose_refine_epochs, refine_encoder
 from boardgraph.graph import MEMBER
 from boardgraph.graph.csr import padded_rows
 from boardgraph.errors import BoardgraphError
@@ -54,17 +54,6 @@ MAX_BOARDS_PER_PIN = 64
 class NonFiniteLossError(BoardgraphError, FloatingPointError):
     """Training met a NaN/inf loss (or gradient, or weight) and stopped before it reached the
     weights; the message names the step and the loss terms, and the checkpoint that is kept."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"``: this process's GPU (``LOCAL_RANK`` under torchrun) when CUDA is there, else CPU;
-    ``"cuda"`` likewise gets an explicit index."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(name)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return dev
 
 
 @dataclass
@@ -108,7 +97,6 @@ class Trainer:
         self.model, self.builder, self.schema = parts.model.to(self.device), parts.builder, parts.schema
         if self.model.encoder.ids is not None:   # pins with training memberships carry their ID
             self.model.encoder.set_warm_ids(split.train_graph.degree(MEMBER) > 0)
-        self.fit_graph, self.val_edges = phase_one_graph(split.train_graph, cfg.optim, parts.model.ops, cfg.run.seed)
         self.weights = dict(cfg.objective.weights or default_weights(cfg.objective.kind))
         self.cache = self._feature_cache() if cfg.model.freeze_towers else None
         self.loader = self._loader()
@@ -149,7 +137,7 @@ class Trainer:
 
     def _loader(self) -> PinBoardLoader:
         o, r = self.cfg.objective, self.cfg.run
-        g = self.fit_graph
+        g = self.split.train_graph
         weighting = {"uniform": "uniform", "board_size": "size", "recency": "recency"}[o.mate_weighting]
         kw = {"half_life": 1.0, "timestamp": "order"} if weighting == "recency" and "timestamp" not in \
             g.relation(MEMBER).attrs else {}
@@ -398,15 +386,21 @@ class Trainer:
         return TrainResult(self.step, self.out_dir, history)
 
     def _refine(self) -> None:
-        """After the last step, once: the ID refinement of kinds that have one (``neighbor_cf``); every rank runs it."""
-        if self.refined or self.cfg.optim.refine_epochs == 0 or not getattr(self.model.ops, "refines_ids", False):
+        """After the last step, once: the ID refinement of kinds that have one (``neighbor_cf``), its length
+        chosen on validation by a copy of the run (:func:`~boardgraph.training.refine.choose_refine_epochs`)."""
+        o = self.cfg.optim
+        if self.refined or o.refine_epochs == 0 or not getattr(self.model.ops, "refines_ids", False):
             return
-        g, enc = self.split.graph, self.model.encoder
-        content = content_vectors(enc, g.num_nodes("pin"), cache=self.cache, builder=self.builder,
-                                  features=g.features("pin"), device=self.device)
-        refine_encoder(enc, content, self.split.train_graph, self.cfg.optim, self.cfg.run.seed, self.val_edges)
+        epochs = choose_refine_epochs(type(self), self).epochs if o.refine_val_fraction > 0 else o.refine_epochs
+        refine_encoder(self.model.encoder, self.content_vectors(), self.split.train_graph, o, self.cfg.run.seed, epochs)
         self.refined = True
         self.save()
+
+    def content_vectors(self) -> Tensor:
+        """float ``[N_pins, E]`` every pin's content vector (:func:`~boardgraph.inference.embed.content_vectors`)."""
+        g = self.split.graph
+        return content_vectors(self.model.encoder, g.num_nodes("pin"), cache=self.cache, builder=self.builder,
+                               features=g.features("pin"), device=self.device)
 
     def _step(self, batches: Iterator[MiniBatch]) -> tuple[dict[str, float], int]:
         """One optimizer step over ``optim.accumulate`` mini-batches: ``(logs, pins seen by all ranks)``;

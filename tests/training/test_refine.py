@@ -114,7 +114,7 @@ def test_refine_settings_are_checked_by_the_config():
         TrainConfig.from_dict({"optim": {"refine_val_fraction": 1.5}})
 
 
-def test_neighbor_cf_beats_popularity_on_a_small_dense_graph_and_refines_once(tmp_path):
+def test_neighbor_cf_beats_popularity_on_a_small_dense_graph_and_refines_once(tmp_path, caplog):
     """The regression test of the recipe: on the dense synthetic preset (2,000 pins, 600
     user-history boards, a popularity tail, hidden tastes no modality shows), where popularity beats
     every content model, ``neighbor_cf`` beats popularity warm after a short run; resuming a refined
@@ -132,11 +132,12 @@ def test_neighbor_cf_beats_popularity_on_a_small_dense_graph_and_refines_once(tm
     cfg = demo_config("neighbor_cf", tmp_path, n_pins=2000, n_boards=600, steps=50, seed=0)
     cfg.run.batch_size, cfg.run.progress, cfg.run.tensorboard = 256, "off", False
     t = Trainer(cfg, split=split)
-    # the refinement's validation memberships are held out of the first phase, and only of it
-    pins, boards = t.val_edges
-    assert t.fit_graph.num_edges(MEMBER) == split.train_graph.num_edges(MEMBER) - pins.numel() > 0
-    assert not bool(t.fit_graph.edge_ids(MEMBER, pins, boards, missing="ignore").ge(0).any())
-    t.fit()
+    with caplog.at_level("INFO", logger="boardgraph.training.refine"):
+        t.fit()
+    # the length was chosen by a copy of the run trained without the validation memberships
+    chosen = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refinement length:")]
+    assert len(chosen) == 1 and "validation Recall@10 by epochs: 0: " in chosen[0], chosen
+    assert not (tmp_path / "neighbor_cf" / "refine_validation").exists()
     emb = load_embeddings(t.embed_pins(tmp_path / "emb.npy"))
     warm = board_completion(emb, split).warm["recall@10"].mean
     assert t.refined and load_checkpoint(t.checkpoint_path, cfg.model_fingerprint())["refined"] is True
@@ -147,18 +148,15 @@ def test_neighbor_cf_beats_popularity_on_a_small_dense_graph_and_refines_once(tm
     assert again.refined and torch.equal(again.model.encoder.ids.weight.detach(), ids)
 
 
-def test_only_a_refining_kind_holds_validation_memberships_out_of_its_first_phase():
-    from boardgraph.objectives.pinclip import NeighborCfKind, NeighborIdKind
-    from boardgraph.training.config import OptimConfig
+def test_the_validation_memberships_are_a_seeded_share_of_the_training_ones():
     from boardgraph.training.refine import phase_one_graph
 
     split, *_ = _setup()
     g = split.train_graph
-    assert phase_one_graph(g, OptimConfig(), NeighborIdKind, 0) == (g, None)
-    assert phase_one_graph(g, OptimConfig(refine_val_fraction=0.0), NeighborCfKind, 0) == (g, None)
-    assert phase_one_graph(g, OptimConfig(refine_epochs=0), NeighborCfKind, 0) == (g, None)
-    fit, (pins, boards) = phase_one_graph(g, OptimConfig(), NeighborCfKind, 0)
+    fit, (pins, boards) = phase_one_graph(g, 0.1, 0)
     assert fit.num_edges(MEMBER) + pins.numel() == g.num_edges(MEMBER)
-    assert 0.05 < pins.numel() / g.num_edges(MEMBER) < 0.15     # about refine_val_fraction (0.1)
-    again = phase_one_graph(g, OptimConfig(), NeighborCfKind, 0)[1]
+    assert 0.05 < pins.numel() / g.num_edges(MEMBER) < 0.15
+    assert bool(g.edge_ids(MEMBER, pins, boards, missing="ignore").ge(0).all())
+    assert not bool(fit.edge_ids(MEMBER, pins, boards, missing="ignore").ge(0).any())
+    again = phase_one_graph(g, 0.1, 0)[1]
     assert torch.equal(again[0], pins) and torch.equal(again[1], boards)      # seeded
