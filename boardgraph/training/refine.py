@@ -20,8 +20,8 @@ among all pins fell from 0.06 to 0.01).
 How long to refine is chosen on validation memberships that neither phase has seen
 (:func:`choose_refine_epochs`): a copy of the run trains without ``refine_val_fraction`` of the
 training memberships, their Recall@10 is measured before its refinement and every 5 epochs, and
-the run itself is refined for the best length (possibly 0: the IDs stay as the first phase left
-them) on every membership.
+the run itself is refined, on every membership, for the shortest length within one standard error
+of the best (possibly 0: the IDs stay as the first phase left them).
 
 Cost: one epoch is ``boards / boards_per_batch`` steps of a ``[boards_per_batch, warm pins]``
 softmax, ``O(memberships + boards x warm pins x E)`` per epoch: seconds for 10^4 pins on a CPU,
@@ -48,7 +48,7 @@ from boardgraph.evaluation.splits import split_memberships
 from boardgraph.graph import MEMBER, PinBoardGraph
 from boardgraph.training.config import OptimConfig
 
-__all__ = ["RefineStats", "refine_ids", "refine_encoder", "choose_refine_epochs", "phase_one_graph"]
+__all__ = ["RefineStats", "refine_ids", "refine_encoder", "choose_refine_epochs", "phase_one_graph", "one_se_choice"]
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +167,9 @@ def _train(u0: Tensor, z: Tensor, rows: _Rows, epochs: int, st: _Settings, gen: 
 
 
 @torch.no_grad()
-def _recall(u: Tensor, train: _Rows, val: _Rows, k: int = 10, chunk: int = 256) -> float:
-    """Mean Recall@k of the validation memberships: each board's query is the mean of its training
-    pins' vectors ``normalize(u)``, ranking every other warm pin."""
+def _recall(u: Tensor, train: _Rows, val: _Rows, k: int = 10, chunk: int = 256) -> Tensor:
+    """float ``[V]`` Recall@k of each validation board's held-out memberships: a board's query is
+    the mean of its training pins' vectors ``normalize(u)``, ranking every other warm pin."""
     v = F.normalize(u, dim=1)
     boards = torch.nonzero((val.indptr[1:] - val.indptr[:-1] > 0) & (train.indptr[1:] - train.indptr[:-1] > 0))
     boards = boards.squeeze(1)
@@ -180,7 +180,21 @@ def _recall(u: Tensor, train: _Rows, val: _Rows, k: int = 10, chunk: int = 256) 
         scores = (F.normalize(x @ v, dim=1) @ v.T).masked_fill(x > 0, -math.inf)
         top = scores.topk(min(k, v.shape[0]), dim=1).indices
         hits.append(pos.gather(1, top).sum(1) / pos.sum(1))
-    return float(torch.cat(hits).mean()) if hits else math.nan
+    return torch.cat(hits) if hits else torch.zeros(0)
+
+
+def one_se_choice(per_board: dict[int, Tensor]) -> int:
+    """The shortest length whose validation Recall@10 is within one standard error of the best
+    length's (the one-standard-error rule; the error of the paired per-board differences), from
+    ``{epochs: float [V] per-board recall}`` measured on the same boards."""
+    means = {e: float(r.mean()) for e, r in per_board.items()}
+    best = max(means, key=lambda e: (means[e], -e))
+    for e in sorted(per_board):
+        d = per_board[best] - per_board[e]
+        se = float(d.std() / math.sqrt(d.numel())) if d.numel() > 1 else 0.0
+        if means[best] - means[e] <= se:
+            return e
+    return best
 
 
 def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: PinBoardGraph, *, epochs: int,
@@ -192,8 +206,9 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
     The number of epochs is chosen on validation memberships: ``held_out``, or else ``val_fraction``
     of each board's memberships drawn here. The refinement runs up to ``epochs`` epochs on the
     other memberships, Recall@10 of the held-out ones is measured before it (0 epochs) and every
-    ``eval_every`` epochs, and the best length (ties: the shorter) is then run again from the start
-    on every membership; 0 keeps the IDs as they are. ``val_fraction=0`` (and no ``held_out``) runs
+    ``eval_every`` epochs, and the shortest length within one standard error of the best
+    (:func:`one_se_choice`) is then run again from the start on every membership; 0 keeps the IDs
+    as they are. ``val_fraction=0`` (and no ``held_out``) runs
     ``epochs`` epochs without validation. Validation memberships drawn here were seen by whatever
     trained the IDs before, which favours 0 epochs when that model memorised its boards (measured
     on Steam: Recall@10 1.0 before refining); :func:`choose_refine_epochs` uses memberships that
@@ -248,12 +263,13 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
             held = rows.random_holdout(val_fraction, torch.Generator(device=dev).manual_seed(seed + 1))
         train, val = rows.partition(held)
         if val.cols.numel():
-            validation[0] = _recall(u0, train, val)
+            per_board = {0: _recall(u0, train, val)}
             every = max(1, eval_every)
             _train(u0, z, train, epochs, st, torch.Generator(device=dev).manual_seed(seed),
-                   lambda e, u: validation.__setitem__(e, _recall(u, train, val)) if e % every == 0 or e == epochs
+                   lambda e, u: per_board.__setitem__(e, _recall(u, train, val)) if e % every == 0 or e == epochs
                    else None)
-            chosen = max(validation, key=lambda e: (validation[e], -e))
+            validation = {e: float(r.mean()) for e, r in per_board.items()}
+            chosen = one_se_choice(per_board)
     u, losses = _train(u0, z, rows, chosen, st, torch.Generator(device=dev).manual_seed(seed))
     with torch.no_grad():
         ids.weight[pins] = (u - z).to(ids.weight.dtype)
@@ -290,7 +306,8 @@ def choose_refine_epochs(trainer_cls, run) -> RefineStats:
     removed afterwards) trains its first phase without ``optim.refine_val_fraction`` of the
     training memberships (:func:`phase_one_graph`); :func:`refine_ids` then measures their
     Recall@10 before refining the copy's IDs and every 5 epochs up to ``optim.refine_epochs``. The
-    returned stats' ``epochs`` is the best length (ties: the shorter; 0: do not refine). Costs a
+    returned stats' ``epochs`` is the shortest length within one standard error of the best (0: do
+    not refine; small validation sets, as on curated bundles, then refine only for a clear gain). Costs a
     second first phase; holding the memberships out of the run itself would cost it data instead
     (measured on Steam: warm Recall@10 -0.025 [-0.040, -0.011], 3 seeds).
     """
