@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -298,6 +299,17 @@ def _share_feature_cache(src: Path, dst: Path) -> None:
             shutil.copytree(src, dst)
 
 
+def _on_rank0(fn: Callable[[], None]) -> None:
+    """``fn()`` on rank 0 only, between barriers when torch.distributed runs (every rank calls this)."""
+    distributed = dist.is_available() and dist.is_initialized()
+    if distributed:
+        dist.barrier()
+    if not distributed or dist.get_rank() == 0:
+        fn()
+    if distributed:
+        dist.barrier()
+
+
 def choose_refine_epochs(trainer_cls, run) -> RefineStats:
     """The refinement length for the trained run ``run`` (a :class:`~boardgraph.training.Trainer`),
     chosen on validation memberships that no phase has seen.
@@ -317,7 +329,7 @@ def choose_refine_epochs(trainer_cls, run) -> RefineStats:
     child_cfg.optim.refine_epochs = 0                     # the copy does not refine itself
     out = Path(cfg.run.out_dir) / "refine_validation"
     child_cfg.run.out_dir, child_cfg.run.tensorboard = str(out), False
-    _share_feature_cache(Path(cfg.run.out_dir) / "feature_cache", out / "feature_cache")
+    _on_rank0(lambda: _share_feature_cache(Path(cfg.run.out_dir) / "feature_cache", out / "feature_cache"))
     try:
         child = trainer_cls(child_cfg, split=dataclasses.replace(split, train_graph=fit), progress=False)
         child.model.encoder.set_warm_ids(split.train_graph.degree(MEMBER) > 0)   # the run's warm pins
@@ -327,7 +339,7 @@ def choose_refine_epochs(trainer_cls, run) -> RefineStats:
                         lr=o.refine_lr, input_dropout=o.refine_input_dropout, id_dropout=o.refine_id_dropout,
                         held_out=held, seed=cfg.run.seed)
     finally:
-        shutil.rmtree(out, ignore_errors=True)
+        _on_rank0(lambda: shutil.rmtree(out, ignore_errors=True))
     log.info("refinement length: %d epochs (validation Recall@10 by epochs: %s)", st.epochs,
              ", ".join(f"{e}: {r:.4f}" for e, r in st.validation.items()))
     return st

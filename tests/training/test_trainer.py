@@ -160,8 +160,12 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes(tmp_path):
-    cfg = tiny_config(tmp_path / "run", steps=6)
+@pytest.mark.parametrize("kind", ["neighbor", "neighbor_cf"])
+def test_torchrun_two_processes(tmp_path, kind):
+    """Two CPU processes train one run; ``neighbor_cf`` also chooses and runs its ID refinement on
+    both ranks (the same final weights) and removes the copy it validated with."""
+    cfg = tiny_config(tmp_path / "run", kind=kind, steps=6)
+    cfg.optim.refine_epochs = 10
     cfg.save(tmp_path / "cfg.yaml")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
@@ -175,6 +179,9 @@ def test_torchrun_two_processes(tmp_path):
     assert ranks[0]["weight_abs_sum"] == ranks[1]["weight_abs_sum"]
     emb = load_embeddings(tmp_path / "run" / "embeddings.npy")
     assert torch.allclose(emb.norm(dim=1), torch.ones(emb.shape[0]), atol=1e-5)  # both ranks' chunks written
+    assert not (tmp_path / "run" / "refine_validation").exists()
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert ck["refined"] is (kind == "neighbor_cf")
 
 
 def test_padded_rows_fixed_width_cuts_long_rows():
