@@ -86,7 +86,8 @@ def test_every_numeric_and_bool_field_is_covered():
     names = {f"{s}.{f}" for s, f, _ in TYPED}
     assert {"run.steps", "run.batch_size", "run.tensorboard", "optim.lr", "model.metadata",
             "objective.symmetric", "data.holdout_fraction", "model.id_embedding", "model.id_dropout",
-            "optim.id_lr_scale", "optim.refine_epochs", "optim.refine_id_dropout", "optim.refine_val_fraction"} <= names and len(names) == 38
+            "optim.id_lr_scale", "optim.refine_epochs", "optim.refine_id_dropout",
+            "optim.refine_val_fraction"} <= names and len(names) == 38
 
 
 @pytest.mark.parametrize("section,name,tp", TYPED, ids=[f"{s}.{f}" for s, f, _ in TYPED])
