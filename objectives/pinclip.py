@@ -203,7 +203,7 @@ register_model("neighbor_id", family="trained", loss_weights=_NEIGHBOR_WEIGHTS,
                        "(ID dropout 0.5)")(NeighborIdKind)
 register_model("neighbor_cf", family="trained", loss_weights=_NEIGHBOR_WEIGHTS,
                summary="neighbor_id, then a collaborative refinement of the warm pins' IDs "
-                       "(board-completion softmax over every warm pin)")(NeighborCfKind)
+                       "(board-completion softmax over every warm pin, length chosen on validation)")(NeighborCfKind)
 
 
 def trained_kinds() -> tuple[str, ...]:
