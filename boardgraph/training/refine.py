@@ -114,14 +114,6 @@ class _Rows:
             parts.append(_Rows.of(torch.cat([lens.new_zeros(1), torch.cumsum(counts, 0)]), self.cols[mask]))
         return parts[0], parts[1]
 
-    def random_holdout(self, fraction: float, gen: torch.Generator) -> Tensor:
-        """bool ``[M]``: about ``fraction`` of each board's memberships, only on boards that keep 2+."""
-        board = self.board_of()
-        held = torch.rand(self.cols.numel(), generator=gen, device=self.cols.device) < fraction
-        kept = torch.zeros(self.indptr.numel() - 1, dtype=torch.long, device=board.device).index_add_(
-            0, board, (~held).long())
-        return held & (kept[board] >= 2)
-
 
 @dataclass
 class _Settings:
@@ -200,20 +192,18 @@ def one_se_choice(per_board: dict[int, Tensor]) -> int:
 
 def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: PinBoardGraph, *, epochs: int,
                lr: float = 0.01, input_dropout: float = 0.3, id_dropout: float = 0.1, boards_per_batch: int = 64,
-               targets: int = 4, val_fraction: float = 0.1, held_out: tuple[Tensor, Tensor] | None = None,
-               eval_every: int = 5, seed: int = 0) -> RefineStats:
+               targets: int = 4, held_out: tuple[Tensor, Tensor] | None = None, eval_every: int = 5,
+               seed: int = 0) -> RefineStats:
     """Refine the ID rows of the warm pins in place (see the module docstring).
 
-    The number of epochs is chosen on validation memberships: ``held_out``, or else ``val_fraction``
-    of each board's memberships drawn here. The refinement runs up to ``epochs`` epochs on the
-    other memberships, Recall@10 of the held-out ones is measured before it (0 epochs) and every
+    Without ``held_out`` it runs ``epochs`` epochs. With it, the number of epochs is chosen on
+    those validation memberships: the refinement runs up to ``epochs`` epochs on the other
+    memberships, Recall@10 of the held-out ones is measured before it (0 epochs) and every
     ``eval_every`` epochs, and the shortest length within one standard error of the best
     (:func:`one_se_choice`) is then run again from the start on every membership; 0 keeps the IDs
-    as they are. ``val_fraction=0`` (and no ``held_out``) runs
-    ``epochs`` epochs without validation. Validation memberships drawn here were seen by whatever
-    trained the IDs before, which favours 0 epochs when that model memorised its boards (measured
-    on Steam: Recall@10 1.0 before refining); :func:`choose_refine_epochs` uses memberships that
-    the IDs' first phase never saw instead.
+    as they are. The validation memberships must be unseen by whatever trained the IDs before:
+    memorised ones favour 0 epochs (measured on Steam: Recall@10 1.0 before refining), which is
+    why :func:`choose_refine_epochs` trains a copy of the run without them.
 
     Args:
         ids: the encoder's ID table ``[N_pins, E]`` (:attr:`~boardgraph.encoders.PinEncoder.ids`);
@@ -227,7 +217,6 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
         input_dropout: share of a board's pins left out of each query, in ``[0, 1)``.
         id_dropout: share of warm pins that take part content-only in each batch, in ``[0, 1)``.
         boards_per_batch: boards per step; targets: held-back pins per board and step.
-        val_fraction: share of memberships held out to choose the length, in ``[0, 1)``.
         held_out: ``(pins, boards)`` int64 ``[H]`` memberships of ``graph`` to choose the length on.
         eval_every: epochs between validation measurements.
         seed: seed of the draws (the result is deterministic for a seed on a device).
@@ -239,9 +228,8 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
     if warm.shape != (n,) or content.shape != (n, ids.embedding_dim):
         raise ValueError(f"expected warm [{n}] and content [{n}, {ids.embedding_dim}], got "
                          f"{tuple(warm.shape)} and {tuple(content.shape)}")
-    if not (0 <= input_dropout < 1 and 0 <= id_dropout < 1 and 0 <= val_fraction < 1):
-        raise ValueError(f"input_dropout, id_dropout and val_fraction must lie in [0, 1), got {input_dropout}, "
-                         f"{id_dropout}, {val_fraction}")
+    if not (0 <= input_dropout < 1 and 0 <= id_dropout < 1):
+        raise ValueError(f"input_dropout and id_dropout must lie in [0, 1), got {input_dropout}, {id_dropout}")
     t0, dev = time.perf_counter(), ids.weight.device
     indptr, indices, _ = graph.csr(("board", "has", "pin"))
     indptr, indices = indptr.long().to(dev), indices.long().to(dev)
@@ -256,13 +244,9 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
     st = _Settings(lr, input_dropout, id_dropout, boards_per_batch, targets)
     validation: dict[int, float] = {}
     chosen = epochs
-    if (val_fraction > 0 or held_out is not None) and epochs > 0:
-        if held_out is not None:
-            hp, hb = (t.long().to(dev) for t in held_out)
-            held = torch.isin(rows.board_of() * n + indices, hb * n + hp)
-        else:
-            held = rows.random_holdout(val_fraction, torch.Generator(device=dev).manual_seed(seed + 1))
-        train, val = rows.partition(held)
+    if held_out is not None and epochs > 0:
+        hp, hb = (t.long().to(dev) for t in held_out)
+        train, val = rows.partition(torch.isin(rows.board_of() * n + indices, hb * n + hp))
         if val.cols.numel():
             per_board = {0: _recall(u0, train, val)}
             every = max(1, eval_every)
@@ -351,8 +335,7 @@ def refine_encoder(encoder, content: Tensor, graph: PinBoardGraph, o: OptimConfi
     IDs) for ``epochs`` epochs on every membership of ``graph``, with the other ``optim.refine_*``
     settings of ``o``; logs what it did."""
     st = refine_ids(encoder.ids, encoder.id_warm, content, graph, epochs=epochs, lr=o.refine_lr,
-                    input_dropout=o.refine_input_dropout, id_dropout=o.refine_id_dropout, val_fraction=0.0,
-                    seed=seed)
+                    input_dropout=o.refine_input_dropout, id_dropout=o.refine_id_dropout, seed=seed)
     log.info("refined the IDs of %d warm pins over %d boards: %d epochs, loss %.3f -> %.3f (%.1f s)",
              st.warm_pins, st.boards, st.epochs, st.first_loss, st.last_loss, st.seconds)
     return st

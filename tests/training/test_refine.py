@@ -44,7 +44,7 @@ def _served(ids, warm, content) -> torch.Tensor:
 def test_refinement_learns_the_tastes_the_boards_show_and_leaves_cold_pins_alone():
     split, ids, warm, content = _setup()
     before = board_completion(_served(ids, warm, content), split, ks=(10,)).warm["recall@10"].mean
-    st = refine_ids(ids, warm, content, split.train_graph, epochs=30, boards_per_batch=16, val_fraction=0.0, seed=0)
+    st = refine_ids(ids, warm, content, split.train_graph, epochs=30, boards_per_batch=16, seed=0)
     after = board_completion(_served(ids, warm, content), split, ks=(10,)).warm["recall@10"].mean
     assert st.epochs == 30 and st.validation == {} and st.warm_pins == int(warm.sum()) and st.boards == 60
     assert st.last_loss < st.first_loss - 0.3, st
@@ -65,7 +65,9 @@ def test_the_length_is_chosen_on_held_out_memberships():
     import boardgraph.training.refine as refine
 
     split, ids, warm, content = _setup()
-    st = refine_ids(ids, warm, content, split.train_graph, epochs=20, boards_per_batch=16, eval_every=5, seed=0)
+    held = refine.phase_one_graph(split.train_graph, 0.1, 0)[1]
+    st = refine_ids(ids, warm, content, split.train_graph, epochs=20, boards_per_batch=16, held_out=held,
+                    eval_every=5, seed=0)
     assert list(st.validation) == [0, 5, 10, 15, 20]
     assert st.epochs > 0 and st.validation[st.epochs] > st.validation[0] + 0.05, st.validation
     split, ids, warm, content = _setup()
@@ -75,7 +77,7 @@ def test_the_length_is_chosen_on_held_out_memberships():
     orig = refine._recall
     try:
         refine._recall = lambda *a, **k: next(scores)
-        st = refine_ids(ids, warm, content, split.train_graph, epochs=15, eval_every=5, seed=0)
+        st = refine_ids(ids, warm, content, split.train_graph, epochs=15, held_out=held, eval_every=5, seed=0)
     finally:
         refine._recall = orig
     assert st.validation == pytest.approx({0: 0.3, 5: 0.2, 10: 0.3, 15: 0.1}) and st.epochs == 0
@@ -109,8 +111,6 @@ def test_refinement_rejects_mismatched_inputs():
         refine_ids(ids, warm[:-1], content, split.train_graph, epochs=1)
     with pytest.raises(ValueError, match="must lie in"):
         refine_ids(ids, warm, content, split.train_graph, epochs=1, id_dropout=1.0)
-    with pytest.raises(ValueError, match="must lie in"):
-        refine_ids(ids, warm, content, split.train_graph, epochs=1, val_fraction=1.0)
     with pytest.raises(ValueError, match="not marked warm"):
         refine_ids(ids, torch.zeros_like(warm), content, split.train_graph, epochs=1)
 
