@@ -19,15 +19,22 @@ def _records(*args: str) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
-def test_train_benchmark_times_both_objectives_and_their_ratio():
+def test_train_benchmark_times_every_objective_their_ratios_and_the_refinement():
     recs = _records("train.py", "--pins", "300", "--steps", "2", "--batch-size", "32", "--threads", "1")
     steps = {r["kind"]: r for r in recs if r["op"] == "train_step"}
-    assert set(steps) == {"content", "neighbor"}
+    assert set(steps) == {"content", "neighbor", "neighbor_id", "neighbor_cf"}
     for r in steps.values():
         assert r["device"] == "cpu" and r["batch_size"] == 32 and r["ms_per_step"] > 0
         assert r["pins_per_s"] == pytest.approx(32 * r["steps_per_s"], rel=0.01, abs=1)
-    (ratio,) = [r for r in recs if r["op"] == "ratio"]
-    assert ratio["ratio"] == pytest.approx(steps["neighbor"]["ms_per_step"] / steps["content"]["ms_per_step"], rel=0.01)
+    ratios = [r for r in recs if r["op"] == "ratio"]
+    assert [r["metric"].split(" ")[0] for r in ratios] == ["neighbor", "neighbor_id"]
+    for r in ratios:
+        kind = r["metric"].split(" ")[0]
+        assert r["ratio"] == pytest.approx(steps[kind]["ms_per_step"] / steps["content"]["ms_per_step"], rel=0.01)
+    (refine,) = [r for r in recs if r["op"] == "refine"]
+    assert refine["kind"] == "neighbor_cf" and refine["seconds"] > 0
+    assert refine["content_steps"] == pytest.approx(refine["seconds"] / (steps["content"]["ms_per_step"] / 1000),
+                                                    rel=0.05)
 
 
 def test_encoder_benchmark_onnx_matches_torch():
