@@ -47,6 +47,7 @@ from torch import Tensor
 
 from boardgraph.evaluation.splits import split_memberships
 from boardgraph.graph import MEMBER, PinBoardGraph
+from boardgraph.graph.csr import cumsum0, padded_rows
 from boardgraph.training.config import OptimConfig
 
 __all__ = ["RefineStats", "refine_ids", "refine_encoder", "choose_refine_epochs", "phase_one_graph", "one_se_choice"]
@@ -91,14 +92,9 @@ class _Rows:
 
     def dense(self, boards: Tensor, n_cols: int) -> Tensor:
         """float ``[len(boards), n_cols]`` 0/1 membership rows of ``boards``."""
-        starts, lens = self.indptr[boards], self.indptr[boards + 1] - self.indptr[boards]
-        dev = self.indptr.device
-        row = torch.repeat_interleave(torch.arange(boards.numel(), device=dev), lens)
-        first = torch.repeat_interleave(torch.cumsum(lens, 0) - lens, lens)    # each membership's row start
-        offs = torch.arange(int(lens.sum()), device=dev) - first
-        x = torch.zeros(boards.numel(), n_cols, device=dev)
-        x[row, self.cols[torch.repeat_interleave(starts, lens) + offs]] = 1.0
-        return x
+        cols = padded_rows(self.indptr, self.cols, boards)               # [B, L], -1 padding
+        x = torch.zeros(boards.numel(), n_cols + 1, device=self.indptr.device)
+        return x.scatter_(1, torch.where(cols >= 0, cols, n_cols), 1.0)[:, :n_cols]   # padding -> a spare column
 
     def board_of(self) -> Tensor:
         """int64 ``[M]`` the board of each membership (CSR order)."""
@@ -111,7 +107,7 @@ class _Rows:
         parts = []
         for mask in (~held, held):
             counts = torch.zeros_like(lens).index_add_(0, board, mask.long())
-            parts.append(_Rows.of(torch.cat([lens.new_zeros(1), torch.cumsum(counts, 0)]), self.cols[mask]))
+            parts.append(_Rows.of(cumsum0(counts), self.cols[mask]))
         return parts[0], parts[1]
 
 
