@@ -38,7 +38,7 @@ from boardgraph.evaluation.metrics import MetricInputError
 from boardgraph.evaluation.splits import DataSplit, split_memberships
 from boardgraph.evaluation.stats import BootstrapResult, paired_bootstrap, stratified_bootstrap
 from boardgraph.graph import PinBoardGraph
-from boardgraph.inference.embed import encode_pins_full
+from boardgraph.inference.embed import iter_encoded
 from boardgraph.inference.lexical import hybrid_embeddings, tfidf_embeddings
 from boardgraph.models import MODEL_KINDS, ModelKind, UnknownModelError
 from boardgraph.schema import GROUPS, MEMBER
@@ -219,22 +219,13 @@ class Experiment:
 # ------------------------------------------------------------------------------------------ running
 def _encode_all(trainer, n: int, batch_size: int = 1024):
     """(embedding, per-modality embeddings, present) of every pin, on CPU, eval mode."""
-    enc = trainer.model.encoder
-    was = enc.training
-    enc.eval()
     emb, mods, present = [], {}, []
-    try:
-        with torch.no_grad():
-            for s in range(0, n, batch_size):
-                idx = torch.arange(s, min(s + batch_size, n))
-                pe = encode_pins_full(enc, idx, cache=trainer.cache, builder=trainer.builder,
-                                      features=trainer.split.graph.features("pin"), device=trainer.device)
-                emb.append(pe.embedding.float().cpu())
-                present.append(pe.present.cpu())
-                for m, v in pe.modality.items():
-                    mods.setdefault(m, []).append(v.float().cpu())
-    finally:
-        enc.train(was)
+    for pe in iter_encoded(trainer.model.encoder, n, cache=trainer.cache, builder=trainer.builder,
+                           features=trainer.split.graph.features("pin"), device=trainer.device, batch_size=batch_size):
+        emb.append(pe.embedding.float().cpu())
+        present.append(pe.present.cpu())
+        for m, v in pe.modality.items():
+            mods.setdefault(m, []).append(v.float().cpu())
     return torch.cat(emb), {m: torch.cat(v) for m, v in mods.items()}, torch.cat(present)
 
 

@@ -26,7 +26,7 @@ import logging
 import shutil
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -41,7 +41,8 @@ from boardgraph.graph import PinBoardGraph
 from boardgraph.schema import MEMBER
 from boardgraph.training.checkpoint import GraphChangedError, run_lock, weights_fingerprint
 
-__all__ = ["board_centroids", "encode_pins", "encode_pins_full", "embed_pins", "load_embeddings", "embeddings_meta",
+__all__ = ["board_centroids", "encode_pins", "encode_pins_full", "iter_encoded", "content_vectors", "embed_pins",
+           "load_embeddings", "embeddings_meta",
            "NonFiniteEmbeddingError", "EmbeddingsFileError"]
 
 log = logging.getLogger(__name__)
@@ -83,19 +84,29 @@ def encode_pins(encoder, idx: Tensor, *, cache=None, builder=None, features=None
     return encode_pins_full(encoder, idx, cache=cache, builder=builder, features=features, device=device).embedding
 
 
-def content_vectors(encoder, n: int, *, cache=None, builder=None, features=None, device: torch.device | str = "cpu",
-                    batch_size: int = 1024) -> Tensor:
-    """float ``[n, E]`` the content vectors of pins ``0..n-1`` before normalisation and without
-    their ID embeddings (:attr:`~boardgraph.encoders.PinEmbedding.content`), in eval mode, on ``device``."""
+def iter_encoded(encoder, n: int, *, cache=None, builder=None, features=None, device: torch.device | str = "cpu",
+                 batch_size: int = 1024) -> Iterator:
+    """The :class:`~boardgraph.encoders.PinEmbedding` of pins ``0..n-1``, ``batch_size`` at a time
+    (:func:`encode_pins_full`), in eval mode and without gradients; the encoder's mode is restored
+    when the iteration ends."""
     was = encoder.training
     encoder.eval()
     try:
         with torch.no_grad():
-            return torch.cat([encode_pins_full(encoder, torch.arange(s, min(s + batch_size, n)), cache=cache,
-                                               builder=builder, features=features, device=device).content.float()
-                              for s in range(0, n, batch_size)])
+            for s in range(0, n, batch_size):
+                yield encode_pins_full(encoder, torch.arange(s, min(s + batch_size, n)), cache=cache,
+                                       builder=builder, features=features, device=device)
     finally:
         encoder.train(was)
+
+
+def content_vectors(encoder, n: int, *, cache=None, builder=None, features=None, device: torch.device | str = "cpu",
+                    batch_size: int = 1024) -> Tensor:
+    """float ``[n, E]`` the content vectors of pins ``0..n-1`` before normalisation and without
+    their ID embeddings (:attr:`~boardgraph.encoders.PinEmbedding.content`), in eval mode, on ``device``."""
+    return torch.cat([pe.content.float() for pe in iter_encoded(encoder, n, cache=cache, builder=builder,
+                                                                 features=features, device=device,
+                                                                 batch_size=batch_size)])
 
 
 def _meta_path(path: Path) -> Path:
