@@ -74,7 +74,9 @@ def joint_warm_recall(emb: torch.Tensor, split: DataSplit, k: int = 10) -> float
     """Warm Recall@k of embeddings ``emb [N_pins, E]`` when the cold pins are candidates too: the
     ranking a deployment that mixes new and known pins would serve (the ``warm`` group leaves
     cold pins out). Far below the warm figure, cold pins crowd warm pins out of the top k."""
-    joint = dataclasses.replace(split, candidates=torch.ones(split.graph.num_nodes("pin"), dtype=torch.bool))
+    none = split.cold_edges[0][:0]
+    joint = dataclasses.replace(split, candidates=torch.ones(split.graph.num_nodes("pin"), dtype=torch.bool),
+                                cold_edges=(none, split.cold_edges[1][:0]))   # only the warm queries are scored
     return float(board_completion(emb, joint, ks=(k,)).warm[f"recall@{k}"].mean)
 
 
