@@ -279,6 +279,11 @@ def _share_feature_cache(src: Path, dst: Path) -> None:
             shutil.copytree(src, dst)
 
 
+def _settings(o: OptimConfig) -> dict[str, float]:
+    """The ``optim.refine_*`` settings as :func:`refine_ids` keywords (besides the length)."""
+    return {"lr": o.refine_lr, "input_dropout": o.refine_input_dropout, "id_dropout": o.refine_id_dropout}
+
+
 def _on_rank0(fn: Callable[[], None]) -> None:
     """``fn()`` on rank 0 only, between barriers when torch.distributed runs (every rank calls this)."""
     distributed = dist.is_available() and dist.is_initialized()
@@ -316,8 +321,7 @@ def choose_refine_epochs(trainer_cls, run) -> RefineStats:
         child.fit()
         enc = child.model.encoder
         st = refine_ids(enc.ids, enc.id_warm, child.content_vectors(), split.train_graph, epochs=o.refine_epochs,
-                        lr=o.refine_lr, input_dropout=o.refine_input_dropout, id_dropout=o.refine_id_dropout,
-                        held_out=held, seed=cfg.run.seed)
+                        held_out=held, seed=cfg.run.seed, **_settings(o))
     finally:
         _on_rank0(lambda: shutil.rmtree(out, ignore_errors=True))
     log.info("refinement length: %d epochs (validation Recall@10 by epochs: %s)", st.epochs,
@@ -330,8 +334,7 @@ def refine_encoder(encoder, content: Tensor, graph: PinBoardGraph, o: OptimConfi
     """:func:`refine_ids` of ``encoder``'s ID table (a :class:`~boardgraph.encoders.PinEncoder` with
     IDs) for ``epochs`` epochs on every membership of ``graph``, with the other ``optim.refine_*``
     settings of ``o``; logs what it did."""
-    st = refine_ids(encoder.ids, encoder.id_warm, content, graph, epochs=epochs, lr=o.refine_lr,
-                    input_dropout=o.refine_input_dropout, id_dropout=o.refine_id_dropout, seed=seed)
+    st = refine_ids(encoder.ids, encoder.id_warm, content, graph, epochs=epochs, seed=seed, **_settings(o))
     log.info("refined the IDs of %d warm pins over %d boards: %d epochs, loss %.3f -> %.3f (%.1f s)",
              st.warm_pins, st.boards, st.epochs, st.first_loss, st.last_loss, st.seconds)
     return st
