@@ -75,9 +75,9 @@ def print_checks(checks: Sequence[str]) -> None:
             print(f"  {c}")
 
 
-def compact(table: pd.DataFrame) -> pd.DataFrame:
-    """The columns of a results table that fit a terminal: Recall@10 of each group, warm MRR and
+def compact(table: pd.DataFrame, metric: str = "recall@10") -> pd.DataFrame:
+    """The columns of a results table that fit a terminal: ``metric`` of each group, warm MRR and
     the warm difference to content-only (the report has them all)."""
-    keep = [c for c in table.columns if c.endswith(" recall@10") and " / " not in c]
+    keep = [c for c in table.columns if c.endswith(f" {metric}") and " / " not in c]
     keep += [c for c in ("warm mrr", "warm - content") if c in table.columns]
     return table[keep]

@@ -6,14 +6,14 @@ import shutil
 from pathlib import Path
 
 from boardgraph.cli._common import RAW, UsageError, compact, print_checks
-from boardgraph.evaluation.demo import run_demo
+from boardgraph.evaluation.demo import headline, run_demo
 from boardgraph.evaluation.report import markdown_table
 
 __all__ = ["register"]
 
 
 EPILOG_DEMO = """examples:
-  boardgraph demo                         # synthetic lookbooks, 2,000 pins, about 30 s on 2 cores
+  boardgraph demo                         # synthetic lookbooks, 2,000 pins, about a minute on 2 cores
   boardgraph demo --pins 10000 --boards 1000 --steps 300 --seed 1
 """
 
@@ -37,15 +37,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"  {'model':<10} {'purity@10':>10} {'16-d prefix':>12}")
     for kind, (full, short) in res.purity.items():
         print(f"  {kind:<10} {full:>10.3f} {short:>12.3f}")
-    t = res.table
-    if {"content", "neighbor"} <= set(t.index):
-        w = lambda m, g: float(str(t.loc[m, f"{g} recall@10"]).split()[0])  # noqa: E731
-        ratio = w("neighbor", "warm") / max(w("content", "warm"), 1e-9)
-        cold_warm = w("neighbor", "cold among all pins") / max(w("neighbor", "warm"), 1e-9)
-        print(f"\nneighbor alignment / content-only warm Recall@10: {ratio:.2f}x; neighbor cold (among all pins) / "
-              f"warm: {cold_warm:.2f}")
+    if res.style_table is not None:
+        print("\nStyle precision@10 (share of a board's top 10 suggestions in the board's hidden style; not capped "
+              "by the data, unlike Recall@10):\n")
+        print(markdown_table(compact(res.style_table, "label_precision@10")))
+    lines = headline(res)
+    if lines:
+        print("\nHeadline (warm queries; paired bootstrap over the query boards):")
+        for line in lines:
+            print(f"  {line}")
     print(f"report: {res.report} (runs and embeddings in {out}/<model>; {res.seconds:.0f} s in all)")
-    print(f"next: boardgraph search {out}/neighbor --pin <pin id>   |   boardgraph place {out}/neighbor --text \"...\"")
+    print(f"next: boardgraph search {out}/neighbor_cf --pin <pin id>   |   boardgraph place {out}/neighbor_cf --text \"...\"")
     return 0
 
 

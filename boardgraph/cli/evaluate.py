@@ -7,6 +7,7 @@ import copy
 from pathlib import Path
 
 from boardgraph.cli._common import RAW, UsageError, print_checks
+from boardgraph.evaluation.audit import matching_labels
 from boardgraph.evaluation.harness import LEXICAL_SUFFIX, check_models
 from boardgraph.evaluation.report import markdown_table
 from boardgraph.evaluation.study import evaluate_graph
@@ -53,6 +54,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if attr not in graph.features("pin").names():
             raise ConfigError(f"--audit-by {attr!r}: the pins have no feature {attr!r}; "
                               f"they have {graph.features('pin').names()}")
+    if args.label_match:
+        try:
+            matching_labels(graph, args.label_match)
+        except KeyError as e:
+            raise ConfigError(f"--label-match {args.label_match!r}: {e.args[0]}") from None
     out = Path(args.out)
     if args.no_progress:
         base.run.progress = "off"
@@ -69,12 +75,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     cmd = (f"boardgraph evaluate {'--config ' + args.config + ' ' if args.config else ''}"
            f"{'--graph ' + args.graph + ' ' if args.graph else ''}--models {' '.join(args.models)} "
            f"--seeds {' '.join(map(str, args.seeds))} --holdout {args.holdout} --cold {args.cold} --out {args.out}"
-           f"{f' --lexical-weight {args.lexical_weight}' if any(m.endswith('+tfidf') for m in args.models) else ''}")
+           f"{f' --lexical-weight {args.lexical_weight}' if any(m.endswith('+tfidf') for m in args.models) else ''}"
+           f"{f' --label-match {args.label_match}' if args.label_match else ''}")
     res = evaluate_graph(graph, out, models=args.models, seeds=args.seeds, make_config=make,
                          title=f"boardgraph evaluation: {base.data.source}", holdout=args.holdout, cold=args.cold,
-                         audit_by=args.audit_by, notes=f"Command: `{cmd}`.", lexical_weight=args.lexical_weight)
+                         audit_by=args.audit_by, notes=f"Command: `{cmd}`.", lexical_weight=args.lexical_weight,
+                         label=args.label_match)
 
     print(markdown_table(res.table))
+    if res.label_table is not None:
+        print(f"\nLabel precision@10 (share of a board's top 10 with the board's {args.label_match}):\n")
+        print(markdown_table(res.label_table))
     print_checks(res.checks)
     print(f"\nreport: {res.report}")
     return 0
@@ -105,6 +116,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--cold", type=float, default=0.1, help="share of pins held out entirely (cold start)")
     ev.add_argument("--steps", type=int, help="override run.steps of every trained model")
     ev.add_argument("--audit-by", nargs="*", default=[], help="pin features to slice Recall@10 by (bias audit)")
+    ev.add_argument("--label-match", metavar="FEATURE",
+                    help="a feature of both boards and pins (e.g. style): also score label precision@10, the "
+                         "share of a board's top 10 suggestions with the board's value (not capped like Recall@10)")
     ev.add_argument("--out", required=True, help="report folder (report.md, PNG plots, runs/)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     ev.set_defaults(fn=_cmd_evaluate)

@@ -37,6 +37,8 @@ __all__ = [
     "MIXED",
     "AuditResult",
     "attribute_labels",
+    "matching_labels",
+    "majority_board_label",
     "audit",
     "audit_board_completion",
     "audit_frame",
@@ -174,6 +176,48 @@ def attribute_labels(graph: Any, attribute: str | pd.Series | np.ndarray | Seque
         series = _quantile_bands(series.astype("float64"), 4 if bins is None else bins)
     out = series.astype(object).to_numpy(copy=True)
     out[pd.isna(out)] = None
+    return out
+
+
+def matching_labels(graph: Any, name: str) -> tuple[Tensor, Tensor]:
+    """``(board_label int64 [N_boards], pin_label int64 [N_pins])``: the column ``name`` of both the
+    board and the pin features, coded on one shared vocabulary (``-1`` where missing), for
+    :func:`~boardgraph.evaluation.completion.label_precision` (e.g. ``"style"`` on the synthetic
+    lookbooks: a board's style and each pin's).
+
+    Raises:
+        KeyError: the boards or the pins have no feature ``name`` (the message lists what they have).
+    """
+    cols = []
+    for kind in ("board", "pin"):
+        feats = graph.features(kind)
+        if name not in feats.names():
+            raise KeyError(f"{kind}s have no feature {name!r} to match on (they have {sorted(feats.names())}); "
+                           f"label precision needs the same column on boards and pins")
+        col = feats[name]
+        cols.append(pd.Series(col.detach().cpu().numpy() if isinstance(col, Tensor) else np.asarray(col)))
+    codes, _ = pd.factorize(pd.concat(cols, ignore_index=True).astype(object), use_na_sentinel=True)
+    codes = torch.as_tensor(codes.astype(np.int64))
+    return codes[: len(cols[0])], codes[len(cols[0]):]
+
+
+def majority_board_label(graph: Any, name: str) -> np.ndarray:
+    """The most common value of pin feature ``name`` among each board's pins (``[N_boards]`` object
+    array; the smallest value on ties, ``None`` for a board without labelled pins), e.g. a user
+    history's main taste group: add it as a board label to score
+    :func:`~boardgraph.evaluation.completion.label_precision` against it.
+
+    Raises:
+        KeyError: the pins have no feature ``name``.
+    """
+    pin = pd.Series(attribute_labels(graph, name, bins=0))
+    indptr, indices, _ = graph.csr(("board", "has", "pin"))
+    lens = (indptr[1:] - indptr[:-1]).numpy()
+    frame = pd.DataFrame({"board": np.repeat(np.arange(len(lens)), lens), "value": pin.iloc[indices.numpy()].to_numpy()})
+    counts = frame.dropna().groupby(["board", "value"]).size().reset_index(name="n")
+    best = counts.sort_values(["board", "n", "value"], ascending=[True, False, True]).drop_duplicates("board")
+    out = np.full(len(lens), None, dtype=object)
+    out[best["board"].to_numpy()] = best["value"].to_numpy()
     return out
 
 

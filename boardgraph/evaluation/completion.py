@@ -37,6 +37,7 @@ that have both modalities; the positive of a pin's image is its own text and vic
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -52,7 +53,7 @@ from boardgraph.schema import GROUPS
 from boardgraph.evaluation.metrics import MetricInputError, RankingResult, positive_ranks, ranking_metrics
 
 __all__ = ["BoardCompletion", "CrossModal", "EmbeddingScorer", "HeldOutRanks", "Scorer", "board_completion",
-           "candidate_masks", "cross_modal", "DEFAULT_KS", "CURVE_KS"]
+           "candidate_masks", "cross_modal", "label_precision", "DEFAULT_KS", "CURVE_KS"]
 
 #: Cut-offs of :func:`board_completion` by default.
 DEFAULT_KS: tuple[int, ...] = (10, 50)
@@ -243,8 +244,35 @@ def _rows_mask(n_rows: int, n_cols: int, rows: Tensor, cols: Tensor) -> Tensor:
     return m
 
 
+def label_precision(scores: Tensor, exclude: Tensor, board_label: Tensor, pin_label: Tensor,
+                    ks: tuple[int, ...]) -> dict[str, RankingResult]:
+    """``label_precision@K`` for every K: the share of each query's top-K candidates whose label
+    equals the query board's label (e.g. the board's hidden style on the synthetic lookbooks).
+
+    Unlike Recall@K it is not capped by how many equally plausible pins a board has: a scorer that
+    fills the top K with pins of the board's style scores 1 however many such pins there are.
+
+    Args:
+        scores: float ``[Q, N]``; exclude: bool ``[Q, N]`` pins that are not candidates of the query.
+        board_label: int64 ``[Q]`` each query board's label, ``-1`` when unknown (the query is skipped).
+        pin_label: int64 ``[N]`` each pin's label (``-1``: unknown, never a match).
+        ks: the cut-offs; a query with fewer candidates than K averages over those it has.
+    """
+    cand = (~exclude).sum(1)
+    top = scores.masked_fill(exclude, -math.inf).topk(min(max(ks), scores.shape[1]), dim=1).indices
+    match = (pin_label[top] == board_label[:, None]) & (board_label[:, None] >= 0)
+    valid = (board_label >= 0) & (cand > 0)
+    out = {}
+    for k in ks:
+        n = cand.clamp(max=k).clamp(min=1)
+        hits = (match[:, :k] & (torch.arange(min(k, top.shape[1])) < n[:, None])).sum(1)
+        out[f"label_precision@{k}"] = RankingResult(f"label_precision@{k}", torch.where(
+            valid, hits.double() / n.double(), torch.full_like(hits, math.nan, dtype=torch.float64)), valid)
+    return out
+
+
 def board_completion(model: Tensor | Scorer, split: DataSplit, ks: tuple[int, ...] = DEFAULT_KS,
-                     chunk_size: int = 1024) -> BoardCompletion:
+                     chunk_size: int = 1024, labels: tuple[Tensor, Tensor] | None = None) -> BoardCompletion:
     """Board-completion metrics on ``split`` (see the module docstring for the protocol).
 
     Args:
@@ -253,6 +281,8 @@ def board_completion(model: Tensor | Scorer, split: DataSplit, ks: tuple[int, ..
         ks: cut-offs of Recall@K, hit-rate@K and NDCG@K (e.g. :data:`CURVE_KS` for curves).
         chunk_size: query boards scored at once (peak memory ~ a few ``chunk_size * N_pins``).
             Each board is scored once for all the groups it takes part in.
+        labels: ``(board_label int64 [N_boards], pin_label int64 [N_pins])`` (``-1``: unknown) to
+            also score :func:`label_precision` (``"label_precision@K"``) in every group.
 
     Raises:
         MetricInputError: embeddings of the wrong size, scores of the wrong shape or non-finite, bad ks.
@@ -303,6 +333,8 @@ def board_completion(model: Tensor | Scorer, split: DataSplit, ks: tuple[int, ..
                 exclude[local[warm_board[w]], warm_pin[w]] = True
             sub = scores[rows]
             parts[name].append(ranking_metrics(sub, pos, ks=ks, exclude=exclude, chunk_size=chunk_size))
+            if labels is not None:
+                parts[name][-1].update(label_precision(sub, exclude, labels[0][sel], labels[1], ks))
             ranks = positive_ranks(sub, pos, exclude, chunk_size=chunk_size)
             pair_ranks[name][in_chunk] = ranks[local[board[in_chunk]], pin[in_chunk]]
     res: dict[str, tuple] = {}
@@ -311,16 +343,20 @@ def board_completion(model: Tensor | Scorer, split: DataSplit, ks: tuple[int, ..
         row = torch.full((n_boards,), -1, dtype=torch.long)
         row[gb] = torch.arange(gb.numel())
         order = torch.argsort(row[board] * n_pins + pin)
-        res[name] = (_concat(parts[name], ks), gb, HeldOutRanks(pin[order], board[order], pair_ranks[name][order]))
+        res[name] = (_concat(parts[name], ks, labels is not None), gb, HeldOutRanks(pin[order], board[order], pair_ranks[name][order]))
     return BoardCompletion(warm=res["warm"][0], cold=res["cold"][0], warm_boards=res["warm"][1],
                            cold_boards=res["cold"][1], warm_pairs=res["warm"][2], cold_pairs=res["cold"][2],
                            ks=tuple(ks), cold_all=res["cold_all"][0], cold_all_boards=res["cold_all"][1],
                            cold_all_pairs=res["cold_all"][2])
 
 
-def _concat(parts: list[dict[str, RankingResult]], ks: tuple[int, ...]) -> dict[str, RankingResult]:
+def _concat(parts: list[dict[str, RankingResult]], ks: tuple[int, ...],
+            labels: bool = False) -> dict[str, RankingResult]:
     if not parts:  # no query board in this group: empty results
         empty = ranking_metrics(torch.zeros(0, 1), torch.zeros(0, 1, dtype=torch.bool), ks=ks)
+        if labels:
+            none = torch.zeros(0, dtype=torch.long)
+            empty.update(label_precision(torch.zeros(0, 1), torch.zeros(0, 1, dtype=torch.bool), none, none, ks))
         return empty
     if len(parts) == 1:
         return parts[0]

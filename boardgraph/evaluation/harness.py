@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from boardgraph.evaluation.audit import matching_labels
 from boardgraph.evaluation.baselines import PinSageConfig, tower_features
 from boardgraph.evaluation.completion import (CURVE_KS, BoardCompletion, CrossModal, Scorer, board_completion,
                                               cross_modal)
@@ -347,7 +348,8 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
                    make_config: MakeConfig | None = None, holdout: float = 0.2, cold: float = 0.1,
                    split_fn: SplitFn | None = None, ks: tuple[int, ...] = CURVE_KS,
                    pinsage: PinSageConfig | None = None,
-                   keep_embeddings: bool = True, lexical_weight: float = 0.5) -> Experiment:
+                   keep_embeddings: bool = True, lexical_weight: float = 0.5,
+                   label: str | None = None) -> Experiment:
     """Run every model of ``models`` on one split per seed and score board completion.
 
     Args:
@@ -367,6 +369,9 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
         pinsage: a :class:`~boardgraph.evaluation.baselines.PinSageConfig` (its seed is replaced by each seed).
         keep_embeddings: keep each model's pin embeddings in its :class:`ModelRun`.
         lexical_weight: weight of the TF-IDF cosine in the hybrids (0.5: as much as the learned one).
+        label: a feature that boards and pins both carry (e.g. ``"style"``): also score
+            ``label_precision@K``, the share of a query's top K whose label is the board's
+            (:func:`~boardgraph.evaluation.completion.label_precision`; not capped like Recall@K).
 
     Returns:
         An :class:`Experiment`. A model that cannot run here (``minilm`` without its package, a
@@ -377,8 +382,10 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
         ValueError: an unknown model name (:func:`check_models`), ``lexical_weight`` outside
             ``[0, 1]``, or a model that needs ``make_config`` without it.
         ConfigError: ``make_config(kind, seed)`` returns a config of another kind.
+        KeyError: ``label`` is not a feature of both the boards and the pins.
     """
     models = check_models(models)
+    labels = matching_labels(graph, label) if label is not None else None
     if not 0.0 <= lexical_weight <= 1.0:  # checked before any training, not when the first hybrid is built
         raise ValueError(f"lexical_weight must be in [0, 1], got {lexical_weight}")
     needs_config = [m for m in models if not _hybrid_base(m) and MODEL_KINDS.get(m).needs_config]
@@ -400,7 +407,7 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
                 emb, scorer, cm = FAMILY_RUNNERS[kind.family](kind, ctx, seed, split)
             if emb is not None:
                 embeddings[model] = emb
-            completion = _score(scorer if scorer is not None else emb, split, ks, seed)
+            completion = _score(scorer if scorer is not None else emb, split, ks, seed, labels)
             secs = time.perf_counter() - t0
             exp.runs[(model, seed)] = ModelRun(model, seed, completion, secs, emb if keep_embeddings else None, cm)
             s = completion.summary()
@@ -409,9 +416,10 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
     return exp
 
 
-def _score(model: Tensor | Scorer, split: DataSplit, ks: tuple[int, ...], seed: int) -> BoardCompletion:
+def _score(model: Tensor | Scorer, split: DataSplit, ks: tuple[int, ...], seed: int,
+           labels: tuple[Tensor, Tensor] | None = None) -> BoardCompletion:
     """Board completion of ``model``; an error when no query could be scored."""
-    completion = board_completion(model, split, ks=ks)
+    completion = board_completion(model, split, ks=ks, labels=labels)
     if not any(completion.metrics(g)[f"recall@{ks[0]}"].n_scored for g in GROUPS):
         g = split.graph
         raise MetricInputError(

@@ -46,6 +46,8 @@ class StudyResult:
         extra: model -> the extra scores averaged over seeds.
         checks: the protocol's sanity checks (:func:`~boardgraph.evaluation.sanity.sanity_checks`), one
             line each, ``"ok: ..."`` or ``"WARNING: ..."``.
+        label_table: with ``label=``, the table of label precision@10 (same rows, groups and
+            paired differences as ``table``), else None.
     """
 
     experiment: Experiment
@@ -53,6 +55,7 @@ class StudyResult:
     report: Path
     extra: dict[str, dict[str, float]] = field(default_factory=dict)
     checks: list[str] = field(default_factory=list)
+    label_table: pd.DataFrame | None = None
 
 
 def _cross_modal_table(exp: Experiment) -> pd.DataFrame | None:
@@ -107,7 +110,8 @@ def evaluate_graph(graph: PinBoardGraph, out_dir: str | Path, *, models: Sequenc
         extra_score: per-model scores added as table columns (see :data:`ExtraScore`).
         extra_section: ``extra -> Markdown`` appended as a report section (e.g. FITB counts).
         metric: the headline metric; versus: models every other model is compared with.
-        experiment_kwargs: passed on to :func:`~boardgraph.evaluation.harness.run_experiment`.
+        experiment_kwargs: passed on to :func:`~boardgraph.evaluation.harness.run_experiment`;
+            its ``label`` also adds a label precision@10 section (``StudyResult.label_table``).
     """
 
     exp = run_experiment(graph, models, seeds, make_config, holdout=holdout, cold=cold, split_fn=split_fn,
@@ -132,6 +136,10 @@ def evaluate_graph(graph: PinBoardGraph, out_dir: str | Path, *, models: Sequenc
     sims = {m: similarity_samples(exp.run(m, exp.seeds[0]).embeddings, split0)
             for m in exp.models if exp.run(m, exp.seeds[0]).embeddings is not None}
     sections: dict[str, str | pd.DataFrame] = {}
+    label = experiment_kwargs.get("label")
+    label_table = results_table(exp, "label_precision@10", versus, also=()) if label is not None else None
+    if label_table is not None:
+        sections[f"Label precision@10: share of a board's top 10 with the board's {label}"] = label_table
     cm = _cross_modal_table(exp)
     if cm is not None:
         sections["Cross-modal retrieval (image <-> text, mean over seeds)"] = cm
@@ -156,4 +164,4 @@ def evaluate_graph(graph: PinBoardGraph, out_dir: str | Path, *, models: Sequenc
            f"query boards of all seeds.")
     report = write_report(out_dir, table, title=title, recall_curves=curves or None, similarity=sims or None,
                           graph=graph, sections=sections, notes=(notes + "\n\n" + how).strip())
-    return StudyResult(exp, table, report, extra, checks)
+    return StudyResult(exp, table, report, extra, checks, label_table)

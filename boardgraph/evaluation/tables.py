@@ -27,13 +27,14 @@ def _fmt_ci(est: float, lo: float, hi: float, signed: bool = False) -> str:
 
 
 def results_table(exp: Experiment, metric: str = "recall@10", versus: Sequence[str] = ("content", "coboard"),
-                  n_boot: int = 1000) -> pd.DataFrame:
+                  n_boot: int = 1000, also: Sequence[str] = ("recall@50", "mrr")) -> pd.DataFrame:
     """Models x metrics: ``metric`` (mean over seeds [95% CI]) for every scored group, named by
     :data:`~boardgraph.schema.GROUP_LABELS` (``warm``, ``cold among new items``, ``cold among all
-    pins``), Recall@50 and MRR, the cold-among-all / warm ratio, and the paired difference of
-    ``metric`` to each model of ``versus`` that ran (pooled over seeds [95% CI]; ``-`` against
-    itself). Groups without scored queries (e.g. no warm hold-out) are left out."""
-    t = exp.table(metrics=(metric, "recall@50", "mrr"), ratio=metric, n_boot=n_boot)
+    pins``), the means of the ``also`` metrics, the cold-among-all / warm ratio (for a recall
+    ``metric``), and the paired difference of ``metric`` to each model of ``versus`` that ran
+    (pooled over seeds [95% CI]; ``-`` against itself). Groups without scored queries (e.g. no
+    warm hold-out) are left out."""
+    t = exp.table(metrics=(metric, *also), ratio=metric, n_boot=n_boot)
     groups = exp.scored_groups(metric)
     others = list(dict.fromkeys(o for o in versus if o in exp.models))
     lab = GROUP_LABELS
@@ -42,11 +43,11 @@ def results_table(exp: Experiment, metric: str = "recall@10", versus: Sequence[s
         r, row = t.loc[model], {}
         for g in groups:
             row[f"{lab[g]} {metric}"] = _fmt_ci(*(r[(f"{g} {metric}", s)] for s in ("mean", "low", "high")))
-        for m in ("recall@50", "mrr"):
+        for m in also:
             for g in groups:
                 if m != metric and (f"{g} {m}", "mean") in t.columns:
                     row[f"{lab[g]} {m}"] = float(r[(f"{g} {m}", "mean")])
-        if {"warm", "cold_all"} <= set(groups):
+        if {"warm", "cold_all"} <= set(groups) and metric.startswith("recall@"):
             row[f"cold among all pins / warm {metric}"] = float(r[(f"cold_all/warm {metric}", "mean")])
         for o in others:
             for g in groups:

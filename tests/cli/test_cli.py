@@ -17,25 +17,33 @@ def test_demo_trains_evaluates_and_writes_the_report(capsys, tmp_path):
     assert rc == 0
     out = capsys.readouterr().out
     assert "pin                 400" in out and "connected components:" in out and "style (label)" in out
-    table = [line for line in out.splitlines() if line.startswith("| ")]
+    lines = out.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    table = lines[first:first + next(j for j, line in enumerate(lines[first:]) if not line.startswith("| "))]
     assert table[0] == ("| model | warm recall@10 | cold among new items recall@10 | cold among all pins recall@10 "
                         "| warm mrr | warm - content |")
     assert [r.split("|")[1].strip() for r in table[2:]] == ["random", "popularity", "itemknn", "ease", "pixie", "bpr",
-                                                            "content", "neighbor"]
+                                                            "content", "neighbor", "neighbor_cf"]
     assert "sanity checks:" in out and "ok: random warm Recall@10" in out
     for r in table[2:]:
         warm = float(r.split("|")[2].split()[0])
         assert 0.0 <= warm <= 1.0
-    assert "style purity@10" in out and "neighbor alignment / content-only warm Recall@10:" in out
+    assert "style purity@10" in out and "Style precision@10 (share of a board's top 10" in out
+    assert "| model | warm label_precision@10 | cold among new items label_precision@10 |" in out
+    head = out[out.index("Headline (warm queries"):].splitlines()
+    assert head[1].strip().startswith("neighbor_cf warm style precision@10 ") and "versus popularity +" in head[1]
+    assert 0.0 <= float(head[1].split()[4].rstrip(";")) <= 1.0
+    assert head[2].strip().startswith("neighbor_cf warm Recall@10 ") and "(ceiling here: " in head[2]
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "| neighbor |" in report and "Bias audit by category" in report
+    assert "Label precision@10: share of a board's top 10 with the board's style" in report
     for png in ("recall_at_k.png", "similarity_hist.png", "degree_distribution.png"):
         assert (tmp_path / "demo" / png).stat().st_size > 1000
-    for kind in ("content", "neighbor"):
+    for kind in ("content", "neighbor", "neighbor_cf"):
         assert (tmp_path / "demo" / kind / "checkpoint.pt").exists()
         assert (tmp_path / "demo" / kind / "metrics.csv").exists()
     # the demo's runs are ready for the inference commands
-    assert main(["search", str(tmp_path / "demo" / "neighbor"), "--pin", "p000000", "--k", "3"]) == 0
+    assert main(["search", str(tmp_path / "demo" / "neighbor_cf"), "--pin", "p000000", "--k", "3"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:] if line.strip()]
     assert [r[0] for r in rows] == ["1", "2", "3"] and "p000000" not in [r[1] for r in rows]
 
@@ -46,9 +54,14 @@ def test_evaluate_on_a_built_graph_writes_the_report(capsys, tmp_path):
     synthetic_lookbooks(300, 30, seed=0).save(tmp_path / "g")
     rc = main(["evaluate", "--graph", str(tmp_path / "g"), "--models", "random", "popularity", "itemknn", "ease",
                "pixie", "bpr", "content", "tfidf", "content+tfidf", "--steps", "5", "--seeds", "0", "1",
-               "--audit-by", "category", "--out", str(tmp_path / "rep"), "--no-progress", "--lexical-weight", "0.3"])
+               "--audit-by", "category", "--out", str(tmp_path / "rep"), "--no-progress", "--lexical-weight", "0.3",
+               "--label-match", "style"])
     assert rc == 0
     out = capsys.readouterr().out
+    assert "Label precision@10 (share of a board's top 10 with the board's style):" in out
+    rows = {r.split("|")[1].strip(): r for r in out[out.index("Label precision@10 ("):].splitlines()
+            if r.startswith("| ") and "model" not in r}
+    assert 0.0 <= float(rows["random"].split("|")[2].split()[0]) <= 0.25   # chance is about 1/12 styles
     assert "| popularity |" in out and "| content |" in out and "report:" in out
     assert all(f"| {m} |" in out for m in ("itemknn", "ease", "pixie", "bpr"))
     assert "sanity checks:" in out and "ok: random cold among all pins Recall@10" in out
@@ -56,12 +69,14 @@ def test_evaluate_on_a_built_graph_writes_the_report(capsys, tmp_path):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "2 seed(s) [0, 1]" in md and "Bias audit by category" in md
     assert f"--graph {tmp_path / 'g'}" in md and "--lexical-weight 0.3" in md   # the command is recorded
+    assert "--label-match style" in md and "## Label precision@10" in md
     assert (tmp_path / "rep" / "runs" / "seed1" / "content" / "checkpoint.pt").exists()
 
 
 @pytest.mark.parametrize("argv,needle", [
     (["--graph", "/nonexistent/graph"], "neither 'synthetic' nor an existing graph directory"),
     (["--audit-by", "shoe_size"], "no feature 'shoe_size'"),
+    (["--label-match", "category"], "--label-match 'category': boards have no feature 'category' to match on"),
     (["--models", "neighbor+tfidf", "neighbor"], "list 'neighbor' before it"),
     (["--models", "tfidf", "--lexical-weight", "1.5"], "--lexical-weight must be in [0, 1], got 1.5"),
 ])

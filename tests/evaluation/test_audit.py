@@ -149,3 +149,18 @@ def test_attribute_labels_inputs_and_errors():
         audit_board_completion(result, split, "category", metric="ndcg@10")
     with pytest.raises(MetricInputError, match="group must be"):
         audit_board_completion(result, split, "category", group="hot")
+
+
+def test_majority_board_label_is_the_most_common_pin_value_smallest_on_ties():
+    import pandas as pd
+
+    from boardgraph.evaluation.audit import majority_board_label
+    from boardgraph.graph import from_collections
+
+    df = pd.DataFrame({"board_id": ["a", "a", "a", "b", "b", "c"], "pin_id": ["p1", "p2", "p3", "p2", "p4", "p5"]})
+    items = pd.DataFrame({"pin_id": ["p1", "p2", "p3", "p4", "p5"], "taste": [7, 3, 7, 9, None]})
+    g, _ = from_collections(df, items=items, labels=("taste",))
+    got = dict(zip(g.ids("board"), majority_board_label(g, "taste")))
+    assert got == {"a": 7, "b": 3, "c": None}      # b: 3 and 9 tie -> 3; c: its only pin is unlabelled
+    with pytest.raises(KeyError):
+        majority_board_label(g, "nope")

@@ -282,3 +282,44 @@ def test_candidates_of_the_split_restrict_the_ranking():
     r_cand = board_completion(emb, dataclasses.replace(split, candidates=cand), ks=(1,))
     assert r_cand.cold["mrr"].mean == pytest.approx(1.0)
     assert r_cand.metrics("cold_all")["mrr"].mean == pytest.approx(0.5)  # every pin, whatever the candidates
+
+
+def test_label_precision_hand_example():
+    g, split, emb, P, B = hand_split()
+    board_label = torch.full((g.num_nodes("board"),), -1)
+    board_label[B("b0", "b1")] = torch.tensor([0, 1])
+    pin_label = torch.zeros(g.num_nodes("pin"), dtype=torch.long)
+    pin_label[P("p3", "p4")] = 1
+    r = board_completion(emb, split, ks=(1, 2, 3), labels=(board_label, pin_label))
+    lp = lambda g_, k: r.metrics(g_)[f"label_precision@{k}"].per_query.tolist()  # noqa: E731
+    # warm b0: candidates p2 (0.6, label 0), p3 and p4 (0.0, label 1) -> 1, 1/2, 1/3
+    # warm b1: candidates p4 (label 1, on b1), p0 and p1 (label 0) -> 1, 1/2, 1/3
+    assert lp("warm", 1) == [1.0, 1.0] and lp("warm", 2) == [0.5, 0.5]
+    assert lp("warm", 3) == [pytest.approx(1 / 3)] * 2
+    # cold among new items, b0: one candidate (p5, label 0): precision over the candidates it has
+    assert lp("cold", 1) == lp("cold", 3) == [1.0]
+    # a board whose label is unknown is skipped
+    board_label[B("b1")] = -1
+    r = board_completion(emb, split, ks=(1,), labels=(board_label, pin_label))
+    res = r.warm["label_precision@1"]
+    assert res.valid.tolist() == [True, False] and res.mean == 1.0 and res.n_skipped == 1
+
+
+def test_label_precision_of_random_and_of_a_label_oracle():
+    from boardgraph.evaluation.audit import matching_labels
+    g = synthetic_lookbooks(600, 80, seed=3)
+    split = split_memberships(g, 0.2, 0.1, seed=0)
+    labels = matching_labels(g, "style")
+
+    class Oracle:  # ranks the pins of the board's style first
+        def score(self, boards, split):
+            return (labels[1][None, :] == labels[0][boards, None]).float()
+
+    oracle = board_completion(Oracle(), split, ks=(10,), labels=labels)
+    assert oracle.warm["label_precision@10"].mean == 1.0
+    rnd = board_completion(torch.randn(600, 16, generator=torch.Generator().manual_seed(0)), split, ks=(10,),
+                           labels=labels)
+    share = torch.bincount(labels[1], minlength=12).double() / 600   # 12 styles
+    assert rnd.warm["label_precision@10"].mean == pytest.approx(float(share.mean()), abs=0.03)
+    with pytest.raises(KeyError, match="no feature 'category' to match on"):
+        matching_labels(g, "category")

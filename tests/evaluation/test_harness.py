@@ -271,3 +271,19 @@ def test_sanity_checks_warn_when_cold_pins_crowd_a_joint_ranking():
         assert ok == ([] if flagged else [f"ok: warm Recall@10 with the cold pins ranked too (a joint catalogue): "
                                           f"neighbor {joint:.3f} of {warm:.3f}"]), checks
         assert (joint < 0.2 * warm) if flagged else (joint > 0.7 * warm), (warm, joint)
+
+
+def test_label_precision_in_the_experiment_and_its_table():
+    from boardgraph.evaluation.tables import results_table
+
+    g = synthetic_lookbooks(400, 40, seed=2)
+    exp = run_experiment(g, ["random", "popularity", "itemknn"], [0, 1], label="style")
+    t = results_table(exp, "label_precision@10", versus=("random",), also=())
+    assert list(t.columns[:3]) == ["warm label_precision@10", "cold among new items label_precision@10",
+                                   "cold among all pins label_precision@10"]
+    assert not any(" / " in c for c in t.columns)            # no cold/warm ratio of a precision
+    est = lambda m: float(t.loc[m, "warm label_precision@10"].split()[0])  # noqa: E731
+    assert est("random") < 0.2 and est("itemknn") > 0.5     # co-occurrence finds the style; chance ~ 1/12
+    assert t.loc["itemknn", "warm - random"].startswith("+")
+    with pytest.raises(KeyError, match="boards have no feature 'brand'"):
+        run_experiment(g, ["random"], [0], label="brand")
