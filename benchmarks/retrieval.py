@@ -268,6 +268,7 @@ def run_cold(args: argparse.Namespace) -> None:
               "embed_new_p50_ms": round(float(np.percentile(embed_ms, 50)), 2),
               "p50_target_ms": P50_TARGET_MS, "target_met": p50 <= P50_TARGET_MS,
               "index_build_s": round(t_index, 1), "train_s": round(t_train, 1), "load1": load1()})
+        _attention_queries(search, run, pins, base, p50, rng)
         if args.lexical_dim:
             from boardgraph.inference.lexical import TfidfVectorizer, hybrid_embeddings
 
@@ -291,6 +292,32 @@ def run_cold(args: argparse.Namespace) -> None:
                   "p50_ratio_vs_learned_only": round(h50 / p50, 2),
                   "p50_target_ms": P50_TARGET_MS, "target_met": h50 <= P50_TARGET_MS,
                   "vectorize_s": round(t_vec, 1), "index_build_s": round(t_hindex, 1), "load1": load1()})
+
+
+def _attention_queries(search, run, pins: list[dict], base: dict, place_p50: float, rng) -> None:
+    """The cost of attention board queries (``neighbor_cf``'s) against centroid ones, on the same
+    catalogue and index: ``place_new_pin`` (every board scored from the pin's cosine to every
+    catalogue pin) and ``complete_the_look`` (each board pin's neighbours, re-ranked)."""
+    sizes = search.catalogue.degree(("board", "has", "pin"))
+    boards = search.catalogue.ids("board", rng.choice(np.flatnonzero(sizes.numpy() > 0), 50))
+    look = {}
+    for query in ("centroid", "attention"):
+        search.board_query = query
+        search.complete_the_look(boards[0], k=10)  # warm-up
+        t = []
+        for b in boards:
+            t0 = time.perf_counter()
+            search.complete_the_look(b, k=10)
+            t.append((time.perf_counter() - t0) * 1e3)
+        look[query] = float(np.percentile(t, 50))
+    a50 = float(np.percentile(_time_place(search, run, pins)[0], 50))
+    search.board_query = "centroid"
+    emit({"op": "board_queries_attention_vs_centroid", **base, "tau": search.tau,
+          "mean_board_size": round(float(sizes.float().mean()), 1),
+          "place_new_pin_p50_ms": {"centroid": round(place_p50, 2), "attention": round(a50, 2)},
+          "place_new_pin_p50_ratio": round(a50 / place_p50, 2),
+          "complete_the_look_p50_ms": {q: round(v, 2) for q, v in look.items()},
+          "complete_the_look_p50_ratio": round(look["attention"] / look["centroid"], 2), "load1": load1()})
 
 
 def _time_place(search, run, pins: list[dict]) -> tuple[np.ndarray, np.ndarray]:

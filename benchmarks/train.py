@@ -2,10 +2,12 @@
 cached towers), and the one-off cost of neighbor_cf's ID refinement.
 
 Prints JSON lines: steps/s and pins/s per model kind (batch 256, K = 8 board-mates by default),
-the neighbor/content and neighbor_id/content step-time ratios (target <= 1.5), and the seconds of
+the neighbor/content and neighbor_id/content step-time ratios (target <= 1.5), the seconds of
 the refinement that ends a neighbor_cf run (validation included), also as a number of
-content-only steps. The feature cache is built before timing.
-Usage: python benchmarks/train.py [--pins 5000] [--steps 30] [--device cpu]
+content-only steps, and the milliseconds of a refinement step at larger catalogues
+(``--refine-scaling``): full softmax against the sampled one, centroid against attention board
+queries. The feature cache is built before timing.
+Usage: python benchmarks/train.py [--pins 5000] [--steps 30] [--device cpu] [--refine-scaling 10000,100000]
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--refine-scaling", type=lambda v: [int(x) for x in v.split(",") if x], default=[10_000, 100_000],
+                    help="warm-pin counts at which to time refinement steps, full vs sampled softmax ('' for none)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     step_time = {}
@@ -62,6 +66,41 @@ def main() -> None:
               "ratio": round(step_time[kind] / step_time["content"], 3)})
     emit({"op": "refine", "kind": "neighbor_cf", "device": args.device, "pins": args.pins,
           "seconds": round(refine_s, 2), "content_steps": round(refine_s / step_time["content"], 1)})
+    for n in args.refine_scaling:
+        refine_steps(n, args)
+
+
+def refine_steps(n: int, args: argparse.Namespace, boards: int = 640, size: int = 20, dim: int = 64) -> None:
+    """Milliseconds per refinement step with ``n`` warm pins: the full softmax against the sampled
+    one (``optim.refine_negatives`` = 8192), each with centroid and attention board queries, over
+    ``boards`` random boards of ``size`` pins (10 steps of 64 boards an epoch; the softmax, or the
+    sample, still spans all ``n`` pins): 3 epochs less 1, so the per-call setup is left out."""
+    from boardgraph.graph.csr import cumsum0
+    from boardgraph.training import refine
+
+    dev = torch.device(args.device)
+    gen = torch.Generator(device=dev).manual_seed(0)
+    cols = torch.randint(n, (boards * size,), generator=gen, device=dev)
+    rows = refine._Rows.of(cumsum0(torch.full((boards,), size, device=dev)), cols)
+    z = torch.randn(n, dim, generator=gen, device=dev)
+    for negatives in (0, 8192):
+        for query in ("centroid", "attention"):
+            st = refine._Settings(0.01, 0.3, 0.1, 64, 4, negatives, query, 0.1)
+            fn = refine._train_sampled if negatives else refine._train
+            fn(z, z, rows, 1, st, gen)                      # warm-up
+            took = {}
+            for epochs in (1, 3):                           # the difference leaves out the per-call setup
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                fn(z, z, rows, epochs, st, gen)
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                took[epochs] = time.perf_counter() - t0
+            ms = (took[3] - took[1]) * 1000 / (2 * (boards // 64))
+            emit({"op": "refine_step", "device": args.device, "warm_pins": n, "dim": dim,
+                  "softmax": f"sampled {negatives}" if negatives else "full", "board_query": query,
+                  "board_size": size, "ms_per_step": round(ms, 1)})
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ from boardgraph.evaluation.demo import demo_config  # noqa: E402
 from boardgraph.models import MODEL_KINDS  # noqa: E402
 from boardgraph.graph import MEMBER  # noqa: E402
 from boardgraph.evaluation.report import markdown_table  # noqa: E402
+from boardgraph.evaluation.audit import majority_board_label  # noqa: E402
 from boardgraph.evaluation.study import evaluate_graph  # noqa: E402
 
 DEFAULT_MODELS = ["random", "popularity", "itemknn", "ease", "pixie", "bpr", "minilm", "tfidf", "towers", "content",
@@ -98,12 +99,16 @@ def run(data: str, args, out: Path) -> Path:
         graph = synthetic_lookbooks(2000, 200, seed=0)
         holdout, steps, batch = 0.15, args.steps or 150, 256
         audit_by = ["category"]
+        kwargs["label"] = "style"    # style precision@10: the share of a board's top 10 in its hidden style
     elif data == "dense":
         from boardgraph.datasets import synthetic_lookbooks
 
         graph = synthetic_lookbooks(2000, 600, seed=0, preset="dense")
         steps, batch = args.steps or 150, 256
         audit_by = ["category"]
+        # taste precision@10: the share of a board's top 10 in its main hidden taste group
+        graph.features("board").add_column("taste", majority_board_label(graph, "taste"), kind="label")
+        kwargs["label"] = "taste"
         note = "Dense preset: 600 user-history boards of 50-150 pins, heavy popularity tail."
     elif data == "steam":
         graph, note = steam_graph()
@@ -149,6 +154,8 @@ def run(data: str, args, out: Path) -> Path:
         if args.finetune:  # fine-tune the (pretrained) towers at a small fraction of the lr
             cfg.model.freeze_towers, cfg.optim.tower_lr_scale = False, args.tower_lr_scale
         cfg.run.device = args.device
+        if args.board_query:
+            cfg.objective.board_query = args.board_query
         return cfg
 
     t0 = time.perf_counter()
@@ -167,6 +174,8 @@ def run(data: str, args, out: Path) -> Path:
         cmd += f" --lexical-dim {args.lexical_dim}"
     if args.embed_dim:
         cmd += f" --embed-dim {args.embed_dim}"
+    if args.board_query:
+        cmd += f" --board-query {args.board_query}"
     if args.lexical_weight != 0.5:
         cmd += f" --lexical-weight {args.lexical_weight}"
     if tuple(args.versus) != VERSUS:
@@ -183,6 +192,9 @@ def run(data: str, args, out: Path) -> Path:
     logging.info("%s: %.0f s; report %s", data, time.perf_counter() - t0, res.report)
     print(f"\n## {data}\n")
     print(markdown_table(res.table))
+    if res.label_table is not None:
+        print(f"\nlabel precision@10 ({kwargs['label']}):\n")
+        print(markdown_table(res.label_table))
     print("\nsanity checks:\n" + "\n".join(f"  {c}" for c in res.checks))
     return res.report
 
@@ -216,6 +228,8 @@ def main() -> None:
                     help="embedding width of the trained kinds (default: the demo's 64)")
     ap.add_argument("--device", default="auto", help="training device: auto, cpu, cuda")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
+    ap.add_argument("--board-query", choices=("centroid", "attention"),
+                    help="board query of every trained kind (default: each kind's own; neighbor_cf: attention)")
     ap.add_argument("--out", default=None, help="output folder (default: a temporary one)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")

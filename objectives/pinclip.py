@@ -182,10 +182,14 @@ class NeighborIdKind(NeighborKind):
 class NeighborCfKind(NeighborIdKind):
     """``neighbor_cf``: ``neighbor_id``, then the collaborative refinement of the warm pins' IDs
     after the last step (:mod:`boardgraph.training.refine`: a board-completion softmax over every
-    warm pin, content frozen; ``optim.refine_*``)."""
+    warm pin, content frozen; ``optim.refine_*``), with attention board queries
+    (:mod:`boardgraph.inference.board_query`)."""
 
     #: the trainer runs :func:`boardgraph.training.refine.refine_ids` after the last step
     refines_ids = True
+    #: boards score pins by attention over their pins (``objective.board_query``), in the
+    #: refinement and at serving
+    board_query_default = "attention"
 
 
 register_model("content", family="trained", loss_weights={"clip": 1.0, "pin_modality": 1.0, "matryoshka": 0.5},
@@ -202,8 +206,9 @@ register_model("neighbor_id", family="trained", loss_weights=_NEIGHBOR_WEIGHTS,
                summary="neighbor alignment on content + a learned ID embedding per warm pin "
                        "(ID dropout 0.5)")(NeighborIdKind)
 register_model("neighbor_cf", family="trained", loss_weights=_NEIGHBOR_WEIGHTS,
-               summary="neighbor_id, then a collaborative refinement of the warm pins' IDs "
-                       "(board-completion softmax over every warm pin, length chosen on validation)")(NeighborCfKind)
+               summary="neighbor_id, then a collaborative refinement of the warm pins' IDs (board-completion "
+                       "softmax, length chosen on validation); boards score pins by attention over their pins"
+               )(NeighborCfKind)
 
 
 def trained_kinds() -> tuple[str, ...]:

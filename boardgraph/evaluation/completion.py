@@ -48,6 +48,8 @@ from torch import Tensor
 
 from boardgraph.evaluation.splits import DataSplit
 from boardgraph.graph import PinBoardGraph
+from boardgraph.graph.csr import padded_rows
+from boardgraph.inference.board_query import BOARD_QUERIES, attention_scores
 from boardgraph.inference.embed import board_centroids
 from boardgraph.schema import GROUPS
 from boardgraph.evaluation.metrics import MetricInputError, RankingResult, positive_ranks, ranking_metrics
@@ -74,18 +76,23 @@ class Scorer(Protocol):
 
 
 class EmbeddingScorer:
-    """Cosine similarity of each pin to the normalised mean of a board's training pins.
+    """Pin embeddings scored against a board's training pins by a board query
+    (:mod:`boardgraph.inference.board_query`): by default the cosine to their normalised mean.
 
     Args:
         emb: float ``[N_pins, E]`` pin embeddings (any device; normalised here, scored on CPU).
             A zero row (a pin without an embedding) scores 0 against every board.
+        query: ``"centroid"`` or ``"attention"`` (a soft maximum over the board's pins); tau: its softness.
     """
 
-    def __init__(self, emb: Tensor) -> None:
+    def __init__(self, emb: Tensor, query: str = "centroid", tau: float = 0.1) -> None:
         if not isinstance(emb, Tensor) or emb.dim() != 2:
             raise MetricInputError(f"emb must be a 2-D tensor [N_pins, E], got "
                                    f"{tuple(getattr(emb, 'shape', ()))}")
+        if query not in BOARD_QUERIES:
+            raise MetricInputError(f"unknown board query {query!r}; choose one of {list(BOARD_QUERIES)}")
         self.emb = F.normalize(emb.detach().float().cpu(), dim=1)
+        self.query, self.tau = query, tau
         self._boards: tuple[PinBoardGraph, Tensor] | None = None
 
     def board_embeddings(self, split: DataSplit) -> Tensor:
@@ -100,6 +107,10 @@ class EmbeddingScorer:
         if self.emb.shape[0] != n:
             raise MetricInputError(f"emb has {self.emb.shape[0]} rows but the graph has {n} pins; "
                                    f"embed every pin (row i = pin i)")
+        if self.query == "attention":
+            indptr, indices, _ = split.train_graph.csr(("board", "has", "pin"))
+            return attention_scores(padded_rows(indptr.long(), indices.long(), boards.long()), self.emb, self.emb,
+                                    self.tau)
         return self.board_embeddings(split)[boards] @ self.emb.T
 
 

@@ -33,8 +33,8 @@ from torch import Tensor
 
 from boardgraph.evaluation.audit import matching_labels
 from boardgraph.evaluation.baselines import PinSageConfig, tower_features
-from boardgraph.evaluation.completion import (CURVE_KS, BoardCompletion, CrossModal, Scorer, board_completion,
-                                              cross_modal)
+from boardgraph.evaluation.completion import (CURVE_KS, BoardCompletion, CrossModal, EmbeddingScorer, Scorer,
+                                              board_completion, cross_modal)
 from boardgraph.evaluation.metrics import MetricInputError
 from boardgraph.evaluation.splits import DataSplit, split_memberships
 from boardgraph.evaluation.stats import BootstrapResult, paired_bootstrap, stratified_bootstrap
@@ -67,6 +67,8 @@ class ModelRun:
         embeddings: float32 ``[N_pins, E]`` on CPU (None for score-based baselines, or when not kept).
         cross_modal: image <-> text retrieval of the trained per-modality embeddings (trained
             kinds with both an image and a text tower), else None.
+        scorer: how the embeddings were scored when not by board centroids (a trained kind whose
+            run serves attention board queries), else None.
     """
 
     model: str
@@ -75,6 +77,7 @@ class ModelRun:
     seconds: float
     embeddings: Tensor | None = None
     cross_modal: CrossModal | None = None
+    scorer: Scorer | None = None
 
 
 @dataclass
@@ -314,7 +317,8 @@ def _run_trained(kind: ModelKind, ctx: RunContext, seed: int, split: DataSplit):
     cm = None
     if "image" in mods and "text" in mods and bool((present[:, 0] & present[:, 1]).any()):
         cm = cross_modal(mods["image"], mods["text"], present)
-    return emb, None, cm
+    query = cfg.objective.query()   # how the run's boards score pins (the refinement trained with it)
+    return emb, (EmbeddingScorer(emb, query, cfg.objective.board_query_tau) if query != "centroid" else None), cm
 
 
 FAMILY_RUNNERS: dict[str, Callable[[ModelKind, RunContext, int, DataSplit],
@@ -409,7 +413,8 @@ def run_experiment(graph: PinBoardGraph, models: Sequence[str], seeds: Sequence[
                 embeddings[model] = emb
             completion = _score(scorer if scorer is not None else emb, split, ks, seed, labels)
             secs = time.perf_counter() - t0
-            exp.runs[(model, seed)] = ModelRun(model, seed, completion, secs, emb if keep_embeddings else None, cm)
+            exp.runs[(model, seed)] = ModelRun(model, seed, completion, secs, emb if keep_embeddings else None, cm,
+                                               scorer if emb is not None and keep_embeddings else None)
             s = completion.summary()
             log.info("seed %d %-10s warm R@10 %.3f cold R@10 %.3f (%.0f s)", seed, model,
                      s.get("warm_recall@10", math.nan), s.get("cold_recall@10", math.nan), secs)

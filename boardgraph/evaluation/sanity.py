@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from boardgraph.evaluation.completion import BoardCompletion, board_completion, candidate_masks
+from boardgraph.evaluation.completion import BoardCompletion, Scorer, board_completion, candidate_masks
 from boardgraph.evaluation.harness import Experiment
 from boardgraph.evaluation.splits import DataSplit
 from boardgraph.models import MODEL_KINDS
@@ -70,8 +70,8 @@ def recall_ceiling(completion: BoardCompletion, group: str, k: int) -> float:
     return float((n.clip(max=k) / n).mean())
 
 
-def joint_warm_recall(emb: torch.Tensor, split: DataSplit, k: int = 10) -> float:
-    """Warm Recall@k of embeddings ``emb [N_pins, E]`` when the cold pins are candidates too: the
+def joint_warm_recall(emb: "torch.Tensor | Scorer", split: DataSplit, k: int = 10) -> float:
+    """Warm Recall@k of embeddings ``emb [N_pins, E]`` (or of a scorer) when the cold pins are candidates too: the
     ranking a deployment that mixes new and known pins would serve (the ``warm`` group leaves
     cold pins out). Far below the warm figure, cold pins crowd warm pins out of the top k."""
     none = split.cold_edges[0][:0]
@@ -89,7 +89,8 @@ def _joint_check(exp: Experiment, k: int) -> list[str]:
         if any(r.embeddings is None for r in runs) or not exp.splits[exp.seeds[0]].cold_pins.numel():
             continue
         warm = sum(float(r.completion.warm[f"recall@{k}"].mean) for r in runs) / len(runs)
-        joint = sum(joint_warm_recall(r.embeddings, exp.splits[r.seed], k) for r in runs) / len(runs)
+        joint = sum(joint_warm_recall(r.scorer if r.scorer is not None else r.embeddings, exp.splits[r.seed], k)
+                    for r in runs) / len(runs)
         figures.append(f"{m} {joint:.3f} of {warm:.3f}")
         if joint < 0.5 * warm:
             out.append(f"WARNING: {m}'s warm Recall@{k} falls from {warm:.3f} to {joint:.3f} when cold pins are "

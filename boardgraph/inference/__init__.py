@@ -22,6 +22,6 @@ _EXPORTS = {
     "load_run": "run",
     "PinSearch": "search",
     "Placement": "search",
-    "catalogue_index": "search",
+    "catalogue_index": "catalogue",
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -31,8 +31,10 @@ from torch import Tensor
 from boardgraph.graph import PinBoardGraph
 from boardgraph.errors import BoardgraphError
 from boardgraph._io import atomic_write_text
+from boardgraph.inference.index_types import IndexFormatError
 
-__all__ = ["pin_texts", "words", "TfidfVectorizer", "LexicalFormatError", "tfidf_embeddings", "hybrid_embeddings"]
+__all__ = ["pin_texts", "words", "TfidfVectorizer", "LexicalFormatError", "tfidf_embeddings", "hybrid_embeddings",
+           "LEXICAL_FILE", "saved_lexical_weight", "read_saved_lexical"]
 
 
 def pin_texts(graph: PinBoardGraph, fields: list[str] | None = None, sep: str = ". ") -> list[str]:
@@ -236,3 +238,26 @@ def hybrid_embeddings(embeddings: Tensor, lexical: Tensor, weight: float = 0.5) 
     e = F.normalize(embeddings.float(), dim=1) * math.sqrt(1.0 - weight)
     x = F.normalize(lexical.float().to(e.device), dim=1) * math.sqrt(weight)
     return torch.cat([e, x], dim=1)
+
+
+#: File of a saved hybrid index holding its TF-IDF vectorizer, weight and text fields.
+LEXICAL_FILE = "lexical.json"
+
+
+def saved_lexical_weight(index_dir: str | Path) -> float:
+    """The TF-IDF weight of a saved hybrid index (0.0 for a learned-only one)."""
+    saved = read_saved_lexical(Path(index_dir))
+    return saved[1] if saved else 0.0
+
+
+def read_saved_lexical(index_dir: Path) -> tuple[TfidfVectorizer, float, list[str]] | None:
+    """The ``(vectorizer, weight, fields)`` saved with a hybrid index, or None for a learned-only one."""
+    f = index_dir / LEXICAL_FILE
+    if not f.exists():
+        return None
+    try:
+        d = json.loads(f.read_text())
+        return TfidfVectorizer.from_dict(d["vectorizer"], str(f)), float(d["weight"]), list(d["fields"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise IndexFormatError(f"{f} of the saved hybrid index cannot be read ({e}). Fix: rebuild the index "
+                               f"(boardgraph index RUN --lexical-weight W)") from None

@@ -13,8 +13,9 @@ placement of a new pin on boards, and board completion ("complete the look").
 
 Every query is embedded by the run's encoder from *content only* (whatever subset of image, text
 and metadata is given), then scored by cosine similarity: against the catalogue pins through an
-:class:`~boardgraph.inference.index.EmbeddingIndex`, and against boards through each board's normalised
-mean member-pin embedding. The catalogue is the run's graph by default; any graph whose pin ids
+:class:`~boardgraph.inference.index.EmbeddingIndex`, and against boards by the run's board query
+(:mod:`~boardgraph.inference.board_query`): each board's normalised mean member-pin embedding, or
+attention over its member pins (``neighbor_cf``). The catalogue is the run's graph by default; any graph whose pin ids
 match the index rows can serve (e.g. a larger production catalogue embedded by the same model).
 
 **Hybrid search** (``PinSearch.from_run(..., lexical_weight=0.5)``): the catalogue vectors are
@@ -42,14 +43,18 @@ from typing import Any, Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from boardgraph.encoders import truncate_embedding
 from boardgraph.graph import MEMBER, PinBoardGraph
 from boardgraph.graph.errors import BoardgraphError, UnknownIdError
+from boardgraph.inference.board_query import attention_complete, attention_to_boards
+from boardgraph.inference.catalogue import catalogue_index, display_columns, filter_columns
 from boardgraph.inference.embed import board_centroids
 from boardgraph.inference.index import EmbeddingIndex, IndexConfig, IndexFormatError
-from boardgraph.inference.lexical import TfidfVectorizer, hybrid_embeddings, pin_texts
+from boardgraph.inference.lexical import (LEXICAL_FILE, TfidfVectorizer, hybrid_embeddings, pin_texts,
+                                          read_saved_lexical, saved_lexical_weight)
 from boardgraph.inference.run import InferenceInputError, NoContentError, TrainedRun, load_run
 
 __all__ = ["PinSearch", "Placement", "EmptyBoardError", "catalogue_index", "filter_columns", "display_columns",
@@ -58,27 +63,6 @@ __all__ = ["PinSearch", "Placement", "EmptyBoardError", "catalogue_index", "filt
 log = logging.getLogger(__name__)
 #: Up to this many ids, an unknown id gets "did you mean" suggestions (difflib is O(n)).
 SUGGEST_MAX_IDS = 50_000
-#: File of a saved hybrid index holding its TF-IDF vectorizer, weight and text fields.
-LEXICAL_FILE = "lexical.json"
-
-
-def saved_lexical_weight(index_dir: str | Path) -> float:
-    """The TF-IDF weight of a saved hybrid index (0.0 for a learned-only one)."""
-    saved = _read_lexical(Path(index_dir))
-    return saved[1] if saved else 0.0
-
-
-def _read_lexical(index_dir: Path) -> tuple[TfidfVectorizer, float, list[str]] | None:
-    """The ``(vectorizer, weight, fields)`` saved with a hybrid index, or None for a learned-only one."""
-    f = index_dir / LEXICAL_FILE
-    if not f.exists():
-        return None
-    try:
-        d = json.loads(f.read_text())
-        return TfidfVectorizer.from_dict(d["vectorizer"], str(f)), float(d["weight"]), list(d["fields"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise IndexFormatError(f"{f} of the saved hybrid index cannot be read ({e}). Fix: rebuild the index "
-                               f"(boardgraph index RUN --lexical-weight W)") from None
 
 
 class EmptyBoardError(BoardgraphError, ValueError):
@@ -101,30 +85,6 @@ class Placement:
     boards: pd.DataFrame
     pins: pd.DataFrame
     embedding: Tensor
-
-
-def filter_columns(graph: PinBoardGraph) -> list[str]:
-    """Pin columns an index keeps for filters: the categorical and numeric features."""
-    f = graph.features("pin")
-    return f.names("categorical") + f.names("numeric")
-
-
-def display_columns(graph: PinBoardGraph) -> list[str]:
-    """Pin columns shown with results: the first text feature (a title), then the filter columns."""
-    return graph.features("pin").names("text")[:1] + filter_columns(graph)
-
-
-def catalogue_index(graph: PinBoardGraph, embeddings: Tensor | np.ndarray, kind: str = "flat",
-                    config: IndexConfig | None = None) -> EmbeddingIndex:
-    """An :class:`EmbeddingIndex` over ``embeddings`` (``[N, D]``, row ``i`` = pin index ``i`` of
-    ``graph``) with the pins' external ids and their :func:`filter_columns` as metadata."""
-    n = graph.num_nodes("pin")
-    if len(embeddings) != n:
-        raise IndexFormatError(f"{len(embeddings)} embeddings for a graph of {n} pins; embed every pin "
-                               f"of the graph (TrainedRun.embed_pins)")
-    cols = filter_columns(graph)
-    meta = graph.features("pin").table[cols].reset_index(drop=True) if cols else None
-    return EmbeddingIndex.build(embeddings, graph.ids("pin"), kind=kind, metadata=meta, config=config)
 
 
 class PinSearch:
@@ -177,6 +137,8 @@ class PinSearch:
                                    "rebuild it with catalogue_index(graph, embeddings)")
         self._check_same_vectors()
         self._boards: tuple[Tensor, Tensor] | None = None
+        #: how boards score pins (the run's ``objective.board_query``: centroid or attention)
+        self.board_query, self.tau = run.config.objective.query(), run.config.objective.board_query_tau
 
     # ------------------------------------------------------------------------------ construction
     @classmethod
@@ -209,7 +171,7 @@ class PinSearch:
         if not 0.0 <= lexical_weight <= 1.0:
             raise InferenceInputError(f"lexical_weight must be in [0, 1], got {lexical_weight}")
         run = run_dir if isinstance(run_dir, TrainedRun) else load_run(run_dir, device=device)
-        saved = _read_lexical(Path(index_dir)) if index_dir is not None else None
+        saved = read_saved_lexical(Path(index_dir)) if index_dir is not None else None
         if index_dir is not None and lexical_weight > 0 and (saved is None or saved[1] != lexical_weight):
             have = f"a hybrid at lexical_weight {saved[1]}" if saved else "learned embeddings only"
             raise InferenceInputError(f"the saved index {index_dir} holds {have}, not lexical_weight {lexical_weight}. "
@@ -341,9 +303,10 @@ class PinSearch:
         The pin is embedded from its content alone, any subset of: ``image`` (path, bytes, PIL image
         or uint8 array), ``text`` (the first text feature, e.g. the title) and ``metadata``
         (further fields by feature name: ``{"brand": "Cobble", "price": 49.0}``, or another text
-        field such as ``"description"``). Boards are scored by cosine similarity to their
-        normalised mean member-pin embedding (:meth:`board_embeddings`); the nearest pins come from
-        the index.
+        field such as ``"description"``). Boards are scored by the run's board query
+        (:mod:`~boardgraph.inference.board_query`): the cosine to their normalised mean member-pin
+        embedding (:meth:`board_embeddings`), or attention over their pins; the nearest pins come
+        from the index.
 
         Raises:
             NoContentError: nothing usable was given. ImageReadError: the image cannot be read.
@@ -356,7 +319,12 @@ class PinSearch:
         words = [text or ""] + [str(v) for f, v in (metadata or {}).items() if f in self.lexical_fields]
         q = self.query_vector(q, " ".join(w for w in words if w).strip() or None)[0]
         emb, sizes = self.board_embeddings()
-        scores = emb @ q
+        if self.board_query == "attention":   # the board pins nearest to the new pin count most
+            indptr, indices, _ = self.catalogue.csr(self.catalogue.reverse_of(MEMBER))
+            scores = attention_to_boards(F.normalize(self.embeddings.float(), dim=1) @ F.normalize(q, dim=0),
+                                         indptr, indices, self.tau)
+        else:
+            scores = emb @ q
         scores = scores.masked_fill(sizes == 0, float("-inf"))
         top = scores.topk(min(k_boards, int((sizes > 0).sum()))).indices
         boards = pd.DataFrame({"rank": np.arange(1, len(top) + 1), "board_id": self.catalogue.ids("board", top),
@@ -368,8 +336,9 @@ class PinSearch:
 
     def complete_the_look(self, board_id: Hashable, k: int = 10,
                           filter: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        """Pins not on board ``board_id``, ranked by cosine similarity to the board's mean pin
-        embedding. Same columns as :meth:`similar`.
+        """Pins not on board ``board_id``, ranked by the run's board query: the cosine to the
+        board's mean pin embedding, or attention over its pins (:meth:`_attention_look`). Same
+        columns as :meth:`similar`.
 
         Raises:
             UnknownIdError: ``board_id`` is not a catalogue board (close ids are suggested).
@@ -380,8 +349,18 @@ class PinSearch:
         members = indices[indptr[b]:indptr[b + 1]]
         if members.numel() == 0:
             raise EmptyBoardError(f"board {board_id!r} has no pins to complete. Fix: pick a board with pins")
+        exclude = list(self.catalogue.ids("pin", members))
+        if self.board_query == "attention":
+            return self._attention_look(members, k, filter, exclude)
         emb, _ = self.board_embeddings()
-        return self._search(emb[b:b + 1], k, filter, exclude=list(self.catalogue.ids("pin", members)))
+        return self._search(emb[b:b + 1], k, filter, exclude=exclude)
+
+    def _attention_look(self, members: Tensor, k: int, filter: Mapping[str, Any] | None,
+                        exclude: list[Hashable]) -> pd.DataFrame:
+        """:meth:`complete_the_look` by attention over the board's pins (:func:`attention_complete`)."""
+        en = F.normalize(self.embeddings.float(), dim=1)
+        rows, scores = attention_complete(self.index, en, members, k, self.tau, filter=filter, exclude_ids=exclude)
+        return self._frame(rows.numpy(), scores.numpy())
 
     # ---------------------------------------------------------------------------------- helpers
     def _embed_query(self, image: Any = None, text: str | None = None,
@@ -406,9 +385,12 @@ class PinSearch:
                 exclude: Sequence[Hashable] | None) -> pd.DataFrame:
         res = self.index.search(q, k, filter=filter, exclude_ids=exclude or None)
         ok = res.rows[0] >= 0
-        rows = res.rows[0][ok]
-        out = pd.DataFrame({"rank": np.arange(1, len(rows) + 1), "pin_id": res.ids[0][ok],
-                            "score": res.scores[0][ok]})
+        return self._frame(res.rows[0][ok], res.scores[0][ok])
+
+    def _frame(self, rows: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+        """The result frame of catalogue pin ``rows`` with their ``scores``, best first."""
+        out = pd.DataFrame({"rank": np.arange(1, len(rows) + 1), "pin_id": self.catalogue.ids("pin", rows),
+                            "score": np.asarray(scores, dtype=np.float32)})
         if self.columns and len(rows):
             table = self.catalogue.features("pin").table
             for c in self.columns:

@@ -177,11 +177,20 @@ class ObjectiveConfig:
     num_negatives: int = 0
     symmetric: bool | None = None        # graph terms average both InfoNCE directions (pin->context, context->pin);
                                          # None: the kind's default (neighbor: True, coboard: False)
+    board_query: str | None = None       # how a board scores a pin (boardgraph.inference.board_query): "centroid"
+                                         # or "attention"; None: the kind's default (neighbor_cf: attention)
+    board_query_tau: float = 0.1         # softness of the attention query (cosine units)
 
     def is_symmetric(self) -> bool:
         """``symmetric``, or the kind's default when None (its registry entry: True for ``neighbor``,
         else False)."""
         return MODEL_KINDS.get(self.kind).build.symmetric_default if self.symmetric is None else bool(self.symmetric)
+
+    def query(self) -> str:
+        """``board_query``, or the kind's default when None (its registry entry: ``"attention"`` for
+        ``neighbor_cf``, else ``"centroid"``)."""
+        return getattr(MODEL_KINDS.get(self.kind).build, "board_query_default", "centroid") \
+            if self.board_query is None else self.board_query
 
 
 @dataclass
@@ -206,6 +215,7 @@ class OptimConfig:
     refine_lr: float = 0.01
     refine_input_dropout: float = 0.3
     refine_id_dropout: float = 0.1
+    refine_negatives: int = 8192         # above this many warm pins, a sampled softmax over this many (0: never)
 
 
 @dataclass
@@ -277,6 +287,9 @@ class TrainConfig:
             raise ConfigError(f"objective.kind {o.kind!r} is not one of {', '.join(trained_kinds())}")
         if o.alignment not in ("clip", "siglip"):
             raise ConfigError(f"objective.alignment {o.alignment!r} must be 'clip' or 'siglip'")
+        if o.board_query not in (None, "centroid", "attention") or not o.board_query_tau > 0:
+            raise ConfigError(f"objective.board_query {o.board_query!r} must be centroid, attention or null, and "
+                              f"objective.board_query_tau > 0 (got {o.board_query_tau})")
         if o.negatives not in ("none", "uniform", "popularity"):
             raise ConfigError(f"objective.negatives {o.negatives!r} must be none, uniform or popularity")
         if self.model.mate_encoding not in ("bank", "full"):
@@ -287,6 +300,8 @@ class TrainConfig:
             raise ConfigError(f"model.id_dropout {self.model.id_dropout} must lie in [0, 1)")
         op = self.optim
         shares = (op.refine_input_dropout, op.refine_id_dropout, op.refine_val_fraction)
+        if op.refine_negatives < 0:
+            raise ConfigError(f"optim.refine_negatives must be >= 0 (0: always the full softmax), got {op.refine_negatives}")
         if op.refine_epochs < 0 or not op.refine_lr > 0 or not all(0 <= v < 1 for v in shares):
             raise ConfigError(f"optim.refine_epochs must be >= 0 (got {op.refine_epochs}), optim.refine_lr > 0 (got "
                               f"{op.refine_lr}), and optim.refine_input_dropout / refine_id_dropout / "

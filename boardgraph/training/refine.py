@@ -18,39 +18,39 @@ of warm and new pins is dominated by new pins (measured on the dense preset: war
 among all pins fell from 0.06 to 0.01).
 
 How long to refine is chosen on validation memberships that neither phase has seen
-(:func:`choose_refine_epochs`): a copy of the run trains without ``refine_val_fraction`` of the
-training memberships, their Recall@10 is measured before its refinement and every 5 epochs, and
-the run itself is refined, on every membership, for the shortest length within one standard error
-of the best (possibly 0: the IDs stay as the first phase left them).
+(:func:`~boardgraph.training.refine_validation.choose_refine_epochs`): a copy of the run trains
+without ``refine_val_fraction`` of the training memberships, their Recall@10 is measured before
+its refinement and every 5 epochs, and the run itself is refined, on every membership, for the
+shortest length within one standard error of the best (possibly 0: the IDs stay as the first
+phase left them).
+
+The board query is the run's (``objective.board_query``, :mod:`boardgraph.inference.board_query`):
+``neighbor_cf`` trains, validates and serves attention over the board's pins.
 
 Cost: one epoch is ``boards / boards_per_batch`` steps of a ``[boards_per_batch, warm pins]``
-softmax, ``O(memberships + boards x warm pins x E)`` per epoch: seconds for 10^4 pins on a CPU,
-minutes for 10^6 on a GPU. Catalogues far beyond that need a sampled softmax (not done yet).
+softmax, ``O(memberships + boards x warm pins x E)`` per epoch: seconds for 10^4 pins on a CPU.
+With more warm pins than ``optim.refine_negatives`` (8192) each step samples that many negatives
+instead (a sampled softmax with logQ correction and sparse updates, :func:`_train_sampled`):
+``O(boards x (negatives + board size) x E)`` per epoch, whatever the catalogue's size.
 """
 from __future__ import annotations
 
-import copy
-import dataclasses
 import logging
 import math
-import os
-import shutil
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-from boardgraph.evaluation.splits import split_memberships
-from boardgraph.graph import MEMBER, PinBoardGraph
+from boardgraph.graph import PinBoardGraph
 from boardgraph.graph.csr import cumsum0, padded_rows
-from boardgraph.training.config import OptimConfig
+from boardgraph.inference.board_query import attention_scores
+from boardgraph.training.config import TrainConfig
 
-__all__ = ["RefineStats", "refine_ids", "refine_encoder", "choose_refine_epochs", "phase_one_graph", "one_se_choice"]
+__all__ = ["RefineStats", "refine_ids", "refine_encoder", "one_se_choice", "refine_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,22 @@ class _Settings:
     id_dropout: float
     boards_per_batch: int
     targets: int
+    negatives: int = 0
+    query: str = "centroid"
+    tau: float = 0.1
+
+
+
+
+def _step_loss(st: _Settings, logits: Tensor, inp_mask: Tensor, tgt: Tensor) -> Tensor | None:
+    """Cross-entropy of each board's held-back pins: ``logits [B, C]`` (the query's own pins
+    ``inp_mask [B, C]`` masked out), targets ``tgt [B, T]`` (columns of ``logits``); None when no
+    board has a query pin left."""
+    has = inp_mask.any(1) if inp_mask.dtype == torch.bool else inp_mask.sum(1) > 0
+    if not bool(has.any()):
+        return None
+    logits = logits.masked_fill(inp_mask > 0, -1e4)
+    return F.cross_entropy(logits[has].repeat(st.targets, 1), tgt[has].T.reshape(-1))
 
 
 def _train(u0: Tensor, z: Tensor, rows: _Rows, epochs: int, st: _Settings, gen: torch.Generator,
@@ -139,12 +155,13 @@ def _train(u0: Tensor, z: Tensor, rows: _Rows, epochs: int, st: _Settings, gen: 
             inp.scatter_(1, tgt, 0.0)
             keep = torch.rand(n, 1, generator=gen, device=dev) >= st.id_dropout
             v = F.normalize(torch.where(keep, u, z), dim=1)
-            q = F.normalize(inp @ v, dim=1)
-            logits = (log_scale.clamp(max=math.log(100.0)).exp() * q @ v.T).masked_fill(inp > 0, -1e4)
-            has = inp.sum(1) > 0
-            if not bool(has.any()):
+            if st.query == "attention":
+                scores = attention_scores(_dense_to_padded(inp), v, v, st.tau)
+            else:
+                scores = F.normalize(inp @ v, dim=1) @ v.T
+            loss = _step_loss(st, log_scale.clamp(max=math.log(100.0)).exp() * scores, inp, tgt)
+            if loss is None:
                 continue
-            loss = F.cross_entropy(logits[has].repeat(st.targets, 1), tgt[has].T.reshape(-1))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -155,18 +172,105 @@ def _train(u0: Tensor, z: Tensor, rows: _Rows, epochs: int, st: _Settings, gen: 
     return u.detach(), losses
 
 
+def _train_sampled(u0: Tensor, z: Tensor, rows: _Rows, epochs: int, st: _Settings, gen: torch.Generator,
+                   on_epoch: Callable[[int, Tensor], None] | None = None) -> tuple[Tensor, list[float]]:
+    """:func:`_train` with a **sampled** softmax, for catalogues where a softmax over every warm pin
+    per step is too slow: each step scores its boards' held-back pins against ``st.negatives``
+    uniformly drawn pins plus every held-back pin of the batch, with the log of each candidate's
+    expected count subtracted from its logit (logQ correction) and accidental hits of the target
+    masked. Rows move by sparse gradients (``SparseAdam``): a step costs ``O(batch x (negatives +
+    board size) x E)``, not ``O(warm pins x E)``."""
+    dev, n = u0.device, u0.shape[0]
+    table = torch.nn.Embedding(n, u0.shape[1], sparse=True, device=dev)
+    with torch.no_grad():
+        table.weight.copy_(u0)
+    log_scale = torch.nn.Parameter(torch.tensor(math.log(10.0), device=dev))
+    opts = (torch.optim.SparseAdam([table.weight], lr=st.lr), torch.optim.Adam([log_scale], lr=st.lr))
+    lens = (rows.indptr[1:] - rows.indptr[:-1]).float()
+    # chance that a target slot of a batch holds pin j: a board uniformly, then one of its pins uniformly
+    slot = torch.zeros(n, device=dev).index_add_(0, rows.cols, (1.0 / lens.clamp(min=1))[rows.board_of()])
+    slot /= max(rows.boards.numel(), 1)
+    losses: list[float] = []
+    for epoch in range(1, epochs + 1):
+        total, count = 0.0, 0
+        order = rows.boards[torch.randperm(rows.boards.numel(), generator=gen, device=dev)]
+        for s in range(0, order.numel(), st.boards_per_batch):
+            mem = padded_rows(rows.indptr, rows.cols, order[s:s + st.boards_per_batch])     # [B, L], -1 padding
+            b, valid = mem.shape[0], mem >= 0
+            pos = (torch.rand(b, st.targets, generator=gen, device=dev) * valid.sum(1, keepdim=True)).long()
+            tgt = mem.gather(1, pos)                                                          # [B, T]
+            inp = valid & (torch.rand(mem.shape, generator=gen, device=dev) >= st.input_dropout)
+            inp.scatter_(1, pos, False)
+            keep = torch.rand(n, generator=gen, device=dev) >= st.id_dropout
+
+            def vec(idx: Tensor) -> Tensor:
+                return F.normalize(torch.where(keep[idx, None], table(idx), z[idx]), dim=-1)
+
+            cand = torch.cat([tgt.reshape(-1), torch.randint(n, (st.negatives,), generator=gen, device=dev)])
+            expected = st.negatives / n + tgt.numel() * slot[cand]
+            query = torch.where(inp, mem, -1)
+            if st.query == "attention":   # the query's pins and the candidates, each embedded once
+                pins, local = torch.unique(torch.cat([query[inp], cand]), return_inverse=True)
+                v = vec(pins)
+                q_local = torch.full_like(query, -1).masked_scatter(inp, local[: int(inp.sum())])
+                scores = attention_scores(q_local, v, v[local[int(inp.sum()):]], st.tau)
+            else:
+                scores = F.normalize((vec(mem.clamp(min=0)) * inp[..., None]).sum(1), dim=-1) @ vec(cand).T
+            logits = log_scale.clamp(max=math.log(100.0)).exp() * scores - expected.log()
+            in_query = _in_rows(query, cand)                                                  # [B, C]
+            c = torch.arange(cand.numel(), device=dev)
+            own = (c[None, :] < tgt.numel()) & (c[None, :] // st.targets == torch.arange(b, device=dev)[:, None])
+            hit = (cand[None, None, :] == tgt[:, :, None]).any(1) & ~own     # a board's target drawn elsewhere
+            logits = logits.masked_fill(hit, -1e4)
+            col = c[:tgt.numel()].view(b, st.targets)                                         # each target's column
+            loss = _step_loss(st, logits, in_query, col)
+            if loss is None:
+                continue
+            for o in opts:
+                o.zero_grad(set_to_none=True)
+            loss.backward()
+            for o in opts:
+                o.step()
+            total, count = total + float(loss.detach()), count + 1
+        losses.append(total / max(count, 1))
+        if on_epoch is not None:
+            on_epoch(epoch, table.weight.detach())
+    return table.weight.detach().clone(), losses
+
+
+def _dense_to_padded(x: Tensor) -> Tensor:
+    """int64 ``[B, L]`` the nonzero columns of each row of ``x [B, n]``, ``-1`` padding."""
+    n = x.shape[1]
+    cols = torch.where(x > 0, torch.arange(n, device=x.device), n).sort(1).values
+    cols = cols[:, :max(int((x > 0).sum(1).max()), 1)]
+    return torch.where(cols < n, cols, -1)
+
+
+def _in_rows(rows: Tensor, values: Tensor) -> Tensor:
+    """bool ``[B, C]``: whether ``values [C]`` occurs in each row of ``rows [B, L]`` (``-1`` = none)."""
+    srt = rows.sort(1).values
+    at = torch.searchsorted(srt, values[None, :].expand(rows.shape[0], -1).contiguous()).clamp(max=srt.shape[1] - 1)
+    return srt.gather(1, at) == values[None, :]
+
+
 @torch.no_grad()
-def _recall(u: Tensor, train: _Rows, val: _Rows, k: int = 10, chunk: int = 256) -> Tensor:
+def _recall(u: Tensor, train: _Rows, val: _Rows, k: int = 10, query: str = "centroid", tau: float = 0.1) -> Tensor:
     """float ``[V]`` Recall@k of each validation board's held-out memberships: a board's query is
-    the mean of its training pins' vectors ``normalize(u)``, ranking every other warm pin."""
+    made of its training pins' vectors ``normalize(u)`` (``query``: their mean, or attention over
+    them), ranking every other warm pin."""
     v = F.normalize(u, dim=1)
+    chunk = max(1, min(256, (1 << 24) // max(v.shape[0], 1)))   # [chunk, warm pins] scores stay near 64 MiB
     boards = torch.nonzero((val.indptr[1:] - val.indptr[:-1] > 0) & (train.indptr[1:] - train.indptr[:-1] > 0))
     boards = boards.squeeze(1)
     hits = []
     for s in range(0, boards.numel(), chunk):
         b = boards[s:s + chunk]
         x, pos = train.dense(b, v.shape[0]), val.dense(b, v.shape[0])
-        scores = (F.normalize(x @ v, dim=1) @ v.T).masked_fill(x > 0, -math.inf)
+        if query == "attention":
+            scores = attention_scores(_dense_to_padded(x), v, v, tau)
+        else:
+            scores = F.normalize(x @ v, dim=1) @ v.T
+        scores = scores.masked_fill(x > 0, -math.inf)
         top = scores.topk(min(k, v.shape[0]), dim=1).indices
         hits.append(pos.gather(1, top).sum(1) / pos.sum(1))
     return torch.cat(hits) if hits else torch.zeros(0)
@@ -188,8 +292,8 @@ def one_se_choice(per_board: dict[int, Tensor]) -> int:
 
 def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: PinBoardGraph, *, epochs: int,
                lr: float = 0.01, input_dropout: float = 0.3, id_dropout: float = 0.1, boards_per_batch: int = 64,
-               targets: int = 4, held_out: tuple[Tensor, Tensor] | None = None, eval_every: int = 5,
-               seed: int = 0) -> RefineStats:
+               targets: int = 4, negatives: int = 0, query: str = "centroid", tau: float = 0.1,
+               held_out: tuple[Tensor, Tensor] | None = None, eval_every: int = 5, seed: int = 0) -> RefineStats:
     """Refine the ID rows of the warm pins in place (see the module docstring).
 
     Without ``held_out`` it runs ``epochs`` epochs. With it, the number of epochs is chosen on
@@ -199,7 +303,8 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
     (:func:`one_se_choice`) is then run again from the start on every membership; 0 keeps the IDs
     as they are. The validation memberships must be unseen by whatever trained the IDs before:
     memorised ones favour 0 epochs (measured on Steam: Recall@10 1.0 before refining), which is
-    why :func:`choose_refine_epochs` trains a copy of the run without them.
+    why :func:`~boardgraph.training.refine_validation.choose_refine_epochs` trains a copy of the run
+    without them.
 
     Args:
         ids: the encoder's ID table ``[N_pins, E]`` (:attr:`~boardgraph.encoders.PinEncoder.ids`);
@@ -213,19 +318,25 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
         input_dropout: share of a board's pins left out of each query, in ``[0, 1)``.
         id_dropout: share of warm pins that take part content-only in each batch, in ``[0, 1)``.
         boards_per_batch: boards per step; targets: held-back pins per board and step.
+        negatives: 0 scores every warm pin in each step's softmax; with fewer warm pins than
+            ``negatives`` too; else a sampled softmax over that many uniformly drawn pins plus the
+            batch's held-back ones (:func:`_train_sampled`: sparse updates, for large catalogues).
+        query, tau: the board query the run serves (:mod:`boardgraph.inference.board_query`),
+            trained and validated with.
         held_out: ``(pins, boards)`` int64 ``[H]`` memberships of ``graph`` to choose the length on.
         eval_every: epochs between validation measurements.
         seed: seed of the draws (the result is deterministic for a seed on a device).
 
     Raises:
-        ValueError: shapes disagree, or a share outside ``[0, 1)``.
+        ValueError: shapes disagree, a share outside ``[0, 1)``, or negative ``negatives``.
     """
     n = ids.num_embeddings
     if warm.shape != (n,) or content.shape != (n, ids.embedding_dim):
         raise ValueError(f"expected warm [{n}] and content [{n}, {ids.embedding_dim}], got "
                          f"{tuple(warm.shape)} and {tuple(content.shape)}")
-    if not (0 <= input_dropout < 1 and 0 <= id_dropout < 1):
-        raise ValueError(f"input_dropout and id_dropout must lie in [0, 1), got {input_dropout}, {id_dropout}")
+    if not (0 <= input_dropout < 1 and 0 <= id_dropout < 1) or negatives < 0:
+        raise ValueError(f"input_dropout and id_dropout must lie in [0, 1) and negatives be >= 0, got "
+                         f"{input_dropout}, {id_dropout}, {negatives}")
     t0, dev = time.perf_counter(), ids.weight.device
     indptr, indices, _ = graph.csr(("board", "has", "pin"))
     indptr, indices = indptr.long().to(dev), indices.long().to(dev)
@@ -237,21 +348,23 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
     rows = _Rows.of(indptr, local[indices])
     z = content.detach().float()[pins]
     u0 = z + ids.weight.detach().float()[pins]
-    st = _Settings(lr, input_dropout, id_dropout, boards_per_batch, targets)
+    st = _Settings(lr, input_dropout, id_dropout, boards_per_batch, targets, negatives, query, tau)
+    train_fn = _train_sampled if 0 < negatives < pins.numel() else _train
     validation: dict[int, float] = {}
     chosen = epochs
     if held_out is not None and epochs > 0:
         hp, hb = (t.long().to(dev) for t in held_out)
         train, val = rows.partition(torch.isin(rows.board_of() * n + indices, hb * n + hp))
         if val.cols.numel():
-            per_board = {0: _recall(u0, train, val)}
+            per_board = {0: _recall(u0, train, val, query=query, tau=tau)}
             every = max(1, eval_every)
-            _train(u0, z, train, epochs, st, torch.Generator(device=dev).manual_seed(seed),
-                   lambda e, u: per_board.__setitem__(e, _recall(u, train, val)) if e % every == 0 or e == epochs
+            train_fn(u0, z, train, epochs, st, torch.Generator(device=dev).manual_seed(seed),
+                   lambda e, u: per_board.__setitem__(e, _recall(u, train, val, query=query, tau=tau))
+                   if e % every == 0 or e == epochs
                    else None)
             validation = {e: float(r.mean()) for e, r in per_board.items()}
             chosen = one_se_choice(per_board)
-    u, losses = _train(u0, z, rows, chosen, st, torch.Generator(device=dev).manual_seed(seed))
+    u, losses = train_fn(u0, z, rows, chosen, st, torch.Generator(device=dev).manual_seed(seed))
     with torch.no_grad():
         ids.weight[pins] = (u - z).to(ids.weight.dtype)
     return RefineStats(chosen, validation, int(rows.boards.numel()), int(pins.numel()),
@@ -259,82 +372,20 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
                        time.perf_counter() - t0)
 
 
-def phase_one_graph(train_graph: PinBoardGraph, fraction: float,
-                    seed: int) -> tuple[PinBoardGraph, tuple[Tensor, Tensor]]:
-    """``(graph, held_out)``: ``train_graph`` without ``fraction`` of its memberships
-    (:func:`~boardgraph.evaluation.splits.split_memberships`, seeded), and those memberships
-    ``(pins, boards)``: the validation memberships of :func:`choose_refine_epochs`."""
-    val = split_memberships(train_graph, fraction, 0.0, seed=seed)
-    return val.train_graph, val.heldout
+def refine_settings(cfg: TrainConfig) -> dict[str, Any]:
+    """The ``optim.refine_*`` settings and the run's board query as :func:`refine_ids` keywords
+    (besides the length)."""
+    o = cfg.optim
+    return {"lr": o.refine_lr, "input_dropout": o.refine_input_dropout, "id_dropout": o.refine_id_dropout,
+            "negatives": o.refine_negatives, "query": cfg.objective.query(), "tau": cfg.objective.board_query_tau}
 
 
-def _share_feature_cache(src: Path, dst: Path) -> None:
-    """Hard-link (else copy) the run's feature cache ``src`` into ``dst``, so a copy of the run
-    does not encode the pins' towers again."""
-    if src.is_dir() and not dst.exists():
-        try:
-            shutil.copytree(src, dst, copy_function=os.link)
-        except OSError:
-            shutil.rmtree(dst, ignore_errors=True)
-            shutil.copytree(src, dst)
-
-
-def _settings(o: OptimConfig) -> dict[str, float]:
-    """The ``optim.refine_*`` settings as :func:`refine_ids` keywords (besides the length)."""
-    return {"lr": o.refine_lr, "input_dropout": o.refine_input_dropout, "id_dropout": o.refine_id_dropout}
-
-
-def _on_rank0(fn: Callable[[], None]) -> None:
-    """``fn()`` on rank 0 only, between barriers when torch.distributed runs (every rank calls this)."""
-    distributed = dist.is_available() and dist.is_initialized()
-    if distributed:
-        dist.barrier()
-    if not distributed or dist.get_rank() == 0:
-        fn()
-    if distributed:
-        dist.barrier()
-
-
-def choose_refine_epochs(trainer_cls, run) -> RefineStats:
-    """The refinement length for the trained run ``run`` (a :class:`~boardgraph.training.Trainer`),
-    chosen on validation memberships that no phase has seen.
-
-    A copy of the run (``trainer_cls``, same config and seed, in ``<out_dir>/refine_validation``,
-    removed afterwards) trains its first phase without ``optim.refine_val_fraction`` of the
-    training memberships (:func:`phase_one_graph`); :func:`refine_ids` then measures their
-    Recall@10 before refining the copy's IDs and every 5 epochs up to ``optim.refine_epochs``. The
-    returned stats' ``epochs`` is the shortest length within one standard error of the best (0: do
-    not refine; small validation sets, as on curated bundles, then refine only for a clear gain). Costs a
-    second first phase; holding the memberships out of the run itself would cost it data instead
-    (measured on Steam: warm Recall@10 -0.025 [-0.040, -0.011], 3 seeds).
-    """
-    cfg, split, o = run.cfg, run.split, run.cfg.optim
-    fit, held = phase_one_graph(split.train_graph, o.refine_val_fraction, cfg.run.seed)
-    child_cfg = copy.deepcopy(cfg)
-    child_cfg.optim.refine_epochs = 0                     # the copy does not refine itself
-    out = Path(cfg.run.out_dir) / "refine_validation"
-    child_cfg.run.out_dir, child_cfg.run.tensorboard = str(out), False
-    _on_rank0(lambda: _share_feature_cache(Path(cfg.run.out_dir) / "feature_cache", out / "feature_cache"))
-    try:
-        child = trainer_cls(child_cfg, split=dataclasses.replace(split, train_graph=fit), progress=False)
-        child.model.encoder.set_warm_ids(split.train_graph.degree(MEMBER) > 0)   # the run's warm pins
-        child.fit()
-        enc = child.model.encoder
-        st = refine_ids(enc.ids, enc.id_warm, child.content_vectors(), split.train_graph, epochs=o.refine_epochs,
-                        held_out=held, seed=cfg.run.seed, **_settings(o))
-    finally:
-        _on_rank0(lambda: shutil.rmtree(out, ignore_errors=True))
-    log.info("refinement length: %d epochs (validation Recall@10 by epochs: %s)", st.epochs,
-             ", ".join(f"{e}: {r:.4f}" for e, r in st.validation.items()))
-    return st
-
-
-def refine_encoder(encoder, content: Tensor, graph: PinBoardGraph, o: OptimConfig, seed: int,
-                   epochs: int) -> RefineStats:
+def refine_encoder(encoder, content: Tensor, graph: PinBoardGraph, cfg: TrainConfig, epochs: int) -> RefineStats:
     """:func:`refine_ids` of ``encoder``'s ID table (a :class:`~boardgraph.encoders.PinEncoder` with
     IDs) for ``epochs`` epochs on every membership of ``graph``, with the other ``optim.refine_*``
-    settings of ``o``; logs what it did."""
-    st = refine_ids(encoder.ids, encoder.id_warm, content, graph, epochs=epochs, seed=seed, **_settings(o))
+    settings, the board query and the seed of ``cfg``; logs what it did."""
+    st = refine_ids(encoder.ids, encoder.id_warm, content, graph, epochs=epochs, seed=cfg.run.seed,
+                    **refine_settings(cfg))
     log.info("refined the IDs of %d warm pins over %d boards: %d epochs, loss %.3f -> %.3f (%.1f s)",
              st.warm_pins, st.boards, st.epochs, st.first_loss, st.last_loss, st.seconds)
     return st

@@ -36,7 +36,8 @@ from boardgraph.encoders import FeatureCache
 from boardgraph.training.factory import build_model, load_graph_for, resolve_device
 from boardgraph.training.metrics_log import MetricLog, write_rank_summary
 from boardgraph.training.optim import build_optimizer
-from boardgraph.training.refine import choose_refine_epochs, refine_encoder
+from boardgraph.training.refine import refine_encoder
+from boardgraph.training.refine_validation import choose_refine_epochs
 from boardgraph.graph import MEMBER
 from boardgraph.graph.csr import padded_rows
 from boardgraph.errors import BoardgraphError
@@ -387,12 +388,12 @@ class Trainer:
 
     def _refine(self) -> None:
         """After the last step, once: the ID refinement of kinds that have one (``neighbor_cf``), its length
-        chosen on validation by a copy of the run (:func:`~boardgraph.training.refine.choose_refine_epochs`)."""
+        chosen on validation by a copy of the run (:func:`~boardgraph.training.refine_validation.choose_refine_epochs`)."""
         o = self.cfg.optim
         if self.refined or o.refine_epochs == 0 or not getattr(self.model.ops, "refines_ids", False):
             return
         epochs = choose_refine_epochs(type(self), self).epochs if o.refine_val_fraction > 0 else o.refine_epochs
-        refine_encoder(self.model.encoder, self.content_vectors(), self.split.train_graph, o, self.cfg.run.seed, epochs)
+        refine_encoder(self.model.encoder, self.content_vectors(), self.split.train_graph, self.cfg, epochs)
         self.refined = True
         self.save()
 

@@ -20,7 +20,8 @@ def _records(*args: str) -> list[dict]:
 
 
 def test_train_benchmark_times_every_objective_their_ratios_and_the_refinement():
-    recs = _records("train.py", "--pins", "300", "--steps", "2", "--batch-size", "32", "--threads", "1")
+    recs = _records("train.py", "--pins", "300", "--steps", "2", "--batch-size", "32", "--threads", "1",
+                    "--refine-scaling", "3000")
     steps = {r["kind"]: r for r in recs if r["op"] == "train_step"}
     assert set(steps) == {"content", "neighbor", "neighbor_id", "neighbor_cf"}
     for r in steps.values():
@@ -35,6 +36,10 @@ def test_train_benchmark_times_every_objective_their_ratios_and_the_refinement()
     assert refine["kind"] == "neighbor_cf" and refine["seconds"] > 0
     assert refine["content_steps"] == pytest.approx(refine["seconds"] / (steps["content"]["ms_per_step"] / 1000),
                                                     rel=0.05)
+    scaling = [(r["softmax"], r["board_query"]) for r in recs if r["op"] == "refine_step"]
+    assert scaling == [("full", "centroid"), ("full", "attention"), ("sampled 8192", "centroid"),
+                       ("sampled 8192", "attention")]
+    assert all(r["warm_pins"] == 3000 and r["ms_per_step"] > 0 for r in recs if r["op"] == "refine_step")
 
 
 def test_encoder_benchmark_onnx_matches_torch():

@@ -217,6 +217,36 @@ def test_complete_the_look_excludes_the_board_and_ranks_by_the_board(search):
     assert (shoes.category == "shoes").all() and not members & set(shoes.pin_id)
 
 
+def test_attention_board_queries_in_complete_the_look_and_place_new_pin(run_dir, tables):
+    """A run that serves attention board queries (``objective.board_query: attention``, the
+    default of ``neighbor_cf``): both applications score boards by the soft maximum over their
+    pins (``boardgraph.inference.board_query``), checked against brute force."""
+    from boardgraph.inference.board_query import attention_scores
+
+    att = PinSearch.from_run(run_dir)
+    att.board_query = "attention"           # as a neighbor_cf run's config sets it
+    assert PinSearch.from_run(run_dir).board_query == "centroid"      # this run is a neighbor one
+    g, en = att.catalogue, F.normalize(att.embeddings.float(), dim=1)
+    pin, board = g.edges(("pin", "in", "board"))
+    b = int(g.index("board", ["b0004"])[0])
+    members = pin[board == b]
+    res = att.complete_the_look("b0004", k=10)
+    want = attention_scores(members[None], en, en, att.tau)[0]
+    want[members] = -2
+    top = want.topk(10)
+    assert res.pin_id.tolist() == g.ids("pin", top.indices).tolist()
+    np.testing.assert_allclose(res.score.to_numpy(), top.values.numpy(), atol=1e-5)
+    shoes = att.complete_the_look("b0004", k=5, filter={"category": "shoes"})
+    assert len(shoes) == 5 and (shoes.category == "shoes").all()
+    placed = att.place_new_pin(text=tables.pins.title[5], k_boards=3)
+    q = F.normalize(placed.embedding, dim=0)
+    per_board = torch.stack([attention_scores(pin[board == i][None], en, q[None], att.tau)[0, 0]
+                             for i in range(N_BOARDS)])
+    top = per_board.topk(3)
+    assert placed.boards.board_id.tolist() == g.ids("board", top.indices).tolist()
+    np.testing.assert_allclose(placed.boards.score.to_numpy(), top.values.numpy(), atol=1e-5)
+
+
 def test_errors_name_the_bad_value(search, tmp_path):
     with pytest.raises(UnknownIdError, match=r"unknown pin id 'P000005 ' \(did you mean 'p000005'\)"):
         search.similar("P000005 ")

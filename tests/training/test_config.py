@@ -87,7 +87,8 @@ def test_every_numeric_and_bool_field_is_covered():
     assert {"run.steps", "run.batch_size", "run.tensorboard", "optim.lr", "model.metadata",
             "objective.symmetric", "data.holdout_fraction", "model.id_embedding", "model.id_dropout",
             "optim.id_lr_scale", "optim.refine_epochs", "optim.refine_id_dropout",
-            "optim.refine_val_fraction"} <= names and len(names) == 38
+            "optim.refine_val_fraction", "optim.refine_negatives", "objective.board_query_tau"} <= names \
+        and len(names) == 40
 
 
 @pytest.mark.parametrize("section,name,tp", TYPED, ids=[f"{s}.{f}" for s, f, _ in TYPED])
