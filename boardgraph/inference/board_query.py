@@ -40,7 +40,8 @@ def attention_scores(members: Tensor, vectors: Tensor, candidates: Tensor, tau: 
         vectors: float ``[N, E]`` normalised pin vectors.
         candidates: float ``[C, E]`` normalised candidate vectors.
         tau: the softness (> 0), in cosine units.
-        budget: most floats of a similarity block computed at once (candidates are chunked).
+        budget: most floats of a similarity block computed at once (candidates are chunked); above
+            it, the ``[Q, distinct pins]`` count matrix is sparse.
 
     Returns:
         float ``[Q, C]``: ``tau * log(mean over the board's pins i of exp(cos(i, candidate) / tau))``
@@ -51,8 +52,13 @@ def attention_scores(members: Tensor, vectors: Tensor, candidates: Tensor, tau: 
     valid = members >= 0
     pins, inv = torch.unique(members[valid], return_inverse=True)
     rows = torch.nonzero(valid)[:, 0]
-    counts = torch.zeros(members.shape[0], pins.numel(), device=members.device, dtype=vectors.dtype)
-    counts.index_put_((rows, inv), torch.ones_like(inv, dtype=vectors.dtype), accumulate=True)
+    ones = torch.ones_like(inv, dtype=vectors.dtype)
+    if members.shape[0] * pins.numel() <= budget:   # [Q, U] board pin counts: dense while small (faster)
+        counts = torch.zeros(members.shape[0], pins.numel(), device=members.device, dtype=vectors.dtype)
+        counts.index_put_((rows, inv), ones, accumulate=True)
+    else:
+        counts = torch.sparse_coo_tensor(torch.stack([rows, inv]), ones, (members.shape[0], pins.numel()),
+                                         check_invariants=False).coalesce()
     size = valid.sum(1, keepdim=True).to(vectors.dtype)
     u = vectors[pins]
     step = max(1, budget // max(pins.numel(), 1))
@@ -60,7 +66,8 @@ def attention_scores(members: Tensor, vectors: Tensor, candidates: Tensor, tau: 
     for s in range(0, candidates.shape[0], step):
         sims = u @ candidates[s:s + step].T                                          # [U, c]
         top = sims.max(0).values.detach() if sims.numel() else sims.new_zeros(sims.shape[1])
-        mean = (counts @ torch.exp((sims - top) / tau)) / size.clamp(min=1)          # shifted: no overflow
+        kernel = torch.exp((sims - top) / tau)                                        # shifted: no overflow
+        mean = (torch.sparse.mm(counts, kernel) if counts.is_sparse else counts @ kernel) / size.clamp(min=1)
         out.append(torch.where(size > 0, top + tau * mean.clamp(min=1e-38).log(), torch.zeros_like(mean)))
     return torch.cat(out, 1) if out else vectors.new_zeros(members.shape[0], 0)
 
@@ -123,3 +130,4 @@ def attention_complete(index, vectors: Tensor, members: Tensor, k: int, tau: flo
     scores = attention_scores(members.long()[None], vectors, vectors[rows], tau)[0]
     top = scores.topk(min(k, rows.numel())).indices
     return rows[top], scores[top]
+

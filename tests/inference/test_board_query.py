@@ -66,3 +66,13 @@ def test_attention_complete_through_a_flat_index_is_exact():
     top = ref.topk(5)
     assert rows.tolist() == top.indices.tolist()
     torch.testing.assert_close(scores, top.values, atol=1e-5, rtol=0)
+
+
+def test_a_large_batch_of_boards_takes_the_sparse_path_with_the_same_scores():
+    ref = reference(MEMBERS, 0.1)
+    torch.testing.assert_close(attention_scores(MEMBERS, E, E, 0.1, budget=8), ref, atol=1e-5, rtol=0)
+    x = E.clone().requires_grad_()
+    attention_scores(MEMBERS, x, x, 0.1, budget=8).sum().backward()       # sparse counts: gradients flow
+    y = E.clone().requires_grad_()
+    attention_scores(MEMBERS, y, y, 0.1).sum().backward()
+    torch.testing.assert_close(x.grad, y.grad, atol=1e-5, rtol=0)
