@@ -4,7 +4,8 @@
 (:func:`~boardgraph.evaluation.splits.split_memberships`). Every board with held-out pins is a query; a
 :class:`Scorer` gives every pin a score for it, computed from the *training* graph only. Pin
 embeddings are one scorer (:class:`EmbeddingScorer`: cosine to the normalised mean of the board's
-training pins); the score-based baselines of :mod:`boardgraph.evaluation.baselines` (random, popularity) and
+training pins, or attention over them, :mod:`boardgraph.inference.board_query`); the score-based
+baselines of :mod:`boardgraph.evaluation.baselines` (random, popularity) and
 :mod:`boardgraph.evaluation.baselines.cf` (ItemKNN, EASE, Pixie, BPR) are others, and all of them go through the same
 protocol. There are three groups of queries (:data:`~boardgraph.schema.GROUPS`, named in tables by :data:`~boardgraph.schema.GROUP_LABELS`):
 
@@ -354,7 +355,7 @@ def board_completion(model: Tensor | Scorer, split: DataSplit, ks: tuple[int, ..
         row = torch.full((n_boards,), -1, dtype=torch.long)
         row[gb] = torch.arange(gb.numel())
         order = torch.argsort(row[board] * n_pins + pin)
-        res[name] = (_concat(parts[name], ks, labels is not None), gb, HeldOutRanks(pin[order], board[order], pair_ranks[name][order]))
+        res[name] = (_concat(parts[name], ks, labels), gb, HeldOutRanks(pin[order], board[order], pair_ranks[name][order]))
     return BoardCompletion(warm=res["warm"][0], cold=res["cold"][0], warm_boards=res["warm"][1],
                            cold_boards=res["cold"][1], warm_pairs=res["warm"][2], cold_pairs=res["cold"][2],
                            ks=tuple(ks), cold_all=res["cold_all"][0], cold_all_boards=res["cold_all"][1],
@@ -362,10 +363,10 @@ def board_completion(model: Tensor | Scorer, split: DataSplit, ks: tuple[int, ..
 
 
 def _concat(parts: list[dict[str, RankingResult]], ks: tuple[int, ...],
-            labels: bool = False) -> dict[str, RankingResult]:
-    if not parts:  # no query board in this group: empty results
+            labels: tuple[Tensor, Tensor] | None = None) -> dict[str, RankingResult]:
+    if not parts:  # no query board in this group: empty results (label precision too, when scored)
         empty = ranking_metrics(torch.zeros(0, 1), torch.zeros(0, 1, dtype=torch.bool), ks=ks)
-        if labels:
+        if labels is not None:
             none = torch.zeros(0, dtype=torch.long)
             empty.update(label_precision(torch.zeros(0, 1), torch.zeros(0, 1, dtype=torch.bool), none, none, ks))
         return empty
