@@ -96,6 +96,13 @@ class _Rows:
         x = torch.zeros(boards.numel(), n_cols + 1, device=self.indptr.device)
         return x.scatter_(1, torch.where(cols >= 0, cols, n_cols), 1.0)[:, :n_cols]   # padding -> a spare column
 
+    def members(self, boards: Tensor, keep: Tensor) -> Tensor:
+        """int64 ``[len(boards), L]`` the pins of ``boards`` whose entry in the 0/1 rows ``keep
+        [len(boards), n_cols]`` is set (``-1`` elsewhere and as padding): a query's pins, padded."""
+        cols = padded_rows(self.indptr, self.cols, boards)
+        kept = (cols >= 0) & (keep.gather(1, cols.clamp(min=0)) > 0)
+        return torch.where(kept, cols, -1)
+
     def board_of(self) -> Tensor:
         """int64 ``[M]`` the board of each membership (CSR order)."""
         lens = self.indptr[1:] - self.indptr[:-1]
@@ -149,14 +156,15 @@ def _train(u0: Tensor, z: Tensor, rows: _Rows, epochs: int, st: _Settings, gen: 
         total, count = 0.0, 0
         order = rows.boards[torch.randperm(rows.boards.numel(), generator=gen, device=dev)]
         for s in range(0, order.numel(), st.boards_per_batch):
-            x = rows.dense(order[s:s + st.boards_per_batch], n)
+            batch = order[s:s + st.boards_per_batch]
+            x = rows.dense(batch, n)
             tgt = torch.multinomial(x, st.targets, replacement=True, generator=gen)
             inp = x * (torch.rand(x.shape, generator=gen, device=dev) >= st.input_dropout)
             inp.scatter_(1, tgt, 0.0)
             keep = torch.rand(n, 1, generator=gen, device=dev) >= st.id_dropout
             v = F.normalize(torch.where(keep, u, z), dim=1)
             if st.query == "attention":
-                scores = attention_scores(_dense_to_padded(inp), v, v, st.tau)
+                scores = attention_scores(rows.members(batch, inp), v, v, st.tau)
             else:
                 scores = F.normalize(inp @ v, dim=1) @ v.T
             loss = _step_loss(st, log_scale.clamp(max=math.log(100.0)).exp() * scores, inp, tgt)
@@ -238,14 +246,6 @@ def _train_sampled(u0: Tensor, z: Tensor, rows: _Rows, epochs: int, st: _Setting
     return table.weight.detach().clone(), losses
 
 
-def _dense_to_padded(x: Tensor) -> Tensor:
-    """int64 ``[B, L]`` the nonzero columns of each row of ``x [B, n]``, ``-1`` padding."""
-    n = x.shape[1]
-    cols = torch.where(x > 0, torch.arange(n, device=x.device), n).sort(1).values
-    cols = cols[:, :max(int((x > 0).sum(1).max()), 1)]
-    return torch.where(cols < n, cols, -1)
-
-
 def _in_rows(rows: Tensor, values: Tensor) -> Tensor:
     """bool ``[B, C]``: whether ``values [C]`` occurs in each row of ``rows [B, L]`` (``-1`` = none)."""
     srt = rows.sort(1).values
@@ -267,7 +267,7 @@ def _recall(u: Tensor, train: _Rows, val: _Rows, k: int = 10, query: str = "cent
         b = boards[s:s + chunk]
         x, pos = train.dense(b, v.shape[0]), val.dense(b, v.shape[0])
         if query == "attention":
-            scores = attention_scores(_dense_to_padded(x), v, v, tau)
+            scores = attention_scores(train.members(b, x), v, v, tau)
         else:
             scores = F.normalize(x @ v, dim=1) @ v.T
         scores = scores.masked_fill(x > 0, -math.inf)
