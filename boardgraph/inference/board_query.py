@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["BOARD_QUERIES", "attention_scores", "board_scores", "attention_to_boards", "attention_complete"]
+__all__ = ["BOARD_QUERIES", "attention_scores", "attention_to_boards", "attention_complete"]
 
 #: The board queries a run can serve (``objective.board_query``).
 BOARD_QUERIES: tuple[str, ...] = ("centroid", "attention")
@@ -70,33 +70,6 @@ def attention_scores(members: Tensor, vectors: Tensor, candidates: Tensor, tau: 
         mean = (torch.sparse.mm(counts, kernel) if counts.is_sparse else counts @ kernel) / size.clamp(min=1)
         out.append(torch.where(size > 0, top + tau * mean.clamp(min=1e-38).log(), torch.zeros_like(mean)))
     return torch.cat(out, 1) if out else vectors.new_zeros(members.shape[0], 0)
-
-
-def board_scores(emb: Tensor, members: Tensor, query: str = "centroid", tau: float = 0.1,
-                 candidates: Tensor | None = None) -> Tensor:
-    """Scores of boards for pins, by the board ``query`` of :data:`BOARD_QUERIES`.
-
-    Args:
-        emb: float ``[N, E]`` pin embeddings (normalised here).
-        members: int64 ``[Q, L]`` each board's pins, ``-1`` padding
-            (:func:`boardgraph.graph.csr.padded_rows`).
-        query: ``"centroid"`` or ``"attention"``; tau: the attention's softness.
-        candidates: int64 ``[C]`` pins to score (default: every pin).
-
-    Returns:
-        float ``[Q, C]`` (higher = more likely on the board); a board without pins scores 0.
-
-    Raises:
-        ValueError: an unknown ``query``.
-    """
-    if query not in BOARD_QUERIES:
-        raise ValueError(f"unknown board query {query!r}; choose one of {list(BOARD_QUERIES)}")
-    e = F.normalize(emb.float(), dim=1)
-    cand = e if candidates is None else e[candidates]
-    if query == "centroid":
-        valid = members >= 0
-        return F.normalize((e[members.clamp(min=0)] * valid[..., None]).sum(1), dim=1) @ cand.T
-    return attention_scores(members, e, cand, tau)
 
 
 def attention_to_boards(sims: Tensor, indptr: Tensor, indices: Tensor, tau: float) -> Tensor:

@@ -22,6 +22,7 @@ import yaml
 
 from boardgraph._io import atomic_write_text
 from boardgraph.errors import BoardgraphError
+from boardgraph.inference.board_query import BOARD_QUERIES
 from boardgraph.models import MODEL_KINDS
 from boardgraph.objectives.pinclip import trained_kinds
 
@@ -287,9 +288,9 @@ class TrainConfig:
             raise ConfigError(f"objective.kind {o.kind!r} is not one of {', '.join(trained_kinds())}")
         if o.alignment not in ("clip", "siglip"):
             raise ConfigError(f"objective.alignment {o.alignment!r} must be 'clip' or 'siglip'")
-        if o.board_query not in (None, "centroid", "attention") or not o.board_query_tau > 0:
-            raise ConfigError(f"objective.board_query {o.board_query!r} must be centroid, attention or null, and "
-                              f"objective.board_query_tau > 0 (got {o.board_query_tau})")
+        if o.board_query not in (None, *BOARD_QUERIES) or not o.board_query_tau > 0:
+            raise ConfigError(f"objective.board_query {o.board_query!r} must be {', '.join(BOARD_QUERIES)} or "
+                              f"null, and objective.board_query_tau > 0 (got {o.board_query_tau})")
         if o.negatives not in ("none", "uniform", "popularity"):
             raise ConfigError(f"objective.negatives {o.negatives!r} must be none, uniform or popularity")
         if self.model.mate_encoding not in ("bank", "full"):
@@ -301,7 +302,8 @@ class TrainConfig:
         op = self.optim
         shares = (op.refine_input_dropout, op.refine_id_dropout, op.refine_val_fraction)
         if op.refine_negatives < 0:
-            raise ConfigError(f"optim.refine_negatives must be >= 0 (0: always the full softmax), got {op.refine_negatives}")
+            raise ConfigError(f"optim.refine_negatives must be >= 0 (0: always the full softmax), got "
+                              f"{op.refine_negatives}")
         if op.refine_epochs < 0 or not op.refine_lr > 0 or not all(0 <= v < 1 for v in shares):
             raise ConfigError(f"optim.refine_epochs must be >= 0 (got {op.refine_epochs}), optim.refine_lr > 0 (got "
                               f"{op.refine_lr}), and optim.refine_input_dropout / refine_id_dropout / "

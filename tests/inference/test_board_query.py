@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from boardgraph.inference.board_query import (attention_complete, attention_scores, attention_to_boards,
-                                              board_scores)
+from boardgraph.inference.board_query import attention_complete, attention_scores, attention_to_boards
 from boardgraph.inference.index import EmbeddingIndex
 
 E = F.normalize(torch.randn(60, 8, generator=torch.Generator().manual_seed(0)), dim=1)
@@ -35,10 +34,6 @@ def test_tau_moves_the_attention_between_the_mean_and_the_nearest_pin():
     sims = E[[0, 3, 7]] @ E.T
     torch.testing.assert_close(attention_scores(MEMBERS[:1], E, E, 100.0)[0], sims.mean(0), atol=2e-3, rtol=0)
     assert (attention_scores(MEMBERS[:1], E, E, 0.03)[0] - sims.max(0).values).abs().max() < 0.04
-    # the centroid query ranks by the cosine to the normalised mean
-    torch.testing.assert_close(board_scores(E, MEMBERS[:1])[0], F.normalize(E[[0, 3, 7]].sum(0), dim=0) @ E.T)
-    with pytest.raises(ValueError, match="unknown board query 'max'"):
-        board_scores(E, MEMBERS, "max")
     with pytest.raises(ValueError, match="tau must be > 0"):
         attention_scores(MEMBERS, E, E, 0.0)
 
