@@ -16,7 +16,6 @@ board pin, ``O(board size x candidates x E)`` against ``O(candidates x E)`` for 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["BOARD_QUERIES", "attention_scores", "attention_to_boards", "attention_complete"]
