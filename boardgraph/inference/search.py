@@ -139,6 +139,7 @@ class PinSearch:
         self._boards: tuple[Tensor, Tensor] | None = None
         #: how boards score pins (the run's ``objective.board_query``: centroid or attention)
         self.board_query, self.tau = run.config.objective.query(), run.config.objective.board_query_tau
+        self._unit: Tensor | None = None
 
     # ------------------------------------------------------------------------------ construction
     @classmethod
@@ -287,6 +288,13 @@ class PinSearch:
         return self.search_by_image(image, k, filter)
 
     # ----------------------------------------------------------------------------------- boards
+    def unit_embeddings(self) -> Tensor:
+        """float32 ``[N, D]`` the catalogue vectors, L2-normalised (for attention board queries);
+        computed once, then cached."""
+        if self._unit is None:
+            self._unit = F.normalize(self.embeddings.float(), dim=1)
+        return self._unit
+
     def board_embeddings(self) -> tuple[Tensor, Tensor]:
         """``(embeddings [B, D], sizes [B] int64)``: each board's L2-normalised mean of its member
         pins' normalised embeddings (zero rows for empty boards; :func:`~boardgraph.inference.embed.board_centroids`)
@@ -321,8 +329,7 @@ class PinSearch:
         emb, sizes = self.board_embeddings()
         if self.board_query == "attention":   # the board pins nearest to the new pin count most
             indptr, indices, _ = self.catalogue.csr(self.catalogue.reverse_of(MEMBER))
-            scores = attention_to_boards(F.normalize(self.embeddings.float(), dim=1) @ F.normalize(q, dim=0),
-                                         indptr, indices, self.tau)
+            scores = attention_to_boards(self.unit_embeddings() @ F.normalize(q, dim=0), indptr, indices, self.tau)
         else:
             scores = emb @ q
         scores = scores.masked_fill(sizes == 0, float("-inf"))
@@ -358,8 +365,8 @@ class PinSearch:
     def _attention_look(self, members: Tensor, k: int, filter: Mapping[str, Any] | None,
                         exclude: list[Hashable]) -> pd.DataFrame:
         """:meth:`complete_the_look` by attention over the board's pins (:func:`attention_complete`)."""
-        en = F.normalize(self.embeddings.float(), dim=1)
-        rows, scores = attention_complete(self.index, en, members, k, self.tau, filter=filter, exclude_ids=exclude)
+        rows, scores = attention_complete(self.index, self.unit_embeddings(), members, k, self.tau, filter=filter,
+                                          exclude_ids=exclude)
         return self._frame(rows.numpy(), scores.numpy())
 
     # ---------------------------------------------------------------------------------- helpers
