@@ -293,7 +293,8 @@ def one_se_choice(per_board: dict[int, Tensor]) -> int:
 def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: PinBoardGraph, *, epochs: int,
                lr: float = 0.01, input_dropout: float = 0.3, id_dropout: float = 0.1, boards_per_batch: int = 64,
                targets: int = 4, negatives: int = 0, query: str = "centroid", tau: float = 0.1,
-               held_out: tuple[Tensor, Tensor] | None = None, eval_every: int = 5, seed: int = 0) -> RefineStats:
+               held_out: tuple[Tensor, Tensor] | None = None, eval_every: int = 5, seed: int = 0,
+               refit: bool = True) -> RefineStats:
     """Refine the ID rows of the warm pins in place (see the module docstring).
 
     Without ``held_out`` it runs ``epochs`` epochs. With it, the number of epochs is chosen on
@@ -325,6 +326,8 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
             trained and validated with.
         held_out: ``(pins, boards)`` int64 ``[H]`` memberships of ``graph`` to choose the length on.
         eval_every: epochs between validation measurements.
+        refit: with ``held_out``, False stops once the length is chosen and leaves the IDs as they
+            are (a caller that only wants the length, as the validation copy).
         seed: seed of the draws (the result is deterministic for a seed on a device).
 
     Raises:
@@ -364,6 +367,9 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
                    else None)
             validation = {e: float(r.mean()) for e, r in per_board.items()}
             chosen = one_se_choice(per_board)
+    if not refit and held_out is not None:
+        return RefineStats(chosen, validation, int(rows.boards.numel()), int(pins.numel()), math.nan, math.nan,
+                           time.perf_counter() - t0)
     u, losses = train_fn(u0, z, rows, chosen, st, torch.Generator(device=dev).manual_seed(seed))
     with torch.no_grad():
         ids.weight[pins] = (u - z).to(ids.weight.dtype)

@@ -80,7 +80,7 @@ def choose_refine_epochs(trainer_cls, run) -> RefineStats:
         child.fit()
         enc = child.model.encoder
         st = refine_ids(enc.ids, enc.id_warm, child.content_vectors(), split.train_graph, epochs=o.refine_epochs,
-                        held_out=held, seed=cfg.run.seed, **refine_settings(cfg))
+                        held_out=held, seed=cfg.run.seed, refit=False, **refine_settings(cfg))
     finally:
         _on_rank0(lambda: shutil.rmtree(out, ignore_errors=True))
     log.info("refinement length: %d epochs (validation Recall@10 by epochs: %s)", st.epochs,

@@ -92,6 +92,13 @@ def test_the_length_is_chosen_on_held_out_memberships():
                     eval_every=5, seed=0)
     assert list(st.validation) == [0, 5, 10, 15, 20]
     assert st.epochs > 0 and st.validation[st.epochs] > st.validation[0] + 0.05, st.validation
+    # refit=False (the validation copy's call): the same choice, and the IDs are left as they were
+    _, ids_b, _, _ = _setup()
+    before = ids_b.weight.detach().clone()
+    only = refine_ids(ids_b, warm, content, split.train_graph, epochs=20, boards_per_batch=16, held_out=held,
+                      eval_every=5, seed=0, refit=False)
+    assert only.epochs == st.epochs and only.validation == st.validation
+    assert torch.equal(ids_b.weight.detach(), before)
     split, ids, warm, content = _setup()
     before = ids.weight.detach().clone()
     scores = iter([torch.tensor([0.3, 0.3]), torch.tensor([0.2, 0.2]), torch.tensor([0.3, 0.3]),
