@@ -19,6 +19,7 @@ from .errors import (EncoderConfigError, EncoderError, EncoderProtocolError, Fea
                      MissingDependencyError, UnknownEncoderError)
 from .export import OnnxPinEncoder, export_onnx, onnx_input_names
 from .fusion import FusionConfig, HybridFusion
+from .id_table import IdTable, hash_rows
 from .image import TINY_VIT_KWARGS, ImagePreprocess, TimmImageConfig, TimmImageEncoder
 from .inputs import PinInputBuilder, PinInputs
 from .layers import MultiHeadAttention, TransformerBlock, masked_mean
@@ -41,6 +42,7 @@ __all__ = [
     "MetadataSchema", "MetadataConfig", "MetadataEncoder", "EfficientNetLiteConfig", "EfficientNetLiteEncoder",
     # inputs, fusion, encoder
     "PinInputs", "PinInputBuilder", "FusionConfig", "HybridFusion", "PinEncoderConfig", "PinEncoder", "PinEmbedding", "fuse_cached",
+    "IdTable", "hash_rows",
     "BoardMateAttention", "gather_mates", "MultiHeadAttention", "TransformerBlock", "masked_mean",
     # matryoshka
     "MATRYOSHKA_DIMS", "truncate_embedding", "matryoshka_embeddings",

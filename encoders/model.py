@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from .errors import EncoderConfigError
 from .fusion import FusionConfig, HybridFusion
+from .id_table import MAX_HASHES, IdTable
 from .inputs import PinInputBuilder, PinInputs
 from .matryoshka import truncate_embedding
 from .metadata import MetadataSchema
@@ -42,6 +43,9 @@ class PinEncoderConfig:
             marked warm (:meth:`PinEncoder.set_warm_ids`), 0 for none: content + ID.
         id_dropout: share of the warm pins of a training batch encoded without their ID (so the
             content path alone, which serves cold pins, is trained too; DropoutNet-style).
+        id_buckets, id_hashes: a hashed ID table of ``id_buckets`` rows, each pin the sum of
+            ``id_hashes`` of them (:class:`~boardgraph.encoders.IdTable`), for catalogues whose full
+            table would not fit; 0: one row per pin.
     """
 
     fusion: FusionConfig = field(default_factory=FusionConfig)
@@ -49,6 +53,8 @@ class PinEncoderConfig:
     matryoshka_dims: tuple[int, ...] = (64, 128, 256)
     num_ids: int = 0
     id_dropout: float = 0.0
+    id_buckets: int = 0
+    id_hashes: int = 2
 
     def __post_init__(self) -> None:
         dims = tuple(self.matryoshka_dims)
@@ -58,6 +64,9 @@ class PinEncoderConfig:
         if self.num_ids < 0 or not 0.0 <= self.id_dropout < 1.0:
             raise EncoderConfigError(f"num_ids must be >= 0 and id_dropout in [0, 1), got {self.num_ids}, "
                                      f"{self.id_dropout}", fix="e.g. num_ids=<pins of the graph>, id_dropout=0.5")
+        if self.id_buckets < 0 or not 1 <= self.id_hashes <= MAX_HASHES:
+            raise EncoderConfigError(f"id_buckets must be >= 0 and id_hashes in [1, {MAX_HASHES}], got "
+                                     f"{self.id_buckets}, {self.id_hashes}", fix="e.g. id_buckets=num_ids // 4, id_hashes=2")
 
 
 @dataclass
@@ -120,9 +129,8 @@ class PinEncoder(nn.Module):
         self.head = nn.Sequential(nn.LayerNorm(2 * d), nn.Linear(2 * d, e))
         self.align_head = nn.Linear(d, e)
         self.towers_frozen = False
-        self.ids = nn.Embedding(config.num_ids, e) if config.num_ids else None
+        self.ids = IdTable(config.num_ids, e, config.id_buckets, config.id_hashes) if config.num_ids else None
         if self.ids is not None:   # (no state-dict key without IDs: earlier checkpoints load as they were)
-            nn.init.zeros_(self.ids.weight)   # starts as the content model; the graph terms grow it
             self.register_buffer("id_warm", torch.zeros(config.num_ids, dtype=torch.bool))
 
     @classmethod

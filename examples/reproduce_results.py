@@ -156,6 +156,8 @@ def run(data: str, args, out: Path) -> Path:
         cfg.run.device = args.device
         if args.board_query:
             cfg.objective.board_query = args.board_query
+        if args.id_buckets:   # a hashed ID table of that share of the pins' rows
+            cfg.model.id_buckets = max(1, round(args.id_buckets * graph.num_nodes("pin")))
         return cfg
 
     t0 = time.perf_counter()
@@ -176,6 +178,8 @@ def run(data: str, args, out: Path) -> Path:
         cmd += f" --embed-dim {args.embed_dim}"
     if args.board_query:
         cmd += f" --board-query {args.board_query}"
+    if args.id_buckets:
+        cmd += f" --id-buckets {args.id_buckets}"
     if args.lexical_weight != 0.5:
         cmd += f" --lexical-weight {args.lexical_weight}"
     if tuple(args.versus) != VERSUS:
@@ -228,8 +232,10 @@ def main() -> None:
                     help="embedding width of the trained kinds (default: the demo's 64)")
     ap.add_argument("--device", default="auto", help="training device: auto, cpu, cuda")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
-    ap.add_argument("--board-query", choices=("centroid", "attention"),
-                    help="board query of every trained kind (default: each kind's own; neighbor_cf: attention)")
+    ap.add_argument("--board-query", choices=("centroid", "attention", "auto"),
+                    help="board query of every trained kind (default: each kind's own; neighbor_cf: attention; auto: chosen on the refinement's validation copy)")
+    ap.add_argument("--id-buckets", type=float, default=0.0,
+                    help="a hashed ID table with this share of the pins' rows (e.g. 0.25; 0: a row per pin)")
     ap.add_argument("--out", default=None, help="output folder (default: a temporary one)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")

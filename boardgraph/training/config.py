@@ -155,6 +155,9 @@ class ModelConfig:
     text_max_length: int = 32
     id_embedding: bool = False           # content + a learned ID embedding per pin seen in training
     id_dropout: float = 0.5              # share of warm pins trained without their ID (the cold-start path)
+    id_buckets: int = 0                  # > 0: a hashed ID table of this many rows (encoders.IdTable); 0: a row per pin
+    id_hashes: int = 2                   # rows summed per pin of a hashed ID table (1-4)
+    shard_ids: bool = False              # under torchrun: each rank holds 1/world of the ID table (training.id_sharding)
 
 
 @dataclass
@@ -179,7 +182,9 @@ class ObjectiveConfig:
     symmetric: bool | None = None        # graph terms average both InfoNCE directions (pin->context, context->pin);
                                          # None: the kind's default (neighbor: True, coboard: False)
     board_query: str | None = None       # how a board scores a pin (boardgraph.inference.board_query): "centroid"
-                                         # or "attention"; None: the kind's default (neighbor_cf: attention)
+                                         # or "attention"; "auto": chosen on the refinement's validation copy
+                                         # (kinds that refine; the run then stores its choice); None: the kind's
+                                         # default (neighbor_cf: attention)
     board_query_tau: float = 0.1         # softness of the attention query (cosine units)
 
     def is_symmetric(self) -> bool:
@@ -189,9 +194,11 @@ class ObjectiveConfig:
 
     def query(self) -> str:
         """``board_query``, or the kind's default when None (its registry entry: ``"attention"`` for
-        ``neighbor_cf``, else ``"centroid"``)."""
-        return getattr(MODEL_KINDS.get(self.kind).build, "board_query_default", "centroid") \
-            if self.board_query is None else self.board_query
+        ``neighbor_cf``, else ``"centroid"``); the default too for an ``"auto"`` that no
+        validation resolved (a run that did not refine stores none)."""
+        if self.board_query in (None, "auto"):
+            return getattr(MODEL_KINDS.get(self.kind).build, "board_query_default", "centroid")
+        return self.board_query
 
 
 @dataclass
@@ -288,8 +295,8 @@ class TrainConfig:
             raise ConfigError(f"objective.kind {o.kind!r} is not one of {', '.join(trained_kinds())}")
         if o.alignment not in ("clip", "siglip"):
             raise ConfigError(f"objective.alignment {o.alignment!r} must be 'clip' or 'siglip'")
-        if o.board_query not in (None, *BOARD_QUERIES) or not o.board_query_tau > 0:
-            raise ConfigError(f"objective.board_query {o.board_query!r} must be {', '.join(BOARD_QUERIES)} or "
+        if o.board_query not in (None, "auto", *BOARD_QUERIES) or not o.board_query_tau > 0:
+            raise ConfigError(f"objective.board_query {o.board_query!r} must be {', '.join(BOARD_QUERIES)}, auto or "
                               f"null, and objective.board_query_tau > 0 (got {o.board_query_tau})")
         if o.negatives not in ("none", "uniform", "popularity"):
             raise ConfigError(f"objective.negatives {o.negatives!r} must be none, uniform or popularity")
@@ -299,6 +306,9 @@ class TrainConfig:
             raise ConfigError(f"model.mate_values {self.model.mate_values!r} must be 'mates' or 'projected'")
         if not 0.0 <= self.model.id_dropout < 1.0:
             raise ConfigError(f"model.id_dropout {self.model.id_dropout} must lie in [0, 1)")
+        if self.model.id_buckets < 0 or not 1 <= self.model.id_hashes <= 4:
+            raise ConfigError(f"model.id_buckets must be >= 0 (0: a row per pin) and model.id_hashes in [1, 4], got "
+                              f"{self.model.id_buckets} and {self.model.id_hashes}; e.g. id_buckets = pins / 4, id_hashes 2")
         op = self.optim
         shares = (op.refine_input_dropout, op.refine_id_dropout, op.refine_val_fraction)
         if op.refine_negatives < 0:
@@ -357,9 +367,12 @@ class TrainConfig:
     def model_fingerprint(self) -> str:
         """Hash of what determines the parameter shapes (data size, model, objective kind)."""
         d = self.to_dict()
-        if not self.uses_ids():   # fields added later leave the fingerprints of earlier runs as they were
-            for k in ("id_embedding", "id_dropout"):
-                d["model"].pop(k, None)
+        # fields added later leave the fingerprints of earlier runs as they were
+        later = ("id_embedding", "id_dropout", "id_buckets", "id_hashes") if not self.uses_ids() else \
+            ("id_buckets", "id_hashes") if not self.model.id_buckets else ()
+        d["model"].pop("shard_ids", None)   # how the table is laid out over ranks, not its shape
+        for k in later:
+            d["model"].pop(k, None)
         key = {"model": d["model"], "objective": {"kind": d["objective"]["kind"], "alignment": d["objective"]["alignment"]},
                "data": {k: d["data"][k] for k in ("source", "n_pins", "n_boards", "data_seed")}}
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]

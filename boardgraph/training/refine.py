@@ -66,6 +66,7 @@ class RefineStats:
         boards: boards with 2+ pins; warm_pins: pins whose ID may move.
         first_loss, last_loss: mean loss of the first and last epoch of the final run (NaN for 0 epochs).
         seconds: wall time, validation included.
+        query: the board query it trained (and validated) with.
     """
 
     epochs: int
@@ -75,6 +76,7 @@ class RefineStats:
     first_loss: float
     last_loss: float
     seconds: float
+    query: str = "centroid"
 
 
 @dataclass
@@ -130,6 +132,39 @@ class _Settings:
     tau: float = 0.1
 
 
+@dataclass
+class _Ids:
+    """The trainable ID rows of a refinement: ``weight [R, E]`` (float, detached), and which of
+    them each warm pin reads (summed): a row per warm pin for a full table, the pin's hashed
+    buckets (:class:`~boardgraph.encoders.IdTable`) for a hashed one."""
+
+    weight: Tensor
+    pins: Tensor          # int64 [n] node index of each warm (local) pin
+    hashed: Any = None    # the hashed IdTable, or None
+
+    @classmethod
+    def of(cls, table: torch.nn.Module, pins: Tensor) -> "_Ids":
+        w = table.weight.detach().float()
+        if getattr(table, "hashed", False):
+            return cls(w.clone(), pins, table)
+        return cls(w[pins], pins)
+
+    def rows(self, local: Tensor) -> Tensor:
+        """int64 ``[*local.shape, k]``: the rows of ``weight`` that warm pins ``local`` read."""
+        return self.hashed.rows(self.pins[local].reshape(-1)).view(*local.shape, -1) if self.hashed is not None \
+            else local[..., None]
+
+    def vectors(self, z: Tensor, weight: Tensor) -> Tensor:
+        """float ``[n, E]``: every warm pin's vector ``z + its rows of weight`` (content ``z [n, E]``)."""
+        return z + weight[self.rows(torch.arange(z.shape[0], device=z.device))].sum(1)
+
+    def write(self, table: torch.nn.Module, weight: Tensor) -> None:
+        """Store the refined rows ``weight`` into the encoder's ``table``."""
+        with torch.no_grad():
+            if self.hashed is not None:
+                table.weight.copy_(weight.to(table.weight.dtype))
+            else:
+                table.weight[self.pins] = weight.to(table.weight.dtype)
 
 
 def _step_loss(st: _Settings, logits: Tensor, inp_mask: Tensor, tgt: Tensor) -> Tensor | None:
@@ -143,14 +178,16 @@ def _step_loss(st: _Settings, logits: Tensor, inp_mask: Tensor, tgt: Tensor) -> 
     return F.cross_entropy(logits[has].repeat(st.targets, 1), tgt[has].T.reshape(-1))
 
 
-def _train(u0: Tensor, z: Tensor, rows: _Rows, epochs: int, st: _Settings, gen: torch.Generator,
+def _train(ids: _Ids, z: Tensor, rows: _Rows, epochs: int, st: _Settings, gen: torch.Generator,
            on_epoch: Callable[[int, Tensor], None] | None = None) -> tuple[Tensor, list[float]]:
-    """``epochs`` of the board-completion softmax from the pins' vectors ``u0 [n, E]`` (content
-    ``z [n, E]``); ``on_epoch(epoch, u)`` after each. Returns the final vectors and each epoch's mean loss."""
-    dev, n = u0.device, u0.shape[0]
-    u = torch.nn.Parameter(u0.clone())
+    """``epochs`` of the board-completion softmax over the warm pins' vectors ``z + ids`` (content
+    ``z [n, E]``); ``on_epoch(epoch, u [n, E])`` after each. Returns the final ID rows and each
+    epoch's mean loss."""
+    dev, n = z.device, z.shape[0]
+    table = torch.nn.Parameter(ids.weight.clone())
+    every = ids.rows(torch.arange(n, device=dev))                                   # [n, k]
     log_scale = torch.nn.Parameter(torch.tensor(math.log(10.0), device=dev))
-    opt = torch.optim.Adam([u, log_scale], lr=st.lr)
+    opt = torch.optim.Adam([table, log_scale], lr=st.lr)
     losses: list[float] = []
     for epoch in range(1, epochs + 1):
         total, count = 0.0, 0
@@ -162,7 +199,7 @@ def _train(u0: Tensor, z: Tensor, rows: _Rows, epochs: int, st: _Settings, gen: 
             inp = x * (torch.rand(x.shape, generator=gen, device=dev) >= st.input_dropout)
             inp.scatter_(1, tgt, 0.0)
             keep = torch.rand(n, 1, generator=gen, device=dev) >= st.id_dropout
-            v = F.normalize(torch.where(keep, u, z), dim=1)
+            v = F.normalize(torch.where(keep, z + table[every].sum(1), z), dim=1)
             if st.query == "attention":
                 scores = attention_scores(rows.members(batch, inp), v, v, st.tau)
             else:
@@ -176,11 +213,11 @@ def _train(u0: Tensor, z: Tensor, rows: _Rows, epochs: int, st: _Settings, gen: 
             total, count = total + float(loss.detach()), count + 1
         losses.append(total / max(count, 1))
         if on_epoch is not None:
-            on_epoch(epoch, u.detach())
-    return u.detach(), losses
+            on_epoch(epoch, ids.vectors(z, table.detach()))
+    return table.detach(), losses
 
 
-def _train_sampled(u0: Tensor, z: Tensor, rows: _Rows, epochs: int, st: _Settings, gen: torch.Generator,
+def _train_sampled(ids: _Ids, z: Tensor, rows: _Rows, epochs: int, st: _Settings, gen: torch.Generator,
                    on_epoch: Callable[[int, Tensor], None] | None = None) -> tuple[Tensor, list[float]]:
     """:func:`_train` with a **sampled** softmax, for catalogues where a softmax over every warm pin
     per step is too slow: each step scores its boards' held-back pins against ``st.negatives``
@@ -188,10 +225,10 @@ def _train_sampled(u0: Tensor, z: Tensor, rows: _Rows, epochs: int, st: _Setting
     expected count subtracted from its logit (logQ correction) and accidental hits of the target
     masked. Rows move by sparse gradients (``SparseAdam``): a step costs ``O(batch x (negatives +
     board size) x E)``, not ``O(warm pins x E)``."""
-    dev, n = u0.device, u0.shape[0]
-    table = torch.nn.Embedding(n, u0.shape[1], sparse=True, device=dev)
+    dev, n = z.device, z.shape[0]
+    table = torch.nn.Embedding(*ids.weight.shape, sparse=True, device=dev)
     with torch.no_grad():
-        table.weight.copy_(u0)
+        table.weight.copy_(ids.weight)
     log_scale = torch.nn.Parameter(torch.tensor(math.log(10.0), device=dev))
     opts = (torch.optim.SparseAdam([table.weight], lr=st.lr), torch.optim.Adam([log_scale], lr=st.lr))
     lens = (rows.indptr[1:] - rows.indptr[:-1]).float()
@@ -212,7 +249,7 @@ def _train_sampled(u0: Tensor, z: Tensor, rows: _Rows, epochs: int, st: _Setting
             keep = torch.rand(n, generator=gen, device=dev) >= st.id_dropout
 
             def vec(idx: Tensor) -> Tensor:
-                return F.normalize(torch.where(keep[idx, None], table(idx), z[idx]), dim=-1)
+                return F.normalize(torch.where(keep[idx, None], z[idx] + table(ids.rows(idx)).sum(-2), z[idx]), dim=-1)
 
             cand = torch.cat([tgt.reshape(-1), torch.randint(n, (st.negatives,), generator=gen, device=dev)])
             expected = st.negatives / n + tgt.numel() * slot[cand]
@@ -242,7 +279,7 @@ def _train_sampled(u0: Tensor, z: Tensor, rows: _Rows, epochs: int, st: _Setting
             total, count = total + float(loss.detach()), count + 1
         losses.append(total / max(count, 1))
         if on_epoch is not None:
-            on_epoch(epoch, table.weight.detach())
+            on_epoch(epoch, ids.vectors(z, table.weight.detach()))
     return table.weight.detach().clone(), losses
 
 
@@ -308,8 +345,10 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
     without them.
 
     Args:
-        ids: the encoder's ID table ``[N_pins, E]`` (:attr:`~boardgraph.encoders.PinEncoder.ids`);
-            its rows of warm pins are overwritten.
+        ids: the encoder's ID table (:attr:`~boardgraph.encoders.PinEncoder.ids`, an
+            :class:`~boardgraph.encoders.IdTable`, or an ``nn.Embedding`` ``[N_pins, E]``): the rows of
+            warm pins of a full table are overwritten; a hashed table's rows are trained through
+            the hashes (each warm pin's vector is ``content + the sum of its buckets``).
         warm: bool ``[N_pins]`` the pins that carry their ID (``PinEncoder.id_warm``).
         content: float ``[N_pins, E]`` every pin's content vector before normalisation
             (:attr:`~boardgraph.encoders.PinEmbedding.content`, eval mode), on the table's device.
@@ -333,9 +372,9 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
     Raises:
         ValueError: shapes disagree, a share outside ``[0, 1)``, or negative ``negatives``.
     """
-    n = ids.num_embeddings
-    if warm.shape != (n,) or content.shape != (n, ids.embedding_dim):
-        raise ValueError(f"expected warm [{n}] and content [{n}, {ids.embedding_dim}], got "
+    n, e = getattr(ids, "num_ids", ids.weight.shape[0]), ids.weight.shape[1]
+    if warm.shape != (n,) or content.shape != (n, e):
+        raise ValueError(f"expected warm [{n}] and content [{n}, {e}], got "
                          f"{tuple(warm.shape)} and {tuple(content.shape)}")
     if not (0 <= input_dropout < 1 and 0 <= id_dropout < 1) or negatives < 0:
         raise ValueError(f"input_dropout and id_dropout must lie in [0, 1) and negatives be >= 0, got "
@@ -350,7 +389,8 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
         raise ValueError("a pin with a training membership is not marked warm; pass warm = degree > 0 of this graph")
     rows = _Rows.of(indptr, local[indices])
     z = content.detach().float()[pins]
-    u0 = z + ids.weight.detach().float()[pins]
+    rows_of = _Ids.of(ids, pins)
+    u0 = rows_of.vectors(z, rows_of.weight)
     st = _Settings(lr, input_dropout, id_dropout, boards_per_batch, targets, negatives, query, tau)
     train_fn = _train_sampled if 0 < negatives < pins.numel() else _train
     validation: dict[int, float] = {}
@@ -361,7 +401,7 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
         if val.cols.numel():
             per_board = {0: _recall(u0, train, val, query=query, tau=tau)}
             every = max(1, eval_every)
-            train_fn(u0, z, train, epochs, st, torch.Generator(device=dev).manual_seed(seed),
+            train_fn(rows_of, z, train, epochs, st, torch.Generator(device=dev).manual_seed(seed),
                    lambda e, u: per_board.__setitem__(e, _recall(u, train, val, query=query, tau=tau))
                    if e % every == 0 or e == epochs
                    else None)
@@ -369,13 +409,12 @@ def refine_ids(ids: torch.nn.Embedding, warm: Tensor, content: Tensor, graph: Pi
             chosen = one_se_choice(per_board)
     if not refit and held_out is not None:
         return RefineStats(chosen, validation, int(rows.boards.numel()), int(pins.numel()), math.nan, math.nan,
-                           time.perf_counter() - t0)
-    u, losses = train_fn(u0, z, rows, chosen, st, torch.Generator(device=dev).manual_seed(seed))
-    with torch.no_grad():
-        ids.weight[pins] = (u - z).to(ids.weight.dtype)
+                           time.perf_counter() - t0, query)
+    weight, losses = train_fn(rows_of, z, rows, chosen, st, torch.Generator(device=dev).manual_seed(seed))
+    rows_of.write(ids, weight)
     return RefineStats(chosen, validation, int(rows.boards.numel()), int(pins.numel()),
                        losses[0] if losses else math.nan, losses[-1] if losses else math.nan,
-                       time.perf_counter() - t0)
+                       time.perf_counter() - t0, query)
 
 
 def refine_settings(cfg: TrainConfig) -> dict[str, Any]:

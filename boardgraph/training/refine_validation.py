@@ -16,6 +16,7 @@ from torch import Tensor
 
 from boardgraph.evaluation.splits import split_memberships
 from boardgraph.graph import MEMBER, PinBoardGraph
+from boardgraph.inference.board_query import BOARD_QUERIES
 from boardgraph.training.refine import RefineStats, refine_ids, refine_settings
 
 __all__ = ["choose_refine_epochs", "phase_one_graph"]
@@ -63,7 +64,10 @@ def choose_refine_epochs(trainer_cls, run) -> RefineStats:
     training memberships (:func:`phase_one_graph`); :func:`refine_ids` then measures their
     Recall@10 before refining the copy's IDs and every 5 epochs up to ``optim.refine_epochs``. The
     returned stats' ``epochs`` is the shortest length within one standard error of the best (0: do
-    not refine; small validation sets, as on curated bundles, then refine only for a clear gain). Costs a
+    not refine; small validation sets, as on curated bundles, then refine only for a clear gain).
+    With ``objective.board_query: auto`` this is done with each board query
+    (:data:`~boardgraph.inference.board_query.BOARD_QUERIES`), and the stats of the one whose
+    chosen length has the best validation Recall@10 are returned (``query`` names it). Costs a
     second first phase; holding the memberships out of the run itself would cost it data instead
     (measured on Steam: warm Recall@10 -0.025 [-0.040, -0.011], 3 seeds).
     """
@@ -78,11 +82,14 @@ def choose_refine_epochs(trainer_cls, run) -> RefineStats:
         child = trainer_cls(child_cfg, split=dataclasses.replace(split, train_graph=fit), progress=False)
         child.model.encoder.set_warm_ids(split.train_graph.degree(MEMBER) > 0)   # the run's warm pins
         child.fit()
-        enc = child.model.encoder
-        st = refine_ids(enc.ids, enc.id_warm, child.content_vectors(), split.train_graph, epochs=o.refine_epochs,
-                        held_out=held, seed=cfg.run.seed, refit=False, **refine_settings(cfg))
+        enc, content = child.model.encoder, child.content_vectors()
+        queries = BOARD_QUERIES if cfg.objective.board_query == "auto" else (cfg.objective.query(),)
+        tried = [refine_ids(enc.ids, enc.id_warm, content, split.train_graph, epochs=o.refine_epochs, held_out=held,
+                            seed=cfg.run.seed, refit=False, **{**refine_settings(cfg), "query": q}) for q in queries]
     finally:
         _on_rank0(lambda: shutil.rmtree(out, ignore_errors=True))
-    log.info("refinement length: %d epochs (validation Recall@10 by epochs: %s)", st.epochs,
-             ", ".join(f"{e}: {r:.4f}" for e, r in st.validation.items()))
-    return st
+    for st in tried:
+        log.info("refinement length with %s board queries: %d epochs (validation Recall@10 by epochs: %s)",
+                 st.query, st.epochs, ", ".join(f"{e}: {r:.4f}" for e, r in st.validation.items()))
+    # "auto": the query whose chosen length validates best (the first, the kind's order, on a tie)
+    return max(tried, key=lambda st: st.validation.get(st.epochs, 0.0))

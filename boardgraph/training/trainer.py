@@ -3,7 +3,9 @@
 Frozen towers (the default) are run once into a :class:`~boardgraph.encoders.FeatureCache`, so a
 step only runs fusion, projections, mate attention and the losses: this is how training stays
 fast on CPU. Under ``torchrun`` the seeds are sharded across ranks (gloo on CPU, nccl on GPU),
-in-batch negatives are gathered across ranks, and rank 0 writes checkpoints and metrics.
+in-batch negatives are gathered across ranks, and rank 0 writes checkpoints and metrics; with
+``model.shard_ids`` each rank holds only its share of the ID table
+(:mod:`~boardgraph.training.id_sharding`).
 
 Rank 0 holds the run folder's lock while it trains (a second process gets
 :class:`~boardgraph.training.checkpoint.RunLockedError`). A NaN/inf loss stops training with
@@ -26,6 +28,7 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 from boardgraph.training.checkpoint import GraphChangedError, graph_fingerprint, load_checkpoint, run_lock, save_checkpoint
@@ -33,7 +36,9 @@ from boardgraph.training.config import ConfigError, TrainConfig
 from boardgraph.evaluation.splits import DataSplit, split_memberships
 from boardgraph.inference.embed import content_vectors, embed_pins, encode_pins
 from boardgraph.encoders import FeatureCache
-from boardgraph.training.factory import build_model, load_graph_for, resolve_device
+from boardgraph.training.id_sharding import IdSharding
+from boardgraph.training.factory import (batch_per_rank, build_model, load_graph_for, open_feature_cache,
+                                         resolve_device)
 from boardgraph.training.metrics_log import MetricLog, write_rank_summary
 from boardgraph.training.optim import build_optimizer
 from boardgraph.training.refine import refine_encoder
@@ -106,11 +111,16 @@ class Trainer:
         # Fixed width of each seed's board list: equal shapes on every rank (they are gathered);
         # pins on more boards keep their first MAX_BOARDS_PER_PIN for false-negative masking.
         self.board_width = max(1, min(MAX_BOARDS_PER_PIN, int(split.train_graph.degree(MEMBER).max())))
+        #: the ID table sharded across the ranks (model.shard_ids under torchrun), else None
+        self.id_sharding = IdSharding(self.model.encoder) if (
+            self.distributed and cfg.model.shard_ids and self.model.encoder.ids is not None) else None
         self.optimizer, self.scheduler = build_optimizer(self.model, cfg.optim, cfg.run.steps)
         if self.model.bank.numel():
             self._fill_bank()
+        if self.id_sharding is not None:   # each rank's own rows: not for DDP to broadcast or average
+            DDP._set_params_and_buffers_to_ignore_for_model(self.model, [IdSharding.NAME])
         # buffers are not broadcast: the bank is kept identical on every rank by gathered updates
-        self.ddp = torch.nn.parallel.DistributedDataParallel(
+        self.ddp = DDP(
             self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
             broadcast_buffers=False) if self.distributed else None
         self.step = 0
@@ -122,19 +132,8 @@ class Trainer:
 
     # -- setup --------------------------------------------------------------------------------
     def _feature_cache(self) -> FeatureCache:
-        path = self.out_dir / "feature_cache"
-        enc = self.model.encoder
-        if self.rank == 0:
-            try:
-                FeatureCache(path).check(enc)
-            except Exception:  # absent, or built by other towers: (re)build it
-                FeatureCache.build(path, enc, self.split.graph.features("pin"), self.builder, overwrite=True,
-                                   device=self.device)
-        if self.distributed:
-            dist.barrier()
-        cache = FeatureCache(path)
-        cache.check(enc)
-        return cache
+        return open_feature_cache(self.out_dir / "feature_cache", self.model.encoder, self.split.graph, self.builder,
+                                  self.device, self.rank)
 
     def _loader(self) -> PinBoardLoader:
         o, r = self.cfg.objective, self.cfg.run
@@ -149,30 +148,10 @@ class Trainer:
             negatives = UniformNegativeSampler(g)
         elif o.negatives == "popularity":
             negatives = PopularityNegativeSampler(g)
-        per_rank = self._batch_per_rank(int(seeds.numel()))
+        per_rank = batch_per_rank(r.batch_size, int(seeds.numel()), self.world)
         return PinBoardLoader(g, sampler, seeds, batch_size=per_rank, shuffle=True, drop_last=True, seed=r.seed,
                               negatives=negatives, num_negatives=o.num_negatives if negatives else 0,
                               device=self.device, rank=self.rank, world_size=self.world, even_batches=True)
-
-    def _batch_per_rank(self, n_seeds: int) -> int:
-        """Seeds per batch on this rank: ``run.batch_size / world``, clamped to the pins there are.
-
-        A graph with fewer pins on a board than ``run.batch_size`` (a 50-pin graph with the default
-        256) trains with batches of all of them, with a logged note. Fewer than 2 per rank leaves no
-        in-batch negative: a ConfigError naming the pin count.
-        """
-        r, most = self.cfg.run, n_seeds // self.world
-        if most < 2:
-            raise ConfigError(f"the training graph has {n_seeds} pin(s) on a board"
-                              f"{f' for {self.world} processes' if self.world > 1 else ''}; training needs at least "
-                              f"2 per batch{' per process' if self.world > 1 else ''} (in-batch negatives). Fix: "
-                              f"use a graph with more memberships (or a lower data.holdout_fraction / cold_fraction)")
-        per_rank = r.batch_size // self.world
-        if per_rank > most:
-            log.warning("run.batch_size %d is larger than the %d pins on a board of the training graph: training "
-                        "with batches of %d (every such pin once per epoch)", r.batch_size, n_seeds, most * self.world)
-            per_rank = most
-        return per_rank
 
     # -- batches ------------------------------------------------------------------------------
     def _batches(self, start_micro: int) -> Iterator[MiniBatch]:
@@ -252,14 +231,16 @@ class Trainer:
         Raises:
             NonFiniteLossError: a weight is NaN/inf; the previous checkpoint is kept.
         """
+        model_sd, opt_sd = (self.id_sharding.full_state(self.model, self.optimizer) if self.id_sharding else
+                            (self.model.state_dict(), self.optimizer.state_dict()))
         if self.rank != 0:
             return
-        bad = [n for n, p in self.model.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()]
+        bad = [n for n, p in model_sd.items() if p.is_floating_point() and not torch.isfinite(p).all()]
         if bad:
             raise NonFiniteLossError(f"weights {bad[:3]} are not finite at step {self.step}; they were not saved. "
                                      f"{self._kept()}. Fix: {self._nan_fix()}")
         save_checkpoint(self.checkpoint_path, {
-            "step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "step": self.step, "model": model_sd, "optimizer": opt_sd,
             "scheduler": self.scheduler.state_dict(), "rng": torch.get_rng_state(),
             "fingerprint": self.cfg.model_fingerprint(), "config": json.dumps(self.cfg.to_dict()),
             "graph_fingerprint": self.graph_fingerprint, "refined": self.refined})
@@ -280,8 +261,11 @@ class Trainer:
             raise GraphChangedError(f"the graph changed since {path} was written: its ids, edges or features differ "
                                     f"(fingerprint {self.graph_fingerprint}, trained on {trained_on}). Fix: train "
                                     f"into a new run.out_dir, or resume with the graph the run was trained on")
-        self.model.load_state_dict(ck["model"])
-        self.optimizer.load_state_dict(ck["optimizer"])
+        model_sd, opt_sd = ck["model"], ck["optimizer"]
+        if self.id_sharding is not None:
+            model_sd, opt_sd = self.id_sharding.shard_state(self.model, model_sd, self.optimizer, opt_sd)
+        self.model.load_state_dict(model_sd)
+        self.optimizer.load_state_dict(opt_sd)
         self.scheduler.load_state_dict(ck["scheduler"])
         torch.set_rng_state(ck["rng"])
         self.step = self.saved_step = int(ck["step"])
@@ -349,6 +333,8 @@ class Trainer:
 
     def _fit(self, resume: bool, steps: int | None) -> TrainResult:
         cfg = self.cfg
+        if self.id_sharding is not None:
+            self.id_sharding.begin(self.model.encoder)
         if resume and self.checkpoint_path.exists():
             self.load()
         if self.rank == 0:
@@ -377,6 +363,8 @@ class Trainer:
                         bar.set_postfix(loss=f"{logs['total']:.3f}")
                     if self.step % cfg.run.checkpoint_every == 0 or self.step == end:
                         self.save()
+            if self.id_sharding is not None:   # the refinement and the embedding pass read the whole table
+                self.id_sharding.end(self.model.encoder)
             if self.step == cfg.run.steps:
                 self._refine()
         finally:
@@ -392,7 +380,14 @@ class Trainer:
         o = self.cfg.optim
         if self.refined or o.refine_epochs == 0 or not getattr(self.model.ops, "refines_ids", False):
             return
-        epochs = choose_refine_epochs(type(self), self).epochs if o.refine_val_fraction > 0 else o.refine_epochs
+        epochs = o.refine_epochs
+        if o.refine_val_fraction > 0:
+            st = choose_refine_epochs(type(self), self)
+            epochs = st.epochs
+            if self.cfg.objective.board_query == "auto":   # resolved: the run's config stores the choice
+                self.cfg.objective.board_query = st.query
+                if self.rank == 0:
+                    self.cfg.save(self.out_dir / "config.yaml")
         refine_encoder(self.model.encoder, self.content_vectors(), self.split.train_graph, self.cfg, epochs)
         self.refined = True
         self.save()
@@ -425,8 +420,9 @@ class Trainer:
                 logs[k] = logs.get(k, 0.0) + v / accum
             pins += mb.batch_size * self.world
         if cfg.optim.grad_clip > 0:
-            logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
-                [p for p in self.model.parameters() if p.requires_grad], cfg.optim.grad_clip))
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            clip = self.id_sharding.clip if self.id_sharding else torch.nn.utils.clip_grad_norm_
+            logs["grad_norm"] = float(clip(params, cfg.optim.grad_clip))
             if not math.isfinite(logs["grad_norm"]):  # the same on every rank (gradients are reduced)
                 raise NonFiniteLossError(
                     f"non-finite gradient at step {self.step + 1} (grad_norm={logs['grad_norm']}, loss "

@@ -52,3 +52,16 @@ def test_encoder_benchmark_onnx_matches_torch():
     assert {(r["path"], r["batch"]) for r in lat} >= {("full", 1), ("fusion", 1)}
     # the exported graph computes what the torch module computes
     assert all(r["max_abs_diff"] < 1e-4 for r in lat)
+
+
+@pytest.mark.slow
+def test_id_sharding_benchmark_halves_the_table_per_rank():
+    recs = _records("id_sharding.py", "--pins", "400", "--steps", "2", "--embed-dim", "32")
+    steps = {r["mode"]: r for r in recs if r["op"] == "id_table_step"}
+    assert set(steps) == {"replicated", "sharded"} and all(r["ranks"] == 2 and r["ms_per_step"] > 0
+                                                           for r in steps.values())
+    # parameter + gradient + AdamW's two moments, 4 bytes each: 400 x 32 x 16 replicated, half of it sharded
+    assert steps["replicated"]["table_bytes_per_rank"] == 400 * 32 * 16
+    assert steps["sharded"]["table_bytes_per_rank"] == 200 * 32 * 16
+    ratios = {r["metric"]: r["ratio"] for r in recs if r["op"] == "ratio"}
+    assert ratios["sharded / replicated ID table bytes per rank"] == 0.5

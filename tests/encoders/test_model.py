@@ -180,3 +180,19 @@ def test_id_embedding_adds_to_warm_pins_only(schema, tiny_config, pin_features, 
         plain.set_warm_ids(torch.ones(6, dtype=torch.bool))
     with pytest.raises(EncoderConfigError, match="id_dropout"):
         PinEncoderConfig(num_ids=3, id_dropout=1.0, embed_dim=64, matryoshka_dims=(64,))
+
+
+def test_hashed_id_table_serves_warm_pins_the_sum_of_their_buckets(schema, tiny_config, pin_features, make_with):
+    plain = make_with(tiny_config).eval()
+    enc = make_with(replace(tiny_config, num_ids=8, id_buckets=3, id_hashes=2)).eval()
+    assert tuple(enc.state_dict()["ids.weight"].shape) == (3, 64)          # 3 rows serve 8 pins
+    enc.load_state_dict(plain.state_dict(), strict=False)
+    with torch.no_grad():
+        enc.ids.weight.copy_(torch.randn(3, 64) * 5)
+    enc.set_warm_ids(torch.tensor([True] * 4 + [False] * 4))
+    x = enc.input_builder(schema, max_length=24)(pin_features, torch.arange(8))
+    out, ref = enc(x).embedding, plain(x)
+    z = enc.head(torch.cat([ref.early, ref.late], -1))
+    rows = enc.ids.rows(torch.arange(4))
+    torch.testing.assert_close(out[:4], torch.nn.functional.normalize(z[:4] + enc.ids.weight[rows].sum(1), dim=1))
+    torch.testing.assert_close(out[4:], ref.embedding[4:])               # cold pins: content only

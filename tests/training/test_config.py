@@ -87,8 +87,8 @@ def test_every_numeric_and_bool_field_is_covered():
     assert {"run.steps", "run.batch_size", "run.tensorboard", "optim.lr", "model.metadata",
             "objective.symmetric", "data.holdout_fraction", "model.id_embedding", "model.id_dropout",
             "optim.id_lr_scale", "optim.refine_epochs", "optim.refine_id_dropout",
-            "optim.refine_val_fraction", "optim.refine_negatives", "objective.board_query_tau"} <= names \
-        and len(names) == 40
+            "optim.refine_val_fraction", "optim.refine_negatives", "objective.board_query_tau", "model.id_buckets",
+            "model.id_hashes", "model.shard_ids"} <= names and len(names) == 43
 
 
 @pytest.mark.parametrize("section,name,tp", TYPED, ids=[f"{s}.{f}" for s, f, _ in TYPED])
@@ -148,6 +148,15 @@ def test_values_are_normalised_and_ranges_checked():
     with_ids = TrainConfig.from_dict({"model": {"id_embedding": True}})
     assert with_ids.uses_ids() and with_ids.model_fingerprint() != "99d1e445e8e24b87"
     assert TrainConfig.from_dict({"objective": {"kind": "neighbor_id"}}).uses_ids()
+    # the hashed-table and sharding fields leave the fingerprints of runs with IDs as they were;
+    # a hashed table has another shape, sharding the same one
+    assert with_ids.model_fingerprint() == "e2a1cc6f3852dfea"
+    assert TrainConfig.from_dict({"objective": {"kind": "neighbor_cf"}, "model": {"shard_ids": True}}
+                                 ).model_fingerprint() == "0ad61a417d7d021d"
+    assert TrainConfig.from_dict({"model": {"id_embedding": True, "id_buckets": 100}}).model_fingerprint() \
+        != "e2a1cc6f3852dfea"
+    with pytest.raises(ConfigError, match=r"model.id_buckets must be >= 0 .* model.id_hashes in \[1, 4\], got 10 and 5"):
+        TrainConfig.from_dict({"model": {"id_buckets": 10, "id_hashes": 5}})
     with pytest.raises(ConfigError, match="section 'run' must be a mapping of keys to values, got 5"):
         TrainConfig.from_dict({"run": 5})
     cfg = TrainConfig()

@@ -162,10 +162,11 @@ def _free_port() -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["neighbor", "neighbor_cf"])
 def test_torchrun_two_processes(tmp_path, kind):
-    """Two CPU processes train one run; ``neighbor_cf`` also chooses and runs its ID refinement on
-    both ranks (the same final weights) and removes the copy it validated with."""
+    """Two CPU processes train one run; ``neighbor_cf`` (with its ID table sharded) also chooses and
+    runs its ID refinement on both ranks (the same final weights) and removes the copy it validated with."""
     cfg = tiny_config(tmp_path / "run", kind=kind, steps=6)
     cfg.optim.refine_epochs = 10
+    cfg.model.shard_ids = kind == "neighbor_cf"   # the refinement and the embedding pass read the gathered table
     cfg.save(tmp_path / "cfg.yaml")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
@@ -182,6 +183,54 @@ def test_torchrun_two_processes(tmp_path, kind):
     assert not (tmp_path / "run" / "refine_validation").exists()
     ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert ck["refined"] is (kind == "neighbor_cf")
+
+
+_FIT = """import sys
+from boardgraph.training.config import TrainConfig
+from boardgraph.training.trainer import Trainer
+t = Trainer(TrainConfig.load(sys.argv[1]))
+t.fit(resume=True, steps=int(sys.argv[2]))
+t.close()
+"""
+
+
+def _torchrun(tmp_path, cfg_path, steps: int) -> None:
+    """``steps`` more steps of the run of ``cfg_path`` (resumed from its checkpoint) on 2 CPU ranks."""
+    (tmp_path / "fit.py").write_text(_FIT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                        f"--master_port={_free_port()}", str(tmp_path / "fit.py"), str(cfg_path), str(steps)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_a_sharded_id_table_trains_as_the_replicated_one_and_resumes(tmp_path):
+    """``model.shard_ids`` under torchrun: each rank holds half the (hashed) ID table, and training
+    computes what the replicated table computes (up to float order); the checkpoint holds the whole
+    table and its whole AdamW state, so a run resumed on sharded ranks ends where it would have."""
+    def run(name: str, shard: bool, *chunks: int) -> dict:
+        cfg = tiny_config(tmp_path / name, kind="neighbor_id", steps=8)
+        cfg.model.shard_ids, cfg.model.id_buckets = shard, 201
+        cfg.save(tmp_path / f"{name}.yaml")
+        for steps in chunks:
+            _torchrun(tmp_path, tmp_path / f"{name}.yaml", steps)
+        ranks = [json.loads((tmp_path / name / f"rank{i}.json").read_text()) for i in range(2)]
+        assert ranks[0]["weight_sum"] == ranks[1]["weight_sum"]      # after training both ranks hold the whole table
+        return torch.load(tmp_path / name / "checkpoint.pt", weights_only=False)
+
+    rep, sh = run("replicated", False, 8), run("sharded", True, 8)
+    w_rep, w_sh = rep["model"]["encoder.ids.weight"], sh["model"]["encoder.ids.weight"]
+    assert tuple(w_sh.shape) == (201, 32) and float(w_rep.abs().sum()) > 0.1     # the whole, trained table
+    torch.testing.assert_close(w_sh, w_rep, atol=1e-6, rtol=1e-5)
+    for k, v in rep["model"].items():   # attention key biases have no gradient but float noise, which Adam
+        if v.is_floating_point() and not k.endswith("k.bias"):   # turns into lr-sized steps: left out
+            torch.testing.assert_close(sh["model"][k], v, atol=5e-5, rtol=1e-4, msg=k)
+    adam = [st for st in sh["optimizer"]["state"].values() if st["exp_avg"].shape == (201, 32)]
+    assert len(adam) == 1 and float(adam[0]["exp_avg_sq"].abs().sum()) > 0
+    resumed = run("resumed", True, 4, 4)     # 4 steps, a checkpoint, 4 more from it
+    assert resumed["step"] == 8
+    torch.testing.assert_close(resumed["model"]["encoder.ids.weight"], w_sh, atol=1e-6, rtol=1e-5)
 
 
 def test_padded_rows_fixed_width_cuts_long_rows():
