@@ -182,14 +182,16 @@ class NeighborIdKind(NeighborKind):
 class NeighborCfKind(NeighborIdKind):
     """``neighbor_cf``: ``neighbor_id``, then the collaborative refinement of the warm pins' IDs
     after the last step (:mod:`boardgraph.training.refine`: a board-completion softmax over every
-    warm pin, content frozen; ``optim.refine_*``), with attention board queries
-    (:mod:`boardgraph.inference.board_query`)."""
+    warm pin, content frozen; ``optim.refine_*``), with the board query
+    (:mod:`boardgraph.inference.board_query`) that validates best."""
 
     #: the trainer runs :func:`boardgraph.training.refine.refine_ids` after the last step
     refines_ids = True
-    #: boards score pins by attention over their pins (``objective.board_query``), in the
-    #: refinement and at serving
-    board_query_default = "attention"
+    #: how boards score pins (``objective.board_query``), in the refinement and at serving: chosen
+    #: between the centroid and attention over the board's pins on the refinement's validation
+    #: copy (attention if no validation runs)
+    board_query_default = "auto"
+    board_query_unresolved = "attention"
 
 
 register_model("content", family="trained", loss_weights={"clip": 1.0, "pin_modality": 1.0, "matryoshka": 0.5},
@@ -207,7 +209,7 @@ register_model("neighbor_id", family="trained", loss_weights=_NEIGHBOR_WEIGHTS,
                        "(ID dropout 0.5)")(NeighborIdKind)
 register_model("neighbor_cf", family="trained", loss_weights=_NEIGHBOR_WEIGHTS,
                summary="neighbor_id, then a collaborative refinement of the warm pins' IDs (board-completion "
-                       "softmax, length chosen on validation); boards score pins by attention over their pins"
+                       "softmax, length chosen on validation); boards score pins by the query that validates best (centroid or attention over their pins)"
                )(NeighborCfKind)
 
 

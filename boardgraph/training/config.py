@@ -184,7 +184,7 @@ class ObjectiveConfig:
     board_query: str | None = None       # how a board scores a pin (boardgraph.inference.board_query): "centroid"
                                          # or "attention"; "auto": chosen on the refinement's validation copy
                                          # (kinds that refine; the run then stores its choice); None: the kind's
-                                         # default (neighbor_cf: attention)
+                                         # default (neighbor_cf: auto)
     board_query_tau: float = 0.1         # softness of the attention query (cosine units)
 
     def is_symmetric(self) -> bool:
@@ -192,13 +192,18 @@ class ObjectiveConfig:
         else False)."""
         return MODEL_KINDS.get(self.kind).build.symmetric_default if self.symmetric is None else bool(self.symmetric)
 
+    def query_setting(self) -> str:
+        """``board_query``, or the kind's default when None (its registry entry: ``"auto"`` for
+        ``neighbor_cf``, else ``"centroid"``); ``"auto"`` is resolved by the refinement's validation."""
+        build = MODEL_KINDS.get(self.kind).build
+        return getattr(build, "board_query_default", "centroid") if self.board_query is None else self.board_query
+
     def query(self) -> str:
-        """``board_query``, or the kind's default when None (its registry entry: ``"attention"`` for
-        ``neighbor_cf``, else ``"centroid"``); the default too for an ``"auto"`` that no
-        validation resolved (a run that did not refine stores none)."""
-        if self.board_query in (None, "auto"):
-            return getattr(MODEL_KINDS.get(self.kind).build, "board_query_default", "centroid")
-        return self.board_query
+        """The board query the run scores boards with: :meth:`query_setting`, where an ``"auto"``
+        that no validation resolved (the run did not refine, or has not yet) is the kind's
+        ``board_query_unresolved`` (``"attention"`` for ``neighbor_cf``), else ``"centroid"``."""
+        q = self.query_setting()
+        return getattr(MODEL_KINDS.get(self.kind).build, "board_query_unresolved", "centroid") if q == "auto" else q
 
 
 @dataclass

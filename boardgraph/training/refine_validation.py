@@ -65,7 +65,7 @@ def choose_refine_epochs(trainer_cls, run) -> RefineStats:
     Recall@10 before refining the copy's IDs and every 5 epochs up to ``optim.refine_epochs``. The
     returned stats' ``epochs`` is the shortest length within one standard error of the best (0: do
     not refine; small validation sets, as on curated bundles, then refine only for a clear gain).
-    With ``objective.board_query: auto`` this is done with each board query
+    With ``objective.board_query: auto`` (``neighbor_cf``'s default) this is done with each board query
     (:data:`~boardgraph.inference.board_query.BOARD_QUERIES`), and the stats of the one whose
     chosen length has the best validation Recall@10 are returned (``query`` names it). Costs a
     second first phase; holding the memberships out of the run itself would cost it data instead
@@ -83,7 +83,7 @@ def choose_refine_epochs(trainer_cls, run) -> RefineStats:
         child.model.encoder.set_warm_ids(split.train_graph.degree(MEMBER) > 0)   # the run's warm pins
         child.fit()
         enc, content = child.model.encoder, child.content_vectors()
-        queries = BOARD_QUERIES if cfg.objective.board_query == "auto" else (cfg.objective.query(),)
+        queries = BOARD_QUERIES if cfg.objective.query_setting() == "auto" else (cfg.objective.query(),)
         tried = [refine_ids(enc.ids, enc.id_warm, content, split.train_graph, epochs=o.refine_epochs, held_out=held,
                             seed=cfg.run.seed, refit=False, **{**refine_settings(cfg), "query": q}) for q in queries]
     finally:

@@ -159,7 +159,8 @@ def test_refine_settings_are_checked_by_the_config():
     with pytest.raises(ConfigError, match=r"board_query_tau > 0 \(got 0.0\)"):
         TrainConfig.from_dict({"objective": {"board_query_tau": 0.0}})
     cfg = TrainConfig.from_dict({"objective": {"kind": "neighbor_cf"}})
-    assert cfg.objective.query() == "attention" and TrainConfig().objective.query() == "centroid"
+    assert cfg.objective.query_setting() == "auto" and cfg.objective.query() == "attention"   # before validation
+    assert TrainConfig().objective.query() == "centroid"
     cfg.objective.board_query = "centroid"
     assert cfg.objective.query() == "centroid"
 
@@ -188,11 +189,13 @@ def test_neighbor_cf_beats_popularity_on_a_small_dense_graph_and_refines_once(tm
         t.fit()
     # the length was chosen by a copy of the run trained without the validation memberships
     chosen = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refinement length with")]
-    assert len(chosen) == 1 and "validation Recall@10 by epochs: 0: " in chosen[0], chosen
+    # one per board query (neighbor_cf's default, auto, tries both)
+    assert len(chosen) == 2 and "validation Recall@10 by epochs: 0: " in chosen[0], chosen
     assert not (tmp_path / "neighbor_cf" / "refine_validation").exists()
     emb = load_embeddings(t.embed_pins(tmp_path / "emb.npy"))
-    assert cfg.objective.query() == "attention"                  # boards score pins by attention over their pins
-    warm = board_completion(EmbeddingScorer(emb, "attention"), split).warm["recall@10"].mean
+    query = cfg.objective.query()                                # the board query chosen on validation
+    assert cfg.objective.board_query == query and query in ("centroid", "attention")
+    warm = board_completion(EmbeddingScorer(emb, query), split).warm["recall@10"].mean
     assert t.refined and load_checkpoint(t.checkpoint_path, cfg.model_fingerprint())["refined"] is True
     assert warm > popularity + 0.03, (warm, popularity)         # measured: 0.174 against 0.110
     run = load_run(tmp_path / "neighbor_cf", graph=g)             # what the apps and the index serve
@@ -237,7 +240,7 @@ def test_hashed_ids_refine_through_their_buckets(negatives):
 
 
 def test_auto_board_query_is_chosen_on_the_validation_copy_and_stored(tmp_path, monkeypatch):
-    """``objective.board_query: auto``: the validation copy refines with each query, the run takes
+    """``objective.board_query: auto`` (``neighbor_cf``'s default): the validation copy refines with each query, the run takes
     the one whose chosen length validates best, refines and serves with it, and its config stores it."""
     from boardgraph.datasets import synthetic_lookbooks
     from boardgraph.evaluation.demo import demo_config
@@ -255,7 +258,7 @@ def test_auto_board_query_is_chosen_on_the_validation_copy_and_stored(tmp_path, 
     g = synthetic_lookbooks(400, 120, seed=0, preset="dense")
     cfg = demo_config("neighbor_cf", tmp_path, n_pins=400, n_boards=120, steps=6, seed=0)
     cfg.run.batch_size, cfg.run.progress, cfg.run.tensorboard = 64, "off", False
-    cfg.optim.refine_epochs, cfg.objective.board_query = 10, "auto"
+    cfg.optim.refine_epochs = 10                        # board_query: neighbor_cf's default, auto
     t = Trainer(cfg, split=split_memberships(g, 0.2, 0.1, seed=0))
     t.fit()
     assert [st.query for st in tried] == ["centroid", "attention"]
