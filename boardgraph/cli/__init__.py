@@ -2,7 +2,7 @@
 
 One module per command group registers its subcommands (``register(sub)``): :mod:`.demo`,
 :mod:`.graph` (build, describe), :mod:`.train`, :mod:`.inference` (embed, index, search, place,
-export-onnx) and :mod:`.evaluate` (evaluate, models). User errors (bad tables, missing files) print
+export-onnx), :mod:`.evaluate` (evaluate, models) and :mod:`.browse` (browse). User errors (bad tables, missing files) print
 one line and exit with status 2; no tracebacks.
 """
 from __future__ import annotations
@@ -13,14 +13,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from boardgraph.cli import demo, evaluate, graph, inference, train
+from boardgraph.cli import browse, demo, evaluate, graph, inference, train
 from boardgraph.cli._common import UsageError
 from boardgraph.errors import BoardgraphError
 
 __all__ = ["main", "build_parser", "UsageError"]
 
 #: The command groups, in the order ``--help`` lists them.
-COMMAND_GROUPS = (demo, graph, train, inference, evaluate)
+COMMAND_GROUPS = (demo, graph, train, inference, evaluate, browse)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -47,7 +47,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         for line in lines:
             print(f"  {line}")
     print(f"report: {res.report} (runs and embeddings in {out}/<model>; {res.seconds:.0f} s in all)")
-    print(f"next: boardgraph search {out}/neighbor_cf --pin <pin id>   |   boardgraph place {out}/neighbor_cf --text \"...\"")
+    print(f"next: boardgraph browse {out}/neighbor_cf --out {out}/site --compare {out}/content   "
+          f"(then open {out}/site/index.html)")
+    print(f"      boardgraph search {out}/neighbor_cf --pin <pin id>   |   boardgraph place {out}/neighbor_cf --text \"...\"")
     return 0
 
 

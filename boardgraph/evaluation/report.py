@@ -34,6 +34,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from boardgraph.evaluation.report_html import report_page
 from boardgraph.schema import GROUP_LABELS, GROUPS
 from boardgraph.graph import MEMBER
 from boardgraph.errors import BoardgraphError
@@ -229,7 +230,8 @@ def write_report(out_dir: str | os.PathLike[str], table: pd.DataFrame, *, title:
                  graph: PinBoardGraph | None = None,
                  sections: Mapping[str, str | pd.DataFrame] | None = None, notes: str = "",
                  float_format: str = ".3f") -> Path:
-    """Write ``report.md`` and its figures into ``out_dir`` (created if needed), atomically.
+    """Write ``report.md`` and its figures into ``out_dir`` (created if needed), atomically, and
+    ``report.html``: the same page for a browser, with the plots embedded.
 
     Args:
         out_dir: the folder; other files in it are left alone, except that figures of a
@@ -277,8 +279,10 @@ def write_report(out_dir: str | os.PathLike[str], table: pd.DataFrame, *, title:
             figures["graph"] = FIGURES["graph"]
         md = _markdown(title, notes, table, figures, sims, graph, sections or {}, float_format)
         (tmp / "report.md").write_text(md, encoding="utf-8")
+        (tmp / "report.html").write_text(report_page(md, tmp), encoding="utf-8")   # the same, plots embedded
         for name in figures.values():
             os.replace(tmp / name, out / name)
+        os.replace(tmp / "report.html", out / "report.html")
         os.replace(tmp / "report.md", out / "report.md")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

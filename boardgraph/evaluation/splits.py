@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from boardgraph._io import atomic_write
 
 from boardgraph.training.config import ConfigError
 from boardgraph.graph import MEMBER, PinBoardGraph
 
-__all__ = ["DataSplit", "split_memberships", "split_reserved_boards"]
+__all__ = ["DataSplit", "split_memberships", "split_reserved_boards", "save_split_ids", "load_split_ids", "SplitIds"]
 
 
 @dataclass
@@ -153,3 +157,33 @@ def _rank_within(keys: Tensor) -> Tensor:
     rank = torch.empty_like(pos)
     rank[order] = pos - group_start
     return rank
+
+
+@dataclass
+class SplitIds:
+    """What a run held out, by id (:func:`save_split_ids`): ``heldout`` a DataFrame-ready pair of
+    arrays ``(pin_ids, board_ids)`` of the warm memberships held out, and ``cold_pins`` the ids of
+    the pins held out entirely."""
+
+    heldout_pins: np.ndarray
+    heldout_boards: np.ndarray
+    cold_pins: np.ndarray
+
+
+def save_split_ids(split: DataSplit, path: str | Path) -> None:
+    """Write the held-out memberships and cold pins of ``split`` by id to ``path`` (``.npz``,
+    atomically), so tools that read a run later (``boardgraph browse``) can mark them."""
+    g, (hp, hb) = split.graph, split.heldout
+    arrays = {"heldout_pins": np.asarray(g.ids("pin", hp), dtype=object),
+              "heldout_boards": np.asarray(g.ids("board", hb), dtype=object),
+              "cold_pins": np.asarray(g.ids("pin", split.cold_pins), dtype=object)}
+    atomic_write(path, lambda fh: np.savez(fh, **{k: v.astype(str) for k, v in arrays.items()}))
+
+
+def load_split_ids(path: str | Path) -> SplitIds | None:
+    """The :class:`SplitIds` written by :func:`save_split_ids` at ``path``, or None when absent
+    (ids come back as strings)."""
+    if not Path(path).exists():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        return SplitIds(z["heldout_pins"], z["heldout_boards"], z["cold_pins"])

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from boardgraph.training.checkpoint import GraphChangedError, graph_fingerprint, load_checkpoint, run_lock, save_checkpoint
 from boardgraph.training.config import ConfigError, TrainConfig
-from boardgraph.evaluation.splits import DataSplit, split_memberships
+from boardgraph.evaluation.splits import DataSplit, save_split_ids, split_memberships
 from boardgraph.inference.embed import content_vectors, embed_pins, encode_pins
 from boardgraph.encoders import FeatureCache
 from boardgraph.training.id_sharding import IdSharding
@@ -339,6 +339,7 @@ class Trainer:
             self.load()
         if self.rank == 0:
             cfg.save(self.out_dir / "config.yaml")
+            save_split_ids(self.split, self.out_dir / "split.npz")   # what browse marks as held out
         end = cfg.run.steps if steps is None else min(cfg.run.steps, self.step + steps)
         batches = self._batches(self.step * cfg.optim.accumulate)
         self.model.train()
@@ -384,7 +385,7 @@ class Trainer:
         if o.refine_val_fraction > 0:
             st = choose_refine_epochs(type(self), self)
             epochs = st.epochs
-            if self.cfg.objective.board_query == "auto":   # resolved: the run's config stores the choice
+            if self.cfg.objective.query_setting() == "auto":   # resolved: the run's config stores the choice
                 self.cfg.objective.board_query = st.query
                 if self.rank == 0:
                     self.cfg.save(self.out_dir / "config.yaml")

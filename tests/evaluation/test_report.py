@@ -77,7 +77,7 @@ def test_report_files_table_and_figures(tmp_path):
     assert "6 pins, 2 boards, 7 memberships" in md
     # nothing but the report is left in the folder (the temporary folder is gone)
     assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == [
-        "degree_distribution.png", "recall_at_k.png", "report.md", "similarity_hist.png"]
+        "degree_distribution.png", "recall_at_k.png", "report.html", "report.md", "similarity_hist.png"]
 
 
 def test_report_replaces_atomically(tmp_path, monkeypatch):
@@ -98,7 +98,7 @@ def test_report_replaces_atomically(tmp_path, monkeypatch):
     # a successful rewrite replaces report.md; figures it no longer draws are removed
     write_report(out, _table(), title="Third")
     assert (out / "report.md").read_text().startswith("# Third\n")
-    assert sorted(p.name for p in out.iterdir()) == ["report.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.md"]
 
 
 def test_report_rejects_bad_inputs_before_writing(tmp_path):
