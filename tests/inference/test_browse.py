@@ -143,3 +143,30 @@ def test_cli_writes_the_site_and_the_server_serves_it(tiny_run_dir, tmp_path, ca
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_thumbnails_from_image_paths_bytes_and_tensors_count_what_they_skip(tmp_path):
+    import io
+
+    import numpy as np
+    import torch
+
+    from boardgraph.graph.features import NodeFeatures
+    from boardgraph.inference.browse import write_thumbnails
+
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(tmp_path / "red.png")
+    buf = io.BytesIO()
+    Image.new("RGB", (50, 50), (30, 30, 200)).save(buf, format="JPEG")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    f = NodeFeatures(5)
+    f.add_column("photo", [str(tmp_path / "red.png"), buf.getvalue(), None, str(tmp_path / "broken.jpg"),
+                           str(tmp_path / "absent.png")], "image")
+    rep = write_thumbnails(f, "photo", [0, 1, 2, 3, 4], tmp_path / "thumbs", size=32)
+    assert rep.have == {0, 1} and rep.written == 2 and rep.missing == 1 and sorted(rep.unreadable) == [3, 4]
+    with Image.open(tmp_path / "thumbs" / "p0.jpg") as im:
+        assert im.size == (32, 32) and abs(im.getpixel((16, 16))[0] - 200) < 12     # red stays red
+    assert write_thumbnails(f, "photo", [0, 1], tmp_path / "thumbs", size=32).reused == 2   # written once
+    t = NodeFeatures(2)
+    t.add_tensor("image", torch.from_numpy(np.full((2, 3, 64, 64), 90, dtype=np.uint8)), kind="image")
+    rep = write_thumbnails(t, "image", [1], tmp_path / "t2", size=16)
+    assert rep.have == {1} and (tmp_path / "t2" / "p1.jpg").exists() and not (tmp_path / "t2" / "p0.jpg").exists()
