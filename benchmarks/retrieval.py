@@ -17,7 +17,10 @@
     half of the queries; each chosen ``ef_search`` is then measured on the other half of the
     queries (never seen by any tuning), giving the recall and queries/s ratio a user would get.
     ``--data normal`` (the default) draws i.i.d. standard-normal vectors; ``--data lowrank`` draws
-    them from a ``--intrinsic``-dimensional subspace plus 5% noise, closer to real embeddings.
+    them from a ``--intrinsic``-dimensional subspace plus 5% noise, closer to real embeddings;
+    ``--data learned`` embeds ``--n`` + ``--queries`` synthetic lookbook pins with a trained run
+    (``--run``, or a neighbor-alignment run trained here on 2,000 other pins; ``--dim`` is then
+    the run's width) and queries with the last ``--queries`` (pins the index does not hold).
 (b) ``cold_start``: ``PinSearch.place_new_pin`` end to end on a trained small model (``--run``,
     or a neighbor-alignment model trained here on 2,000 synthetic pins): embed a new pin from text
     + metadata, score the boards, search the pins. The catalogue is the reference Pin-Board graph
@@ -89,6 +92,25 @@ def vectors(n: int, dim: int, seed: int, data: str, intrinsic: int) -> np.ndarra
     return out
 
 
+def learned_vectors(args: argparse.Namespace, n: int, tmp: Path) -> np.ndarray:
+    """``[n, E]`` float32 embeddings of ``n`` synthetic lookbook pins (``n // 10`` boards, data seed 7)
+    by a trained run (``--run``, or a small neighbor-alignment run trained here on 2,000 other
+    synthetic pins): what a deployed index holds. The embedding pass runs the towers live."""
+    from boardgraph.datasets import synthetic_lookbooks
+    from boardgraph.inference.embed import embed_pins, load_embeddings
+
+    run = _trained_run(args, tmp)
+    t = time.perf_counter()
+    graph = synthetic_lookbooks(n, max(2, n // 10), seed=7)
+    path = embed_pins(run.encoder, n, tmp / "learned.npy", builder=run.builder, features=graph.features("pin"),
+                      batch_size=4096)
+    del graph
+    emb = load_embeddings(path)
+    emit({"op": "ann_learned_vectors", "n": n, "dim": int(emb.shape[1]), "run": str(args.run or "trained here"),
+          "seconds": round(time.perf_counter() - t, 1)})
+    return np.ascontiguousarray(np.asarray(emb, dtype=np.float32))
+
+
 def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean share of each row of ``truth [Q, k]`` that appears in the same row of ``found``."""
     return float((found[:, :, None] == truth[:, None, :]).any(2).sum(1).mean() / truth.shape[1])
@@ -96,8 +118,13 @@ def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
 
 def run_ann(args: argparse.Namespace) -> None:
     n, dim, nq = args.n, args.dim, args.queries
-    x = vectors(n, dim, 0, args.data, args.intrinsic)
-    q = vectors(nq, dim, 1, args.data, args.intrinsic)
+    if args.data == "learned":   # the last rows (pins the index does not hold) are the queries
+        with tempfile.TemporaryDirectory() as tmp:
+            x = learned_vectors(args, n + nq, Path(tmp))
+        x, q, dim = x[:n], x[n:], x.shape[1]
+    else:
+        x = vectors(n, dim, 0, args.data, args.intrinsic)
+        q = vectors(nq, dim, 1, args.data, args.intrinsic)
     ids = np.arange(n)
     base = {"n": n, "dim": dim, "queries": nq, "data": args.data, **machine(args.threads)}
     if args.data == "lowrank":
@@ -342,7 +369,8 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1_000_000, help="catalogue vectors / pins")
     p.add_argument("--dim", type=int, default=256, help="vector width of part (a)")
     p.add_argument("--queries", type=int, default=2000, help="queries of part (a)")
-    p.add_argument("--data", choices=("normal", "lowrank"), default="normal")
+    p.add_argument("--data", choices=("normal", "lowrank", "learned"), default="normal",
+                   help="learned: embeddings of synthetic lookbook pins by a trained run (--run, or one trained here)")
     p.add_argument("--intrinsic", type=int, default=32, help="subspace dimension of --data lowrank")
     p.add_argument("--hnsw-m", type=int, default=32)
     p.add_argument("--ef-construction", type=int, default=100)

@@ -34,3 +34,14 @@ def test_ann_part_prints_hnsw_and_factory_records():
         assert r["reached"] == (r["tune_recall_at_10"] >= 0.9)
     # stored rows find themselves through their own node: that tuning never asks for more search
     assert tune["stored rows"]["ef_search"] <= tune["held-out rows"]["ef_search"]
+
+
+def test_ann_part_on_learned_embeddings_of_a_trained_run():
+    cmd = [sys.executable, "retrieval.py", "--part", "ann", "--data", "learned", "--n", "1500", "--queries", "50",
+           "--threads", "1", "--ef-search", "64", "--train-steps", "3"]
+    out = subprocess.run(cmd, cwd=BENCH, capture_output=True, text=True, timeout=300, check=True).stdout
+    recs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    vec = recs[0]
+    assert vec["op"] == "ann_learned_vectors" and vec["n"] == 1550 and vec["dim"] == 64
+    hnsw = [r for r in recs if r["op"] == "ann_hnsw"]
+    assert len(hnsw) == 1 and hnsw[0]["dim"] == 64 and hnsw[0]["data"] == "learned" and hnsw[0]["recall_at_10"] > 0.9
