@@ -214,8 +214,13 @@ def run_factory(args: argparse.Namespace, spec: str, x: np.ndarray, q: np.ndarra
     t = time.perf_counter()
     index.train(x[: min(len(x), 100_000)])
     index.add(x)
-    emit({"op": "ann_factory_build", **base, "factory": spec, "seconds": round(time.perf_counter() - t, 1),
-          "load1": load1()})
+    built = time.perf_counter() - t
+    coarse = faiss.downcast_index(index.base_index) if hasattr(index, "base_index") else index   # under RFlat
+    emit({"op": "ann_factory_build", **base, "factory": spec, "seconds": round(built, 1),
+          # the codes searched in RAM (ids of IVF lists excluded), and everything the index holds
+          # (an RFlat re-ranking store keeps each full vector: 4 x dim bytes more)
+          "code_bytes_per_vector": int(coarse.sa_code_size()),
+          "index_bytes_per_vector": round(faiss.serialize_index(index).size / len(x), 1), "load1": load1()})
     try:
         ivf = faiss.extract_index_ivf(index)
     except RuntimeError:
