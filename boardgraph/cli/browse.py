@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from boardgraph.cli._common import RAW
+from boardgraph.graph import PinBoardGraph
 from boardgraph.inference.browse import PROJECTIONS, BrowseOptions, build_site, site_server
+from boardgraph.inference.run import load_run
 
 __all__ = ["register"]
 
@@ -19,7 +21,8 @@ EPILOG_BROWSE = """examples:
 def _cmd_browse(args: argparse.Namespace) -> int:
     opt = BrowseOptions(pins=args.pins, boards=args.boards, k=args.k, color_by=args.color_by,
                         projection=args.projection, map_points=args.map_points)
-    report = build_site(args.run_dir, args.out, opt, compare=args.compare)
+    run = load_run(args.run_dir, graph=PinBoardGraph.load(args.graph)) if args.graph else args.run_dir
+    report = build_site(run, args.out, opt, compare=args.compare)
     print(report.summary())
     print(f"open {report.out.resolve() / 'index.html'} in a browser (it works offline, from disk)")
     if args.serve is not None:
@@ -40,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=EPILOG_BROWSE, formatter_class=RAW)
     b.add_argument("run_dir", help="a trained run's folder (its run.out_dir)")
     b.add_argument("--out", required=True, help="site folder (new, empty, or a site written before)")
+    b.add_argument("--graph", help="the saved graph the run was trained on, when its config does not name it "
+                                   "(e.g. a run trained from Python on a graph built in memory)")
     b.add_argument("--compare", help="a second run on the same graph: pin pages show both runs' neighbours")
     b.add_argument("--pins", type=int, default=300, help="pin pages (a sample; default 300)")
     b.add_argument("--boards", type=int, default=100, help="board pages (a sample; default 100)")

@@ -36,7 +36,7 @@ def csv_run(base: Path) -> Path:
     rows = [(f"wish{b}", f"item{(b * 7 + j * 3) % 90}") for b in range(24) for j in range(8)]
     items = pd.DataFrame({"pin_id": [f"item{i}" for i in range(90)],
                           "title": [EVIL if i == 0 else f"{['red', 'blue', 'green'][i % 3]} thing {i}" for i in range(90)],
-                          "category": [["shoe", "bag", "hat"][i % 3] for i in range(90)]})
+                          "category": [None if i == 5 else ["shoe", "bag", "hat"][i % 3] for i in range(90)]})
     boards = pd.DataFrame({"board_id": [f"wish{b}" for b in range(24)],
                            "board_title": ['"><img src=x onerror=alert(2)>' if b == 0 else f"wishlist {b}"
                                            for b in range(24)]})
@@ -103,6 +103,8 @@ def test_a_user_csv_graph_escapes_every_string_and_marks_held_out_pins(user_run,
     assert len(marked) >= 10 and all("held out: rank" in b for b in marked)
     assert sum("(found)" in b for b in boards) >= 1                  # some held-out pins are in the top 5
     assert "coloured by category" in (tmp_path / "site" / "map.html").read_text()
+    page = next(p.read_text() for p in (tmp_path / "site" / "pins").glob("*.html") if "<code>item5</code>" in p.read_text())
+    assert "<td>category</td><td></td>" in page and "nan" not in page.lower()      # a missing value shows empty
 
 
 def test_the_script_data_cannot_close_its_element():
@@ -126,6 +128,15 @@ def test_compare_shows_both_runs_and_a_foreign_folder_is_refused(tiny_run_dir, t
         build_site(tiny_run_dir, tmp_path / "x", compare=user_run)
     with pytest.raises(SiteError, match="--color-by 'nope' is not a pin feature"):
         build_site(tiny_run_dir, tmp_path / "y", BrowseOptions(color_by="nope"))
+
+
+def test_cli_reads_the_graph_a_run_names_or_the_one_given(user_run, tmp_path, capsys):
+    graph_dir = user_run.parent / "graph"
+    assert main(["browse", str(user_run), "--out", str(tmp_path / "a"), "--graph", str(graph_dir), "--pins", "5",
+                 "--boards", "1"]) == 0
+    assert "5 pin pages, 1 board pages" in capsys.readouterr().out
+    assert main(["browse", str(user_run), "--out", str(tmp_path / "b"), "--graph", str(tmp_path / "none")]) == 2
+    assert "none" in capsys.readouterr().err
 
 
 def test_cli_writes_the_site_and_the_server_serves_it(tiny_run_dir, tmp_path, capsys):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -240,7 +241,7 @@ def _metadata(site: _Site, p: int) -> list[tuple[str, str]]:
     feats = site.graph.features("pin")
     skip = set(feats.names("image"))
     row = feats.table.iloc[p] if len(feats.table.columns) else {}
-    return [(c, str(row[c])[:200]) for c in feats.table.columns if c not in skip]
+    return [(c, "" if pd.isna(row[c]) else str(row[c])[:200]) for c in feats.table.columns if c not in skip]
 
 
 def _write_pin_pages(site: _Site, out: Path, other: TrainedRun | None) -> None:
