@@ -87,7 +87,7 @@ class _Lookup(torch.autograd.Function):
 
 class ShardedIdTable(nn.Module):
     """This rank's share of an :class:`~boardgraph.encoders.IdTable` (same ``rows`` and forward;
-    ``weight`` holds rows ``[rank S, (rank + 1) S)`` only). Built by :func:`shard_ids`."""
+    ``weight`` holds rows ``[rank S, (rank + 1) S)`` only). Built by :class:`IdSharding`."""
 
     def __init__(self, table: IdTable, rank: int, world: int) -> None:
         super().__init__()
