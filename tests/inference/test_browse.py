@@ -181,3 +181,23 @@ def test_thumbnails_from_image_paths_bytes_and_tensors_count_what_they_skip(tmp_
     t.add_tensor("image", torch.from_numpy(np.full((2, 3, 64, 64), 90, dtype=np.uint8)), kind="image")
     rep = write_thumbnails(t, "image", [1], tmp_path / "t2", size=16)
     assert rep.have == {1} and (tmp_path / "t2" / "p1.jpg").exists() and not (tmp_path / "t2" / "p0.jpg").exists()
+
+
+def test_held_out_pins_are_marked_on_a_graph_with_integer_ids(tmp_path):
+    """split.npz stores ids as text; a graph of int64 ids still gets its held-out pins marked."""
+    from boardgraph.evaluation.demo import demo_config
+    from boardgraph.training.trainer import Trainer
+
+    rows = [(1000 + b, (b * 7 + j * 3) % 90) for b in range(24) for j in range(8)]
+    items = pd.DataFrame({"pin_id": range(90), "title": [f"thing {i}" for i in range(90)]})
+    graph, _ = from_collections(pd.DataFrame(rows, columns=["board_id", "pin_id"]).drop_duplicates(), items=items,
+                                text=["title"])
+    assert graph.ids("pin").dtype.kind == "i"
+    graph.save(tmp_path / "graph")
+    cfg = demo_config("neighbor", tmp_path, n_pins=90, n_boards=24, steps=3, seed=0)
+    cfg.data.source, cfg.data.holdout_fraction = str(tmp_path / "graph"), 0.2
+    cfg.run.batch_size, cfg.run.progress, cfg.run.tensorboard = 32, "off", False
+    Trainer(cfg).fit()
+    build_site(tmp_path / "neighbor", tmp_path / "site", BrowseOptions(pins=90, boards=24, k=5))
+    marked = sum("held out: rank" in p.read_text() for p in (tmp_path / "site" / "boards").glob("*.html"))
+    assert marked >= 10, marked

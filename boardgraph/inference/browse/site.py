@@ -121,8 +121,9 @@ class _Site:
         ids = load_split_ids(run.out_dir / "split.npz")
         if ids is None or not len(ids.heldout_pins):
             return set()
-        p = self.graph.index("pin", list(ids.heldout_pins), missing="ignore").tolist()
-        b = self.graph.index("board", list(ids.heldout_boards), missing="ignore").tolist()
+        # split.npz holds ids as text: match them to the graph's ids as text (int ids included)
+        p = pd.Index(self.pin_ids).get_indexer(ids.heldout_pins).tolist()
+        b = pd.Index(self.board_ids).get_indexer(ids.heldout_boards).tolist()
         return {(x, y) for x, y in zip(p, b) if x >= 0 and y >= 0}
 
     def members(self, b: int) -> list[int]:
