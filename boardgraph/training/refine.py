@@ -141,6 +141,7 @@ class _Ids:
     weight: Tensor
     pins: Tensor          # int64 [n] node index of each warm (local) pin
     hashed: Any = None    # the hashed IdTable, or None
+    _every: Tensor | None = None   # rows(all warm pins), computed once by vectors()
 
     @classmethod
     def of(cls, table: torch.nn.Module, pins: Tensor) -> "_Ids":
@@ -155,8 +156,11 @@ class _Ids:
             else local[..., None]
 
     def vectors(self, z: Tensor, weight: Tensor) -> Tensor:
-        """float ``[n, E]``: every warm pin's vector ``z + its rows of weight`` (content ``z [n, E]``)."""
-        return z + weight[self.rows(torch.arange(z.shape[0], device=z.device))].sum(1)
+        """float ``[n, E]``: every warm pin's vector ``z + its rows of weight`` (content ``z [n, E]``;
+        the rows of all warm pins are looked up once and kept)."""
+        if self._every is None:
+            self._every = self.rows(torch.arange(z.shape[0], device=z.device))
+        return z + weight[self._every].sum(1)
 
     def write(self, table: torch.nn.Module, weight: Tensor) -> None:
         """Store the refined rows ``weight`` into the encoder's ``table``."""
@@ -185,7 +189,6 @@ def _train(ids: _Ids, z: Tensor, rows: _Rows, epochs: int, st: _Settings, gen: t
     epoch's mean loss."""
     dev, n = z.device, z.shape[0]
     table = torch.nn.Parameter(ids.weight.clone())
-    every = ids.rows(torch.arange(n, device=dev))                                   # [n, k]
     log_scale = torch.nn.Parameter(torch.tensor(math.log(10.0), device=dev))
     opt = torch.optim.Adam([table, log_scale], lr=st.lr)
     losses: list[float] = []
@@ -199,7 +202,7 @@ def _train(ids: _Ids, z: Tensor, rows: _Rows, epochs: int, st: _Settings, gen: t
             inp = x * (torch.rand(x.shape, generator=gen, device=dev) >= st.input_dropout)
             inp.scatter_(1, tgt, 0.0)
             keep = torch.rand(n, 1, generator=gen, device=dev) >= st.id_dropout
-            v = F.normalize(torch.where(keep, z + table[every].sum(1), z), dim=1)
+            v = F.normalize(torch.where(keep, ids.vectors(z, table), z), dim=1)
             if st.query == "attention":
                 scores = attention_scores(rows.members(batch, inp), v, v, st.tau)
             else:
