@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from boardgraph._io import atomic_write_text
+from boardgraph.encoders.id_table import MAX_HASHES
 from boardgraph.errors import BoardgraphError
 from boardgraph.inference.board_query import BOARD_QUERIES
 from boardgraph.models import MODEL_KINDS
@@ -156,7 +157,7 @@ class ModelConfig:
     id_embedding: bool = False           # content + a learned ID embedding per pin seen in training
     id_dropout: float = 0.5              # share of warm pins trained without their ID (the cold-start path)
     id_buckets: int = 0                  # > 0: a hashed ID table of this many rows (encoders.IdTable); 0: a row per pin
-    id_hashes: int = 2                   # rows summed per pin of a hashed ID table (1-4)
+    id_hashes: int = 2                   # rows summed per pin of a hashed ID table (1 to encoders.MAX_HASHES, 4)
     shard_ids: bool = False              # under torchrun: each rank holds 1/world of the ID table (training.id_sharding)
 
 
@@ -311,8 +312,8 @@ class TrainConfig:
             raise ConfigError(f"model.mate_values {self.model.mate_values!r} must be 'mates' or 'projected'")
         if not 0.0 <= self.model.id_dropout < 1.0:
             raise ConfigError(f"model.id_dropout {self.model.id_dropout} must lie in [0, 1)")
-        if self.model.id_buckets < 0 or not 1 <= self.model.id_hashes <= 4:
-            raise ConfigError(f"model.id_buckets must be >= 0 (0: a row per pin) and model.id_hashes in [1, 4], got "
+        if self.model.id_buckets < 0 or not 1 <= self.model.id_hashes <= MAX_HASHES:
+            raise ConfigError(f"model.id_buckets must be >= 0 (0: a row per pin) and model.id_hashes in [1, {MAX_HASHES}], got "
                               f"{self.model.id_buckets} and {self.model.id_hashes}; e.g. id_buckets = pins / 4, id_hashes 2")
         op = self.optim
         shares = (op.refine_input_dropout, op.refine_id_dropout, op.refine_val_fraction)
