@@ -7,7 +7,7 @@ which a linear ``(a i + b) mod p`` hash is not). Two pins share their whole embe
 only when all ``k`` hashes collide (about ``pins^2 / (2 buckets^k)`` pairs: 8 pairs for ``k = 2``
 and a quarter of the pins' rows, at any size), while the table and its optimizer state take a
 quarter of the memory (the "hashing trick" with double hashing of
-Weinberger et al. 2009 and Tito Svenstrup et al. 2017, without the per-pin weights that would
+Weinberger et al. 2009 and Svenstrup et al. 2017, without the per-pin weights that would
 bring an ``O(pins)`` table back).
 
 Both kinds expose ``weight`` (the trainable ``[rows, E]`` parameter, state-dict key

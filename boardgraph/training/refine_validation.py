@@ -91,5 +91,5 @@ def choose_refine_epochs(trainer_cls, run) -> RefineStats:
     for st in tried:
         log.info("refinement length with %s board queries: %d epochs (validation Recall@10 by epochs: %s)",
                  st.query, st.epochs, ", ".join(f"{e}: {r:.4f}" for e, r in st.validation.items()))
-    # "auto": the query whose chosen length validates best (the first, the kind's order, on a tie)
+    # "auto": the query whose chosen length validates best (on a tie, the first of BOARD_QUERIES)
     return max(tried, key=lambda st: st.validation.get(st.epochs, 0.0))

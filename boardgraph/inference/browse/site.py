@@ -97,7 +97,7 @@ class _Site:
 
     def __init__(self, run: TrainedRun, options: BrowseOptions) -> None:
         g = self.graph = run.graph
-        self.opt, self.run = options, run
+        self.opt = options
         self.emb = F.normalize(torch.as_tensor(np.asarray(run.embed_pins(), dtype=np.float32)), dim=1)
         feats = g.features("pin")
         self.pin_ids = np.asarray(g.ids("pin")).astype(str)
