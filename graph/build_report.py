@@ -1,6 +1,7 @@
 """`BuildReport`: what a builder kept, dropped, de-duplicated or set missing, and why."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ EDGE_ROWS = "edge_rows"
 TABLE_ROWS = "table_rows"
 #: Scope of a reason: feature values set missing; their rows and nodes are kept.
 VALUES = "values"
+log = logging.getLogger("boardgraph.graph.builders")
 _UNITS = {EDGE_ROWS: "rows", TABLE_ROWS: "table rows", VALUES: "values set missing"}
 
 
@@ -33,6 +35,8 @@ class BuildReport:
             default), ``"table_rows"`` (node-table rows dropped) or ``"values"`` (feature values
             set missing, rows kept).
         warnings: lines about a graph that was built but is likely useless (e.g. a single board).
+        method: how the graph was built: ``"in memory"`` or ``"out of core"`` (empty when not said),
+            and ``method_note`` why (the estimated memory against the limit).
     """
 
     rows_in: int = 0
@@ -43,6 +47,8 @@ class BuildReport:
     edges: dict[str, int] = field(default_factory=dict)
     scopes: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    method: str = ""
+    method_note: str = ""
 
     def add(self, reason: str, n: int, rows: list[Any] | None = None, message: str = "",
             scope: str = EDGE_ROWS) -> None:
@@ -69,6 +75,15 @@ class BuildReport:
         """Record a warning about the built graph (printed first by ``str(report)``)."""
         self.warnings.append(message)
 
+    def warn_if_small(self) -> None:
+        """Warn (here and in the log) when a node type of :attr:`nodes` has fewer than 2 nodes."""
+        small = [(t, n) for t, n in self.nodes.items() if n < 2]
+        if small:
+            need = "2 of each" if len(small) > 1 else f"2 {small[0][0]}s"
+            self.warn(f"only {' and '.join(f'{n} {t}' + 's' * (n != 1) for t, n in small)}: training and "
+                      f"evaluation need at least {need}")
+            log.warning("build: %s", self.warnings[-1])
+
     @property
     def dropped(self) -> dict[str, int]:
         """Reason -> edge-table rows not stored as edges (dropped or de-duplicated)."""
@@ -90,6 +105,8 @@ class BuildReport:
                  + ", ".join(f"{n:,} {t}s" for t, n in self.nodes.items()) + "; "
                  + ", ".join(f"{n:,} '{r}' edges" for r, n in self.edges.items()),
                  f"  {n_edges:,} edges + {self.n_dropped:,} dropped = {n_edges + self.n_dropped:,} rows read"]
+        if self.method:
+            lines.append(f"  built {self.method}" + (f": {self.method_note}" if self.method_note else ""))
         lines += [f"  WARNING: {w}" for w in self.warnings]
         if not self.counts:
             lines.append("  nothing dropped, de-duplicated or set missing")

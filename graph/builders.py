@@ -32,6 +32,7 @@ drops rows (node-table ids, edge attributes, consent, minimum group size),
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,14 +42,18 @@ import pandas as pd
 import torch
 
 from .build_report import BuildReport
-from .checks import Checker, id_kind, lookup_ids, null_ids, require_columns
-from .errors import EmptyGraphError, NullIdError, SchemaError, UnknownIdError, show_value
-from .feature_columns import FeatureSpec, parse_feature_columns
+from .checks import Checker, lookup_ids, require_columns
+from .errors import EmptyGraphError, SchemaError
+from .feature_columns import FeatureSpec, fill_features, parse_feature_columns
 from .idmap import IdMap
 from .image_checks import DEFAULT_MAX_IMAGE_PIXELS, ImageRules
-from .row_filters import apply_consent, apply_min_group, edge_attr_tensors, valid_table_rows
+from .row_filters import (apply_consent, apply_min_group, check_null_ids, check_unknown_ids, edge_attr_tensors,
+                          valid_table_rows)
+from .io import GRAPH_ARTEFACT
 from .store import PinBoardGraph
+from .stream import StreamTuning, build_out_of_core, choose_method
 from .tables import read_table
+from boardgraph._io import check_output
 
 __all__ = ["from_collections", "from_interactions", "read_table", "parse_feature_columns", "BuildReport",
            "DEFAULT_MAX_IMAGE_PIXELS"]
@@ -67,7 +72,9 @@ def from_collections(memberships: Any, collection: str = "board_id", item: str =
                      weight: str | None = None, timestamp: str | None = None, order: str | None = None,
                      consent: str | None = None, min_board_size: int = 1, image_root: str | None = None,
                      max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS, allow_outside_root: bool = False,
-                     encoding: str = "utf-8", on_error: str = "raise") -> tuple[PinBoardGraph, BuildReport]:
+                     encoding: str = "utf-8", on_error: str = "raise", out: str | os.PathLike | None = None,
+                     method: str = "auto", max_memory: int | str | StreamTuning | None = None,
+                     overwrite: bool = True) -> tuple[PinBoardGraph, BuildReport]:
     """Build a Pin-Board graph from a membership table (one row per pin on a board).
 
     Args:
@@ -106,6 +113,22 @@ def from_collections(memberships: Any, collection: str = "board_id", item: str =
             id, bad weight/timestamp/order, unrecognised consent) is dropped, a bad node-table
             row (null or repeated id) is dropped, and a bad feature value (malformed or non-finite
             number, refused image) is set missing with its node kept; each is counted by reason.
+        out: a folder to save the graph to (atomically; a saved graph there is replaced when
+            ``overwrite``). Needed for the out-of-core path, which writes it as it goes; the graph
+            returned is then memory-mapped from it.
+        method: ``"auto"`` (default): in memory when the estimated peak (about 100 bytes a row,
+            plus 60 per text id column) fits ``max_memory``, out of core otherwise (with ``out``);
+            ``"memory"``; or ``"out-of-core"``: read the table in batches and spill to disk beside
+            ``out``, with the same graph and report as in memory. Its input is a Parquet file, a
+            folder of Parquet shards, a CSV/TSV file or a DataFrame, and features come from node
+            tables (``items=``/``boards=``), which are read in memory. ``report.method`` says
+            which path was taken and why.
+        max_memory: the memory limit, bytes or text such as ``"4G"`` (default: half the memory
+            available), or a :class:`~boardgraph.graph.stream.StreamTuning` that also sets the
+            batch and spill sizes. An out-of-core build stays within it, but for the id dictionaries (about
+            60 bytes per distinct id while reading, 8 after, plus the text of text ids) and about
+            40 bytes per node of counters.
+        overwrite: with ``out``, replace a graph saved there (nothing else is ever replaced).
 
     Returns:
         ``(graph, report)``: a graph with node types ``pin`` and ``board`` and relation
@@ -128,7 +151,7 @@ def from_collections(memberships: Any, collection: str = "board_id", item: str =
                   rel=("in", "has"), weight=weight, timestamp=timestamp, order=order, consent=consent,
                   min_group=min_board_size, min_name="min_board_size",
                   images=ImageRules(image_root, max_image_pixels, allow_outside_root), encoding=encoding,
-                  on_error=on_error)
+                  on_error=on_error, out=_Out(out, method, max_memory, overwrite))
 
 
 def from_interactions(interactions: Any, user: str = "user_id", item: str = "pin_id", *,
@@ -138,10 +161,13 @@ def from_interactions(interactions: Any, user: str = "user_id", item: str = "pin
                       weight: str | None = None, timestamp: str | None = None, consent: str | None = None,
                       min_users: int = 1, image_root: str | None = None,
                       max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS, allow_outside_root: bool = False,
-                      encoding: str = "utf-8", on_error: str = "raise") -> tuple[PinBoardGraph, BuildReport]:
+                      encoding: str = "utf-8", on_error: str = "raise", out: str | os.PathLike | None = None,
+                      method: str = "auto", max_memory: int | str | StreamTuning | None = None,
+                      overwrite: bool = True) -> tuple[PinBoardGraph, BuildReport]:
     """Build a User-Pin graph from an interaction table (saves, purchases, clicks).
 
-    Same conventions and options as :func:`from_collections`; node types ``user`` and ``pin``,
+    Same conventions and options as :func:`from_collections` (``out``, ``method`` and ``max_memory``
+    included); node types ``user`` and ``pin``,
     relation ``("user", relation, "pin")`` with reverse ``("pin", reverse, "user")``, and
     ``report.rows_in == report.edges[relation] + report.n_dropped``. ``min_users`` drops pins
     that fewer distinct users interacted with (k-anonymity for rare items), from ``items`` too
@@ -153,7 +179,7 @@ def from_interactions(interactions: Any, user: str = "user_id", item: str = "pin
                   rel=(relation, reverse), weight=weight, timestamp=timestamp, order=None, consent=consent,
                   min_group=min_users, min_name="min_users",
                   images=ImageRules(image_root, max_image_pixels, allow_outside_root), encoding=encoding,
-                  on_error=on_error)
+                  on_error=on_error, out=_Out(out, method, max_memory, overwrite))
 
 
 # -- assembly -------------------------------------------------------------------------------------
@@ -169,10 +195,47 @@ class _Side:
     table: Any = None
 
 
+@dataclass(frozen=True)
+class _Out:
+    """Where and how a build goes: the output folder (or None), the method, the memory limit, overwrite."""
+
+    folder: str | os.PathLike | None = None
+    method: str = "auto"
+    max_memory: int | str | StreamTuning | None = None
+    overwrite: bool = True
+
+
 def _build(edges_obj: Any, *, src: _Side, dst: _Side, rel: tuple[str, str], weight: str | None,
            timestamp: str | None, order: str | None, consent: str | None, min_group: int, min_name: str,
-           images: ImageRules, encoding: str, on_error: str) -> tuple[PinBoardGraph, BuildReport]:
-    """Both builders: relation ``(src.ntype, rel[0], dst.ntype)`` with reverse ``rel[1]``.
+           images: ImageRules, encoding: str, on_error: str, out: _Out) -> tuple[PinBoardGraph, BuildReport]:
+    """Both builders: relation ``(src.ntype, rel[0], dst.ntype)`` with reverse ``rel[1]``, in memory
+    or out of core (:func:`~boardgraph.graph.stream.choose_method`), saved to ``out.folder`` if given."""
+    if out.folder is not None:
+        check_output(out.folder, GRAPH_ARTEFACT, out.overwrite)  # before the slow part
+    cols = [c for c in (src.col, dst.col) if c]
+    path, why, limit = choose_method(edges_obj, out.method, out.max_memory, out.folder, cols, encoding)
+    if path == "out of core":
+        report = build_out_of_core(edges_obj, out.folder, sides=(src, dst), rel=rel,
+                                   attrs={"weight": weight, "timestamp": timestamp, "order": order}, consent=consent,
+                                   min_group=min_group, min_name=min_name, images=images, encoding=encoding,
+                                   on_error=on_error, overwrite=out.overwrite,
+                                   tuning=out.max_memory if isinstance(out.max_memory, StreamTuning)
+                                   else StreamTuning(limit))
+        report.method_note = why
+        return PinBoardGraph.load(out.folder, mmap=True), report
+    graph, report = _build_in_memory(edges_obj, src=src, dst=dst, rel=rel, weight=weight, timestamp=timestamp,
+                                     order=order, consent=consent, min_group=min_group, min_name=min_name,
+                                     images=images, encoding=encoding, on_error=on_error)
+    report.method, report.method_note = "in memory", why
+    if out.folder is not None:
+        graph.save(out.folder, overwrite=out.overwrite)
+    return graph, report
+
+
+def _build_in_memory(edges_obj: Any, *, src: _Side, dst: _Side, rel: tuple[str, str], weight: str | None,
+                     timestamp: str | None, order: str | None, consent: str | None, min_group: int, min_name: str,
+                     images: ImageRules, encoding: str, on_error: str) -> tuple[PinBoardGraph, BuildReport]:
+    """The in-memory build.
 
     The checks run in a fixed order (tables and columns, consent, ids, edge attributes, minimum
     group size, features), so the first error raised in ``raise`` mode is always the same one.
@@ -199,12 +262,7 @@ def _build(edges_obj: Any, *, src: _Side, dst: _Side, rel: tuple[str, str], weig
     graph = _assemble(df, keep, attrs, (src, dst), rel, nodes, report)
     report.nodes = {t: graph.num_nodes(t) for t in graph.node_types}
     report.edges = {rel[0]: graph.num_edges((src.ntype, rel[0], dst.ntype))}
-    small = [(t, n) for t, n in report.nodes.items() if n < 2]
-    if small:
-        need = "2 of each" if len(small) > 1 else f"2 {small[0][0]}s"
-        report.warn(f"only {' and '.join(f'{n} {t}' + 's' * (n != 1) for t, n in small)}: training and evaluation "
-                    f"need at least {need}")
-        log.warning("build: %s", report.warnings[-1])
+    report.warn_if_small()
     return graph, report
 
 
@@ -254,24 +312,13 @@ def _check_ids(df: pd.DataFrame, sides: Sequence[_Side], tables: dict[str, pd.Da
     for s in sides:
         c, u = pd.factorize(df[s.col])
         codes[s.ntype] = (c, pd.Index(u))
-        keep &= checker.check(df, null_ids(c, pd.Index(u)) & keep, NullIdError, f"column {s.col!r}: null or empty id",
-                              s.col, f"give every row a {s.ntype} id", reason=f"null_{s.ntype}_id")
+        keep = check_null_ids(df, s.col, s.ntype, c, pd.Index(u), checker, keep)
     for s in sides:
         if s.ntype not in tables:
             continue
         t = tables[s.ntype] = valid_table_rows(s.ntype, s.col, tables[s.ntype], s.spec, checker)
         c, u = codes[s.ntype]
-        unknown = (c >= 0) & (lookup_ids(pd.Index(t[s.col]), c, u) < 0) & keep
-        if unknown.any():
-            tbl = {"pin": "items", "board": "boards", "user": "users"}[s.ntype]
-            fix = f"add the {s.ntype} to the {tbl} table or remove the row"
-            a, b = id_kind(df[s.col]), id_kind(t[s.col])
-            if a != b:
-                fix += (f"; the edge table's {s.col!r} ids are {a} and the {s.ntype} table's are {b}: CSV ids are "
-                        f"read as text, so give both tables the same kind of file or convert one column")
-            keep &= checker.check(df, unknown, UnknownIdError, f"column {s.col!r}: {s.ntype} id "
-                                  f"{show_value(df[s.col][unknown].iloc[0])} is not in the {s.ntype} table", s.col,
-                                  fix, reason=f"unknown_{s.ntype}")
+        keep = check_unknown_ids(df, s.col, s.ntype, c, u, pd.Index(t[s.col]), checker, keep)
     return codes, keep
 
 
@@ -339,9 +386,5 @@ def _assemble(edges: pd.DataFrame, keep: np.ndarray, attrs: dict[str, torch.Tens
 
 def _add_features(graph: PinBoardGraph, ntype: str, feats: pd.DataFrame | None, spec: FeatureSpec) -> None:
     """Add the parsed feature columns ``feats`` (one row per ``ntype`` node) to ``graph``, by kind."""
-    if feats is None:
-        return
-    kinds = spec.kinds()
-    f = graph.features(ntype)
-    for c in feats.columns:
-        f.add_column(c, feats[c], kinds[c])
+    if feats is not None:
+        fill_features(graph.features(ntype), feats, spec)

@@ -23,7 +23,7 @@ from scipy.sparse import _sparsetools as _st
 import torch
 from torch import Tensor
 
-__all__ = ["Relation", "index_dtype", "build_relation", "cumsum0", "padded_rows"]
+__all__ = ["Relation", "index_dtype", "build_relation", "cumsum0", "padded_rows", "dedup_csr"]
 
 _INT32_MAX = 2**31 - 1
 
@@ -161,16 +161,34 @@ def _first_of_runs(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray | None
     return None if keep.all() else keep
 
 
+def dedup_csr(n_rows: int, n_cols: int, rows: np.ndarray, cols: np.ndarray,
+              idx_t: type = np.int32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR of the pairs ``(rows[i], cols[i])`` with each row's columns ascending and repeated pairs
+    dropped (the first input position of each is kept). Counting sort, O(n + n_rows) plus a sort
+    of each row's few columns.
+
+    Args:
+        n_rows, n_cols: the shape; ``rows``/``cols``: ``[n]`` integer arrays of dtype ``idx_t``
+            (int32 while ``n``, ``n_rows`` and ``n_cols`` fit, else int64).
+
+    Returns:
+        ``(indptr [n_rows + 1], indices [m], pos [m])``: ``pos`` is the input position each kept
+        pair came from; ``n - m`` repeated pairs were dropped.
+    """
+    o_ptr, o_ind, o_pos = _counting_csr(n_rows, n_cols, rows, cols, idx_t, sort_rows=True)
+    keep = _first_of_runs(o_ptr, o_ind)
+    if keep is not None:  # duplicate pairs: keep the first input row of each
+        # The per-row sort is not stable, so take the smallest input row of each run explicitly.
+        o_ptr, o_ind, o_pos = _compact(o_ptr, keep), o_ind[keep], np.minimum.reduceat(o_pos, np.flatnonzero(keep))
+    return o_ptr, o_ind, o_pos
+
+
 def _build_cpu(src: Tensor, dst: Tensor, num_src: int, num_dst: int):
     n = src.numel()
     idx_t = np.int32 if max(n, num_src, num_dst) <= _INT32_MAX else np.int64
     s = src.numpy().astype(idx_t, copy=False)
     d = dst.numpy().astype(idx_t, copy=False)
-    o_ptr, o_ind, o_pos = _counting_csr(num_src, num_dst, s, d, idx_t, sort_rows=True)
-    keep = _first_of_runs(o_ptr, o_ind)
-    if keep is not None:  # duplicate pairs: keep the first input row of each
-        # The per-row sort is not stable, so take the smallest input row of each run explicitly.
-        o_ptr, o_ind, o_pos = _compact(o_ptr, keep), o_ind[keep], np.minimum.reduceat(o_pos, np.flatnonzero(keep))
+    o_ptr, o_ind, o_pos = dedup_csr(num_src, num_dst, s, d, idx_t)
     n_kept = o_ind.size
     # The forward stream is (src, dst)-sorted, so its stable counting sort by dst (CSR -> CSC)
     # yields (dst, src) order directly, and the data (forward positions) are the forward edge ids.
@@ -183,10 +201,9 @@ def _build_cpu(src: Tensor, dst: Tensor, num_src: int, num_dst: int):
 
 
 def _compact(indptr: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """indptr after dropping the entries where ``keep`` is false."""
-    kept_before = np.zeros(keep.size + 1, dtype=np.int64)
-    np.cumsum(keep, out=kept_before[1:])
-    return kept_before[indptr]
+    """indptr after dropping the entries where ``keep`` is false (few: repeated pairs)."""
+    drop = np.flatnonzero(~keep)
+    return indptr - np.searchsorted(drop, indptr).astype(indptr.dtype, copy=False)
 
 
 def _build_torch(src: Tensor, dst: Tensor, num_src: int, num_dst: int):

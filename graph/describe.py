@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from boardgraph.schema import EdgeType
+
+from .io import relation_folder
+from .stream.spill import read_npy_range
+
 if TYPE_CHECKING:
     from .store import PinBoardGraph
 
-__all__ = ["GraphSummary", "DegreeStats", "describe"]
+__all__ = ["GraphSummary", "DegreeStats", "describe", "describe_saved"]
 
 
 @dataclass
@@ -66,26 +72,41 @@ class GraphSummary:
         return "\n".join(lines)
 
 
-def describe(graph: PinBoardGraph) -> GraphSummary:
-    """Summarise ``graph`` (duck-typed: the store's accessors): see :class:`GraphSummary`. Components
-    ignore edge direction."""
+def describe(graph: PinBoardGraph, *, chunk_edges: int = 1 << 24,
+             read_indices: Callable[[EdgeType, int, int], np.ndarray] | None = None) -> GraphSummary:
+    """Summarise ``graph`` (duck-typed: the store's accessors): see :class:`GraphSummary`.
+
+    Components ignore edge direction. Memory is bounded by the node count, whatever the edge
+    count: edges are read ``chunk_edges`` at a time and merged into the components found so far.
+
+    Args:
+        graph: the graph.
+        chunk_edges: edges read at a time.
+        read_indices: ``(forward edge type, start, stop) -> out_indices[start:stop]`` as numpy;
+            default from the relation's tensor. :func:`describe_saved` reads the files instead,
+            so that a memory-mapped graph's pages are not all left resident.
+    """
     offsets, total = {}, 0
     for t in graph.node_types:
         offsets[t] = total
         total += graph.num_nodes(t)
-    rows, cols, degrees, touched = [], [], [], {t: np.zeros(graph.num_nodes(t), bool) for t in graph.node_types}
+    degrees, touched = [], {t: np.zeros(graph.num_nodes(t), bool) for t in graph.node_types}
+    label_t = np.int32 if total < 2**31 else np.int64
+    labels = np.arange(total, dtype=label_t)
     for fwd in graph.canonical_edge_types:
-        s, d = (x.cpu().numpy() for x in graph.edges(fwd))
-        rows.append(s + offsets[fwd[0]])
-        cols.append(d + offsets[fwd[2]])
-        touched[fwd[0]][s] = True
-        touched[fwd[2]][d] = True
+        rel = graph.relation(fwd)
         for et in (fwd, graph.reverse_of(fwd)):
-            degrees.append(DegreeStats.of(et, graph.degree(et).cpu().numpy()))
-    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    adj = sp.coo_matrix((np.ones(r.size, np.int8), (r, c)), shape=(total, total)).tocsr()
-    n_comp, labels = connected_components(adj, directed=False) if total else (0, np.zeros(0, np.int64))
+            deg = graph.degree(et).cpu().numpy()
+            degrees.append(DegreeStats.of(et, deg))
+            touched[et[0]] |= deg > 0
+        indptr = rel.out_indptr.cpu().numpy()
+        read = read_indices or (lambda e, a, b, r=rel: r.out_indices[a:b].cpu().numpy())
+        for start in range(0, rel.num_edges, chunk_edges):
+            stop = min(start + chunk_edges, rel.num_edges)
+            src = _sources(indptr, start, stop) + offsets[fwd[0]]
+            dst = read(fwd, start, stop).astype(np.int64) + offsets[fwd[2]]
+            labels = _merge_components(labels, src, dst)
+    n_comp = len(np.unique(labels)) if total else 0
     largest = int(np.bincount(labels).max()) if total else 0
     return GraphSummary(
         num_nodes={t: graph.num_nodes(t) for t in graph.node_types},
@@ -94,3 +115,33 @@ def describe(graph: PinBoardGraph) -> GraphSummary:
         largest_component_fraction=largest / total if total else 0.0,
         isolated={t: int((~m).sum()) for t, m in touched.items()},
         features={t: dict(graph.features(t).kinds) for t in graph.node_types})
+
+
+def _sources(indptr: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """The source node of edges ``start:stop`` of a CSR (int64 ``[stop - start]``)."""
+    r0 = int(np.searchsorted(indptr, start, side="right")) - 1
+    r1 = int(np.searchsorted(indptr, stop, side="left"))
+    rows = np.arange(r0, r1, dtype=np.int64)
+    counts = np.minimum(indptr[r0 + 1:r1 + 1], stop) - np.maximum(indptr[r0:r1], start)
+    return np.repeat(rows, counts)
+
+
+def _merge_components(labels: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Component labels after adding the edges ``(src, dst)`` to those ``labels`` already join
+    (labels are node indices of representatives; the result's are component numbers)."""
+    n = len(labels)
+    adj = sp.coo_matrix((np.ones(src.size, np.int8), (labels[src], labels[dst])), shape=(n, n)).tocsr()
+    _, comp = connected_components(adj, directed=False)
+    return comp.astype(labels.dtype)[labels]
+
+
+def describe_saved(graph: PinBoardGraph, path: str | Path, chunk_edges: int = 1 << 24) -> GraphSummary:
+    """:func:`describe` of ``graph``, loaded (memory-mapped) from the saved graph at ``path``, with its
+    edges read from the files in chunks: memory stays bounded by the node count (about 40 bytes
+    per node, plus a chunk), whatever the edge count."""
+    path = Path(path)
+
+    def read(fwd: EdgeType, start: int, stop: int) -> np.ndarray:
+        return read_npy_range(relation_folder(path, fwd) / "out_indices.npy", start, stop)
+
+    return describe(graph, chunk_edges=chunk_edges, read_indices=read)

@@ -13,9 +13,10 @@ import pandas as pd
 from .build_report import VALUES, BuildReport
 from .checks import F32_MAX, Checker, nonfinite_fix, parse_numeric
 from .errors import MalformedValueError, show_value
+from .features import NodeFeatures
 from .image_checks import DEFAULT_MAX_IMAGE_PIXELS, ImageRules, parse_image_column
 
-__all__ = ["FeatureSpec", "parse_feature_columns"]
+__all__ = ["FeatureSpec", "parse_feature_columns", "fill_features"]
 
 
 @dataclass
@@ -77,3 +78,11 @@ def parse_feature_columns(table: pd.DataFrame, kinds: dict[str, str], checker: C
         else:
             out[c] = col.to_numpy() if kind != "categorical" else col.astype("category").values
     return pd.DataFrame(out, index=pd.RangeIndex(len(table)))
+
+
+def fill_features(f: NodeFeatures, feats: pd.DataFrame, spec: FeatureSpec) -> None:
+    """Add the parsed feature columns ``feats`` (one row per node, as :func:`parse_feature_columns`
+    returns them) to ``f``, each as the kind ``spec`` gives it."""
+    kinds = spec.kinds()
+    for c in feats.columns:
+        f.add_column(c, feats[c], kinds[c])

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 
 from boardgraph._io import READ_ERRORS, ArtefactKind, atomic_replace_dir, check_output, read_manifest, temp_sibling
@@ -48,7 +49,7 @@ from .idmap import IdMap
 if TYPE_CHECKING:
     from .store import PinBoardGraph
 
-__all__ = ["save_graph", "read_graph", "SavedGraph", "FORMAT_VERSION", "GRAPH_ARTEFACT"]
+__all__ = ["save_graph", "GraphWriter", "relation_folder", "read_graph", "SavedGraph", "FORMAT_VERSION", "GRAPH_ARTEFACT"]
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -65,6 +66,11 @@ GRAPH_ARTEFACT = ArtefactKind("boardgraph.graph", "manifest.json",
 # -- the graph --------------------------------------------------------------------------------------
 def _rel_dir(etype: tuple[str, str, str]) -> str:
     return "__".join(etype)
+
+
+def relation_folder(path: str | Path, etype: EdgeType) -> Path:
+    """The folder of relation ``etype``'s tensors in the graph saved at ``path``."""
+    return Path(path) / "topology" / _rel_dir(etype)
 
 
 def _save_tensor(path: Path, t: torch.Tensor) -> None:
@@ -90,46 +96,90 @@ def save_graph(graph: PinBoardGraph, path: str | Path, overwrite: bool = True) -
         OutputExistsError: ``path`` may not be written (see :func:`check_output`); checked before
             anything is written.
     """
-    path = Path(path)
-    check_output(path, GRAPH_ARTEFACT, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_sibling(path)
-    tmp.mkdir()
-    try:
-        manifest: dict[str, Any] = {"format": "boardgraph", "version": FORMAT_VERSION,
-                                    "nodes": {}, "relations": [], "features": {}}
-        (tmp / "ids").mkdir()
+    with GraphWriter(path, overwrite) as w:
         for t in graph.node_types:
-            m: IdMap = graph.id_map(t)
-            m.to_frame().to_parquet(tmp / "ids" / f"{t}.parquet", index=False)
-            manifest["nodes"][t] = len(m)
+            w.add_ids(t, graph.id_map(t).to_frame())
         for fwd in graph.canonical_edge_types:
             r: Relation = graph.relation(fwd)
-            d = tmp / "topology" / _rel_dir(fwd)
-            d.mkdir(parents=True)
+            d = w.relation_dir(fwd)
             for name, ten in r.tensors().items():
                 _save_tensor(d / f"{name}.npy", ten)
-            manifest["relations"].append({"etype": list(fwd), "reverse": list(graph.reverse_of(fwd)),
-                                          "num_edges": r.num_edges, "tensors": sorted(r.tensors())})
+            w.add_relation(fwd, graph.reverse_of(fwd), r.num_edges, list(r.tensors()))
         for t in graph.node_types:
-            f: NodeFeatures = graph.features(t)
-            d = tmp / "features" / t
-            d.mkdir(parents=True)
-            if len(f.table.columns):
-                f.table.to_parquet(d / "table.parquet", index=False)
-            for name, ten in f.tensors.items():
-                _save_tensor(d / f"{name}.npy", ten)
-            manifest["features"][t] = {"kinds": f.kinds, "tensors": sorted(f.tensors),
-                                       "has_table": bool(len(f.table.columns))}
-        manifest = {**GRAPH_ARTEFACT.stamp(tmp), **manifest}
-        with open(tmp / "manifest.json", "w") as fh:
+            w.add_features(t, graph.features(t))
+
+
+class GraphWriter:
+    """Writes a saved graph into a temporary sibling of ``path`` and moves it into place when the
+    ``with`` block ends without an error (deletes it otherwise): :func:`save_graph`, and the
+    out-of-core builder, which writes the topology files itself into :meth:`relation_dir`.
+
+    Raises:
+        OutputExistsError: ``path`` may not be written (see :func:`check_output`), on entry.
+    """
+
+    def __init__(self, path: str | Path, overwrite: bool = True) -> None:
+        self.path = Path(path)
+        self.overwrite = overwrite
+        check_output(self.path, GRAPH_ARTEFACT, overwrite)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = temp_sibling(self.path)
+        self.tmp.mkdir()
+        self.manifest: dict[str, Any] = {"format": "boardgraph", "version": FORMAT_VERSION,
+                                         "nodes": {}, "relations": [], "features": {}}
+
+    def __enter__(self) -> "GraphWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            try:
+                self._commit()
+                return
+            except BaseException:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                raise
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def add_ids(self, ntype: str, ids: Any) -> None:
+        """The external ids of ``ntype`` in index order: a DataFrame or a pyarrow Table with one column ``id``."""
+        (self.tmp / "ids").mkdir(exist_ok=True)
+        out = self.tmp / "ids" / f"{ntype}.parquet"
+        if isinstance(ids, pd.DataFrame):
+            ids.to_parquet(out, index=False)
+        else:
+            pq.write_table(ids, out)
+        self.manifest["nodes"][ntype] = len(ids)
+
+    def relation_dir(self, fwd: EdgeType) -> Path:
+        """The (new) folder the ``.npy`` tensors of relation ``fwd`` go into (names as :meth:`Relation.tensors`)."""
+        d = self.tmp / "topology" / _rel_dir(fwd)
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def add_relation(self, fwd: EdgeType, reverse: EdgeType, num_edges: int, tensors: list[str]) -> None:
+        """Record relation ``fwd``, whose ``tensors`` are in :meth:`relation_dir`."""
+        self.manifest["relations"].append({"etype": list(fwd), "reverse": list(reverse),
+                                           "num_edges": int(num_edges), "tensors": sorted(tensors)})
+
+    def add_features(self, ntype: str, f: NodeFeatures) -> None:
+        """Write the features of ``ntype``."""
+        d = self.tmp / "features" / ntype
+        d.mkdir(parents=True)
+        if len(f.table.columns):
+            f.table.to_parquet(d / "table.parquet", index=False)
+        for name, ten in f.tensors.items():
+            _save_tensor(d / f"{name}.npy", ten)
+        self.manifest["features"][ntype] = {"kinds": f.kinds, "tensors": sorted(f.tensors),
+                                            "has_table": bool(len(f.table.columns))}
+
+    def _commit(self) -> None:
+        manifest = {**GRAPH_ARTEFACT.stamp(self.tmp), **self.manifest}
+        with open(self.tmp / "manifest.json", "w") as fh:
             json.dump(manifest, fh, indent=1)
             fh.flush()
             os.fsync(fh.fileno())
-        atomic_replace_dir(tmp, path, GRAPH_ARTEFACT, overwrite=overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        atomic_replace_dir(self.tmp, self.path, GRAPH_ARTEFACT, overwrite=self.overwrite)
 
 
 def _manifest_problem(m: dict[str, Any]) -> str | None:

@@ -103,10 +103,15 @@ def _consent_value(value: Any) -> bool | None:
         return None
     if isinstance(value, str):
         text = value.strip().lower()
-        if text in _TRUE_STRINGS or text == "1":   # a CSV cell is text: "1" / "0" as the numbers
+        if text in _TRUE_STRINGS:
             return True
-        if text in _FALSE_STRINGS or text == "0":
+        if text in _FALSE_STRINGS:
             return False
+        try:  # a CSV cell is text: "1", "0", "1.0" read as the numbers they spell, whatever the column's type
+            number = float(text)
+        except ValueError:
+            return None
+        return True if number == 1 else False if number == 0 else None
     return None
 
 
@@ -129,7 +134,8 @@ def filter_consent(df: pd.DataFrame, column: str) -> tuple[pd.DataFrame, int]:
     """Keep the rows whose consent flag in ``column`` is true.
 
     Accepted values: ``bool``; the numbers ``0``/``1`` (also ``0.0``/``1.0``, as pandas stores
-    an integer column with nulls as floats) and the text ``"0"``/``"1"`` (a CSV cell); the strings
+    an integer column with nulls as floats) and the same numbers as text (``"1"``, ``"1.0"``: a
+    CSV cell, whatever type the rest of its column has); the strings
     ``"yes"``/``"no"``/``"true"``/``"false"`` in any case, surrounding spaces ignored. A null (missing) flag counts as no
     consent: the row is dropped and counted.
 

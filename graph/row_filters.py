@@ -9,12 +9,13 @@ import pandas as pd
 import torch
 
 from .build_report import TABLE_ROWS, BuildReport
-from .checks import F32_MAX, Checker, nonfinite_fix, null_ids, parse_numeric, require_columns
-from .errors import DuplicateIdError, MalformedValueError, NullIdError, show_value
+from .checks import F32_MAX, Checker, id_kind, lookup_ids, nonfinite_fix, null_ids, parse_numeric, require_columns
+from .errors import DuplicateIdError, MalformedValueError, NullIdError, UnknownIdError, show_value
 from .feature_columns import FeatureSpec
 from .privacy import CONSENT_ACCEPTED, consent_flags, filter_min_group_size
 
-__all__ = ["valid_table_rows", "edge_attr_tensors", "apply_consent", "apply_min_group"]
+__all__ = ["valid_table_rows", "check_null_ids", "check_unknown_ids", "edge_attr_tensors", "apply_consent",
+           "apply_min_group"]
 
 
 def valid_table_rows(kind: str, key: str, t: pd.DataFrame, spec: FeatureSpec, checker: Checker) -> pd.DataFrame:
@@ -32,6 +33,32 @@ def valid_table_rows(kind: str, key: str, t: pd.DataFrame, spec: FeatureSpec, ch
                           f"{show_value(tk[dup].iloc[0]) if dup.any() else ''} listed twice", key,
                           f"give each {kind} one row", reason=f"duplicate_{kind}_row", scope=TABLE_ROWS)
     return t if keep.all() else t[keep]
+
+
+def check_null_ids(df: pd.DataFrame, col: str, ntype: str, codes: np.ndarray, uniques: pd.Index, checker: Checker,
+                   keep: np.ndarray) -> np.ndarray:
+    """``keep`` without the rows whose id in ``col`` (factorized as ``codes``, ``uniques``) is null or
+    blank: they raise, or are counted as ``null_<ntype>_id``."""
+    return keep & checker.check(df, null_ids(codes, uniques) & keep, NullIdError, f"column {col!r}: null or empty id",
+                                col, f"give every row a {ntype} id", reason=f"null_{ntype}_id")
+
+
+def check_unknown_ids(df: pd.DataFrame, col: str, ntype: str, codes: np.ndarray, uniques: pd.Index,
+                      table_ids: pd.Index, checker: Checker, keep: np.ndarray) -> np.ndarray:
+    """``keep`` without the kept rows whose id in ``col`` is not among ``table_ids`` (the node table's):
+    they raise, or are counted as ``unknown_<ntype>``."""
+    unknown = (codes >= 0) & (lookup_ids(table_ids, codes, uniques) < 0) & keep
+    if not unknown.any():
+        return keep
+    tbl = {"pin": "items", "board": "boards", "user": "users"}[ntype]
+    fix = f"add the {ntype} to the {tbl} table or remove the row"
+    a, b = id_kind(df[col]), id_kind(table_ids)
+    if a != b:
+        fix += (f"; the edge table's {col!r} ids are {a} and the {ntype} table's are {b}: CSV ids are "
+                f"read as text, so give both tables the same kind of file or convert one column")
+    return keep & checker.check(df, unknown, UnknownIdError, f"column {col!r}: {ntype} id "
+                                f"{show_value(df[col][unknown].iloc[0])} is not in the {ntype} table", col,
+                                fix, reason=f"unknown_{ntype}")
 
 
 def edge_attr_tensors(df: pd.DataFrame, weight: str | None, timestamp: str | None, order: str | None,

@@ -198,3 +198,14 @@ def test_every_module_imports_on_its_own():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "", out.stdout
+
+
+def test_every_subpackage_is_listed_so_a_wheel_ships_it():
+    # a sub-folder with an __init__.py that pyproject.toml does not list is missing from a wheel
+    # (an editable install still finds it, so only a real install would show the gap)
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    dirs = package_dirs()
+    assert set(cfg["packages"]) == set(dirs)
+    for pkg, folder in dirs.items():
+        for init in folder.glob("*/__init__.py"):
+            assert f"{pkg}.{init.parent.name}" in dirs, f"{init.parent} is not in pyproject.toml's packages"

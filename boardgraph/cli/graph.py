@@ -6,13 +6,16 @@ import argparse
 from boardgraph._io import check_output
 from boardgraph.cli._common import RAW
 from boardgraph.graph import PinBoardGraph, from_collections
+from boardgraph.graph.describe import describe_saved
 from boardgraph.graph.io import GRAPH_ARTEFACT
+from boardgraph.graph.stream import METHODS
 
 __all__ = ["register"]
 
 
 EPILOG_BUILD = """examples:
   boardgraph build memberships.csv out/graph --collection board_id --item pin_id
+  boardgraph build shards/ out/graph --max-memory 4G       # a folder of Parquet shards, any length
   boardgraph build saves.parquet out/graph --items items.csv --text title description \\
       --categorical brand category --numeric price --image image_path --on-error skip
 """
@@ -20,21 +23,22 @@ EPILOG_BUILD = """examples:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     check_output(args.out, GRAPH_ARTEFACT, overwrite=args.overwrite)   # before the slow part
-    graph, report = from_collections(
+    _, report = from_collections(
         args.memberships, collection=args.collection, item=args.item, items=args.items, boards=args.boards,
         text=args.text, image=args.image, categorical=args.categorical, numeric=args.numeric,
         weight=args.weight, timestamp=args.timestamp, consent=args.consent, min_board_size=args.min_board_size,
         image_root=args.image_root, on_error=args.on_error, encoding=args.encoding,
         allow_outside_root=args.allow_outside_root,
-        max_image_pixels=args.max_image_pixels if args.max_image_pixels > 0 else None)
+        max_image_pixels=args.max_image_pixels if args.max_image_pixels > 0 else None,
+        out=args.out, overwrite=args.overwrite, method=args.method, max_memory=args.max_memory)
     print(report)
-    graph.save(args.out, overwrite=args.overwrite)
     print(f"saved to {args.out}")
     return 0
 
 
 def _cmd_describe(args: argparse.Namespace) -> int:
-    print(PinBoardGraph.load(args.graph).describe())
+    # edges are read from the files in chunks: memory grows with the nodes, not the edges
+    print(describe_saved(PinBoardGraph.load(args.graph, mmap=True), args.graph))
     return 0
 
 
@@ -66,6 +70,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="refuse images larger than this many pixels (default PIL's 89,478,485; 0: no limit of ours)")
     b.add_argument("--overwrite", action="store_true",
                    help="replace a graph already saved at OUT (anything else there is never replaced)")
+    b.add_argument("--max-memory", metavar="SIZE",
+                   help="memory limit, e.g. 4G: a table whose in-memory build would not fit is built out of core "
+                        "in batches, spilling to disk beside OUT (default: half the memory available)")
+    b.add_argument("--method", choices=METHODS, default="auto",
+                   help="auto (default): in memory when the table fits --max-memory, else out of core; or force one")
     b.set_defaults(fn=_cmd_build)
     s = sub.add_parser("describe", help="print counts, degree distributions and components of a saved graph")
     s.add_argument("graph", help="directory written by `boardgraph build` or graph.save()")

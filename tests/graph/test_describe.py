@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 
 from boardgraph.graph import PinBoardGraph, from_collections
@@ -30,3 +31,33 @@ def test_describe_empty_graph():
     g.add_node_type("pin", [])
     s = g.describe()
     assert s.num_components == 0 and s.largest_component == 0 and "0 nodes" in str(s)
+
+
+def _components_at_once(g):
+    """Connected components the direct way: one sparse matrix of every edge (what describe did before)."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+    n_pin, n_board = g.num_nodes("pin"), g.num_nodes("board")
+    s, d = (x.numpy() for x in g.edges(("pin", "in", "board")))
+    adj = sp.coo_matrix((np.ones(s.size), (s, d + n_pin)), shape=(n_pin + n_board,) * 2)
+    n, labels = connected_components(adj, directed=False)
+    return n, int(np.bincount(labels).max())
+
+
+def test_components_in_chunks_match_all_at_once(tmp_path):
+    from boardgraph.graph.describe import describe, describe_saved
+    rng = np.random.default_rng(0)
+    # many small components, a few big ones, isolated pins from an item table
+    b = rng.integers(0, 300, 4000)
+    p = np.where(b < 30, rng.integers(0, 200, 4000), b * 7 + rng.integers(0, 3, 4000))
+    g, _ = from_collections(pd.DataFrame({"board_id": b, "pin_id": p}))
+    want = _components_at_once(g)
+    assert want[0] > 50
+    for chunk in (1, 7, 333, 1 << 24):
+        s = describe(g, chunk_edges=chunk)
+        assert (s.num_components, s.largest_component) == want, chunk
+    g.save(tmp_path / "g")
+    loaded = PinBoardGraph.load(tmp_path / "g")
+    s = describe_saved(loaded, tmp_path / "g", chunk_edges=100)
+    assert (s.num_components, s.largest_component) == want
+    assert str(s) == str(g.describe())
