@@ -5,25 +5,75 @@ Figures: build time from the two int64 id arrays; resident bytes per edge of the
 string ids (10M rows). With $BOARDGRAPH_PEER_PYTHON naming a Python with DGL, DGL's build is
 measured in the same run and our/DGL ratios are printed.
 
+With ``--parquet-rows N`` (repeatable) it measures the out-of-core path instead: N rows of
+generated Parquet shards (``_rows.write_rows``: int64 ids, N/20 pins, N/100 boards, duplicates
+kept) built by ``boardgraph build --method out-of-core --max-memory M`` in a child process: wall
+time, peak resident memory, bytes on disk, and ``boardgraph describe``'s time and memory on the
+result; at the sizes named by ``--in-memory-at``, the in-memory build too, and the ratio.
+
 Usage: python benchmarks/build_graph.py [--rows 10000000] [--repeats 3] [--device cpu]
+       python benchmarks/build_graph.py --parquet-rows 100000000 --parquet-rows 1000000000 \
+           --max-memory 4G --in-memory-at 100000000 [--data-dir /tmp/boardgraph_rows]
 """
 from __future__ import annotations
 
 import argparse
 import gc
+import shutil
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
 from _common import build_from_arrays, emit, load_arrays, reference_graph, run_peer
+from _rows import du, run_measured, write_rows
 from boardgraph.graph import from_collections
 
 
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+_CLI = [sys.executable, "-c", "from boardgraph.cli import main; raise SystemExit(main())"]
+
+
+def out_of_core(args: argparse.Namespace) -> None:
+    """The out-of-core figures (see the module docstring)."""
+    limit = args.max_memory
+    for n in args.parquet_rows:
+        data = Path(args.data_dir) / f"rows_{n}"
+        info = write_rows(data, n)
+        emit({"op": "generate_parquet", **info})
+        runs = {}
+        for method in ["out-of-core"] + (["memory"] if n in args.in_memory_at else []):
+            out = Path(args.data_dir) / f"graph_{n}_{method}"
+            shutil.rmtree(out, ignore_errors=True)
+            r = run_measured(_CLI + ["build", str(data), str(out), "--method", method, "--max-memory", limit])
+            edges = next((int(x.split()[0].replace(",", "")) for x in r["tail"] if " edges + " in x), None)
+            rec = {"op": "build", "method": method, "rows": n, "max_memory": limit, "seconds": r["seconds"],
+                   "peak_rss_gb": round(r["peak_rss_bytes"] / 2**30, 2), "exit": r["exit"], "edges": edges,
+                   "disk_gb": round(du(out) / 2**30, 2) if out.exists() else None}
+            if r["exit"] != 0:
+                rec["tail"] = r["tail"]
+            rec["bytes_per_edge_on_disk"] = round(du(out) / edges, 2) if edges and out.exists() else None
+            emit(rec)
+            runs[method] = rec
+            if method == "out-of-core" and r["exit"] == 0:
+                d = run_measured(_CLI + ["describe", str(out)])
+                emit({"op": "describe", "rows": n, "seconds": d["seconds"], "exit": d["exit"],
+                      "peak_rss_gb": round(d["peak_rss_bytes"] / 2**30, 2)})
+            if not args.keep:
+                shutil.rmtree(out, ignore_errors=True)
+        if len(runs) == 2:
+            emit({"op": "ratio_out_of_core_vs_in_memory", "rows": n,
+                  "seconds": round(runs["out-of-core"]["seconds"] / runs["memory"]["seconds"], 2),
+                  "peak_rss": round(runs["out-of-core"]["peak_rss_gb"] / runs["memory"]["peak_rss_gb"], 2)})
+        if not args.keep_data:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 def main() -> None:
@@ -33,8 +83,18 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--parquet-rows", type=int, action="append", help="out-of-core build of N generated rows")
+    ap.add_argument("--max-memory", default="4G", help="--max-memory of the out-of-core builds")
+    ap.add_argument("--in-memory-at", type=int, action="append", default=[],
+                    help="also build these --parquet-rows sizes in memory, for the ratio")
+    ap.add_argument("--data-dir", default="/tmp/boardgraph_rows", help="where the generated Parquet and graphs go")
+    ap.add_argument("--keep", action="store_true", help="keep the built graphs")
+    ap.add_argument("--keep-data", action="store_true", help="keep the generated Parquet")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.parquet_rows:
+        out_of_core(args)
+        return
     path = reference_graph(args.graph)
     pin, board, n_pins, n_boards = load_arrays(path)
     pin_np, board_np = pin.numpy(), board.numpy()

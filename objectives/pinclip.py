@@ -260,6 +260,10 @@ class PinCLIPModel(nn.Module):
         self.ops = MODEL_KINDS.get(kind).build
         dim = encoder.config.embed_dim
         self.align = (ClipLoss if alignment == "clip" else SigLipLoss)(gather=gather)
+        if not {"image", "text"} <= set(encoder.modalities):
+            # no image-text pair to align (a text-only catalogue): its scale never gets a gradient,
+            # which DDP would take for a bug of ours; it stays in the state dict, frozen
+            self.align.requires_grad_(False)
         self.pin_modality = ClipLoss(gather=gather)
         self.ops.add_modules(self, dim, mate_heads=mate_heads, gather=gather, symmetric=symmetric,
                              project_values=project_values)

@@ -8,7 +8,7 @@ from boardgraph.cli._common import RAW
 from boardgraph.graph import PinBoardGraph, from_collections
 from boardgraph.graph.describe import describe_saved
 from boardgraph.graph.io import GRAPH_ARTEFACT
-from boardgraph.graph.stream import METHODS
+from boardgraph.graph.stream import METHODS, parse_memory
 
 __all__ = ["register"]
 
@@ -42,6 +42,14 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _memory_size(text: str) -> str:
+    try:
+        parse_memory(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+    return text
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``build`` and ``describe`` to the subcommands ``sub``."""
     b = sub.add_parser("build", help="build a graph from a membership table (CSV/Parquet) and save it",
@@ -70,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="refuse images larger than this many pixels (default PIL's 89,478,485; 0: no limit of ours)")
     b.add_argument("--overwrite", action="store_true",
                    help="replace a graph already saved at OUT (anything else there is never replaced)")
-    b.add_argument("--max-memory", metavar="SIZE",
+    b.add_argument("--max-memory", metavar="SIZE", type=_memory_size,
                    help="memory limit, e.g. 4G: a table whose in-memory build would not fit is built out of core "
                         "in batches, spilling to disk beside OUT (default: half the memory available)")
     b.add_argument("--method", choices=METHODS, default="auto",

@@ -8,13 +8,16 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from boardgraph._io import check_output
 from boardgraph.cli._common import (LEXICAL_WEIGHT_HELP, RAW, RUN_HELP, UsageError, filters, open_search, pairs,
                                     print_table)
 from boardgraph.encoders import OnnxPinEncoder, export_onnx
-from boardgraph.inference.index import INDEX_ARTEFACT, IndexInputError
+from boardgraph.inference.index import INDEX_ARTEFACT, EmbeddingIndex, IndexConfig, IndexInputError
+from boardgraph.inference.index_build import recall_on_shards
+from boardgraph.inference.shards import EmbeddingShards
 from boardgraph.inference.run import load_run
 from boardgraph.inference.search import PinSearch, catalogue_index
 
@@ -31,6 +34,7 @@ EPILOG_INDEX = """examples:
   boardgraph index runs/demo/neighbor                      # exact (flat) index in runs/demo/neighbor/index
   boardgraph index runs/demo/neighbor --kind hnsw --out /srv/pins.index
   boardgraph index runs/demo/neighbor --kind hnsw --target-recall 0.95   # smallest ef_search reaching it
+  boardgraph index --from-shards runs/big/embeddings.shards --out /srv/pins.index --pq-m 32
 
 --target-recall keeps the smallest ef_search / nprobe whose Recall@10 against exact search reaches
 the target for 500 pins held out of a temporary copy of the index (for HNSW a second build), so that
@@ -76,6 +80,10 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 def _cmd_index(args: argparse.Namespace) -> int:
     if args.target_recall is not None and not 0 < args.target_recall <= 1:  # before the slow part
         raise IndexInputError(f"target_recall must be in (0, 1], got {args.target_recall}")
+    if (args.run_dir is None) == (args.from_shards is None):
+        raise UsageError("give a run directory, or --from-shards DIR (with --out), not both")
+    if args.from_shards is not None:
+        return _index_from_shards(args)
 
     t = time.perf_counter()
     out = Path(args.out) if args.out else Path(args.run_dir) / "index"
@@ -110,6 +118,26 @@ def _cmd_index(args: argparse.Namespace) -> int:
     cols = [] if index.metadata is None else list(index.metadata.columns)
     print(f"{index.kind} index of {len(index)} pins ({index.dim}-d), filter columns {cols}, saved to {out} "
           f"in {time.perf_counter() - t:.1f} s")
+    return 0
+
+
+def _index_from_shards(args: argparse.Namespace) -> int:
+    """``index --from-shards``: an IVF-PQ index built shard by shard, its memory and its recall."""
+    if not args.out:
+        raise UsageError("--from-shards needs --out DIR (where the index goes)")
+    t = time.perf_counter()
+    cfg = IndexConfig(kind="ivfpq", pq_m=args.pq_m, nlist=args.nlist, nprobe=args.nprobe, rerank=args.rerank)
+    index = EmbeddingIndex.from_shards(args.from_shards, args.out, cfg, train_size=args.train_size,
+                                       overwrite=args.overwrite)
+    built = time.perf_counter() - t
+    ids_bytes = int(np.asarray(index.ids).nbytes) // max(1, len(index))
+    print(f"ivfpq index of {len(index)} pins ({index.dim}-d) saved to {args.out} in {built:.1f} s: nlist "
+          f"{index.config.nlist}, nprobe {index.config.nprobe}, {index.config.rerank}x candidates re-ranked exactly")
+    print(f"bytes per vector: {index.code_bytes} of PQ code + 8 of FAISS list id + {ids_bytes} of external id in "
+          f"memory; {4 * index.dim} of exact vector on disk (vectors.npy, read to re-rank)")
+    rec = recall_on_shards(index, EmbeddingShards.open(args.from_shards), k=10, n_queries=args.check_queries)
+    print(f"Recall@10 {rec['recall']:.3f} against exact search on {rec['queries']} stored pins (each excluding "
+          f"itself), {rec['index_queries_per_s'] / rec['exact_queries_per_s']:.1f}x exact search's queries/s")
     return 0
 
 
@@ -181,8 +209,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(fn=_cmd_embed)
     i = sub.add_parser("index", help="build and save a FAISS index over a run's pin embeddings", epilog=EPILOG_INDEX,
                        formatter_class=RAW)
-    i.add_argument("run_dir", help=RUN_HELP)
-    i.add_argument("--kind", choices=("flat", "hnsw", "ivf"), default="flat", help="exact or approximate")
+    i.add_argument("run_dir", nargs="?", help=RUN_HELP + " (or --from-shards)")
+    i.add_argument("--kind", choices=("flat", "hnsw", "ivf", "ivfpq"), default="flat", help="exact or approximate")
+    i.add_argument("--from-shards", metavar="DIR",
+                   help="build an ivfpq index from embedding shards (train --embed-shards), shard by shard, "
+                        "without holding every vector; prints its bytes per vector and its Recall@10")
+    i.add_argument("--pq-m", type=int, default=32, help="ivfpq: code bytes per vector (default 32)")
+    i.add_argument("--nlist", type=int, help="ivf/ivfpq cells (default 4 sqrt(N))")
+    i.add_argument("--nprobe", type=int, help="ivf/ivfpq cells probed per query (default nlist / 4)")
+    i.add_argument("--rerank", type=int, default=10, help="ivfpq: candidates re-ranked exactly, times k (default 10)")
+    i.add_argument("--train-size", type=int, default=100_000, help="ivfpq from shards: vectors sampled to train on")
+    i.add_argument("--check-queries", type=int, default=1000,
+                   help="from shards: stored pins whose Recall@10 against exact search is reported")
     i.add_argument("--out", help="index directory (default RUN_DIR/index)")
     i.add_argument("--overwrite", action="store_true",
                    help="replace an index already saved there (anything else there is never replaced)")

@@ -14,6 +14,7 @@ EPILOG_TRAIN = """examples:
   boardgraph train --config configs/neighbor.yaml
   boardgraph train --config run.yaml --resume --embed
   torchrun --nproc_per_node=2 -m boardgraph train --config run.yaml
+  torchrun --nnodes=4 --nproc_per_node=8 ... -m boardgraph train --config run.yaml --embed-shards
 """
 
 
@@ -35,6 +36,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         path = trainer.embed_pins(result.out_dir / "embeddings.npy")
         if trainer.rank == 0:
             print(f"pin embeddings written to {path}")
+    if args.embed_shards:   # one file per rank, no rank touching another's rows
+        path = trainer.embed_pins_sharded(result.out_dir / "embeddings.shards")
+        if trainer.rank == 0:
+            print(f"pin embeddings written as {trainer.world} shard(s) to {path}")
     trainer.close()
     return 0
 
@@ -48,5 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--steps", type=int, help="override run.steps")
     t.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
     t.add_argument("--embed", action="store_true", help="embed every pin after training (embeddings.npy)")
+    t.add_argument("--embed-shards", action="store_true",
+                   help="embed every pin after training, one shard per rank plus a manifest (embeddings.shards/); "
+                        "boardgraph index --from-shards builds an IVF-PQ index from them")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(fn=_cmd_train)

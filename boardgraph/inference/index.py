@@ -8,6 +8,10 @@ Kinds:
 * ``"flat"``: exact search (``IndexFlatIP``). Filtered and excluded searches are exact too.
 * ``"hnsw"``: ``IndexHNSWFlat`` graph search, for large catalogues.
 * ``"ivf"``: ``IndexIVFFlat`` (inverted lists over k-means cells), for large catalogues.
+* ``"ivfpq"``: ``IndexIVFPQ``: the cells hold product-quantized codes (``pq_m`` bytes a vector),
+  and each search re-ranks ``rerank x k`` candidates by the exact vectors, which stay on disk
+  (``vectors.npy``, memory-mapped once saved). :meth:`EmbeddingIndex.from_shards` builds one from
+  embedding shards without holding all the vectors.
 
 Approximate kinds trade recall for speed through one search-time knob (HNSW ``ef_search``, IVF
 ``nprobe``). :meth:`EmbeddingIndex.tune` sets it from measurements: the smallest value whose
@@ -31,7 +35,6 @@ They import one another one way (types <- io, types <- tuning) and never this mo
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Hashable, Iterable, Mapping, Sequence
@@ -42,8 +45,11 @@ import pandas as pd
 import torch
 
 from boardgraph.graph.errors import DuplicateIdError, UnknownIdError
+from boardgraph.inference.index_build import code_bytes, index_from_shards, new_faiss_index
 from boardgraph.inference.index_io import INDEX_ARTEFACT, load_index, save_index
+from boardgraph.inference.index_results import drop_excluded, first_k, rerank
 from boardgraph.inference.index_tuning import TuneResult, tune_index, warn_if_unreached
+from boardgraph.inference.shards import EmbeddingShards
 from boardgraph.inference.index_types import (KINDS, DimensionMismatchError, EmptyIndexError, IndexConfig,
                                               IndexFormatError, IndexInputError, SearchResult,
                                               UnknownFilterColumnError, normalise, to_numpy_2d)
@@ -74,9 +80,11 @@ class EmbeddingIndex:
     """
 
     def __init__(self, index: faiss.Index, ids: np.ndarray, metadata: pd.DataFrame | None,
-                 config: IndexConfig) -> None:
-        """Wrap a built FAISS index; prefer :meth:`build` or :meth:`load`."""
+                 config: IndexConfig, vectors: np.ndarray | None = None) -> None:
+        """Wrap a built FAISS index; prefer :meth:`build` or :meth:`load`. ``vectors`` ``[N, D]``:
+        the exact normalised vectors of an ivfpq index (an array or a memory map)."""
         self._index = index
+        self._vectors = vectors
         self._ids = ids
         self._metadata = metadata
         self.config = config
@@ -96,8 +104,8 @@ class EmbeddingIndex:
         Args:
             embeddings: ``[N, D]`` float (numpy or torch, any device); L2-normalised here.
             ids: ``[N]`` unique external ids (str or int), aligned with the rows.
-            kind: ``"flat"`` (exact), ``"hnsw"`` or ``"ivf"``; ``None`` takes ``config.kind``
-                (``"flat"`` by default).
+            kind: ``"flat"`` (exact), ``"hnsw"``, ``"ivf"`` or ``"ivfpq"``; ``None`` takes
+                ``config.kind`` (``"flat"`` by default).
             metadata: optional DataFrame with ``N`` rows aligned with ``embeddings`` (its index is
                 ignored), e.g. a ``category`` column to filter on.
             config: build/search parameters; defaults to :class:`IndexConfig`.
@@ -129,23 +137,32 @@ class EmbeddingIndex:
                     f"metadata must be a DataFrame with {n} rows aligned with embeddings, got "
                     f"{type(metadata).__name__} with {got} rows")
             metadata = metadata.reset_index(drop=True)
-        if cfg.kind == "flat":
-            index: faiss.Index = faiss.IndexFlatIP(d)
-        elif cfg.kind == "hnsw":
-            index = faiss.IndexHNSWFlat(d, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = cfg.ef_construction
-            index.hnsw.efSearch = cfg.ef_search
-        else:
-            nlist = cfg.nlist or int(min(max(1, 4 * math.sqrt(n)), max(1, n // 39)))
-            nlist = max(1, min(nlist, n))
-            cfg = IndexConfig(**{**asdict(cfg), "nlist": nlist,
-                                 "nprobe": cfg.nprobe or max(1, nlist // 4)})
-            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        index, cfg = new_faiss_index(cfg, d, n)
+        if not index.is_trained:
             index.train(x)
-            index.nprobe = cfg.nprobe
+        if cfg.kind == "ivf":
             index.make_direct_map()  # lets reconstruct_batch serve the exact fallback
         index.add(x)
-        return cls(index, ids_arr, metadata, cfg)
+        return cls(index, ids_arr, metadata, cfg, vectors=x if cfg.kind == "ivfpq" else None)
+
+    @classmethod
+    def from_shards(cls, shards: str | Path | EmbeddingShards, path: str | Path, config: IndexConfig | None = None,
+                    train_size: int = 100_000, overwrite: bool = True) -> "EmbeddingIndex":
+        """Build an ivfpq index over embedding shards (:func:`~boardgraph.inference.shards.embed_pins_sharded`)
+        and save it at ``path``, never holding all the vectors: the cells and codebooks are trained
+        on ``train_size`` sampled vectors, then the shards are added one by one. In memory: the
+        codes (``config.pq_m`` bytes a vector, plus 8 for FAISS' list ids) and the external ids;
+        on disk beside them: the exact vectors (``4 D`` bytes a vector), read for re-ranking.
+
+        Returns:
+            The saved index, loaded (its vectors memory-mapped).
+
+        Raises:
+            ShardsFormatError: ``shards`` is not a complete shard folder.
+            OutputExistsError: ``path`` may not be written (checked first).
+        """
+        index_from_shards(shards, path, config, train_size, overwrite)
+        return cls.load(path)
 
     # ---------------------------------------------------------------------------------- accessors
     def __len__(self) -> int:
@@ -155,6 +172,11 @@ class EmbeddingIndex:
     def dim(self) -> int:
         """Embedding dimension ``D``."""
         return int(self._index.d)
+
+    @property
+    def code_bytes(self) -> int:
+        """Bytes the index stores per vector: the PQ code (ivfpq), else the float32 vector."""
+        return code_bytes(self._index)
 
     @property
     def kind(self) -> str:
@@ -227,13 +249,23 @@ class EmbeddingIndex:
         out_r = np.full((q, k), -1, dtype=np.int64)
         if rows.size == 0:
             return out_s, out_r
-        vecs = self._index.reconstruct_batch(rows.astype(np.int64))
+        vecs = self._rows_vectors(rows)
         sims = x @ vecs.T
         kk = min(k, rows.size)
         top = np.argsort(-sims, axis=1, kind="stable")[:, :kk]
         out_s[:, :kk] = np.take_along_axis(sims, top, axis=1)
         out_r[:, :kk] = rows[top]
         return out_s, out_r
+
+    def _rows_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of ``rows`` ``[r, D]``: exact (ivfpq's on-disk copy, or the flat kinds')."""
+        rows = rows.astype(np.int64)
+        if self._vectors is not None:
+            order = np.argsort(rows)  # sorted reads from a memory map
+            out = np.empty((rows.size, self.dim), np.float32)
+            out[order] = self._vectors[rows[order]]
+            return out
+        return self._index.reconstruct_batch(rows)
 
     def _faiss_search(self, x: np.ndarray, k: int, allowed: np.ndarray | None
                       ) -> tuple[np.ndarray, np.ndarray]:
@@ -242,13 +274,17 @@ class EmbeddingIndex:
             np.flatnonzero(allowed).astype(np.int64))
         if kind == "hnsw":
             params: Any = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.config.ef_search, k))
-        elif kind == "ivf":
+        elif kind in ("ivf", "ivfpq"):
             params = faiss.SearchParametersIVF(sel=sel, nprobe=self.config.nprobe)
         else:
             params = faiss.SearchParameters(sel=sel) if sel is not None else None
-        scores, rows = self._index.search(x, k, params=params)
+        fetch = min(len(self), k * max(1, self.config.rerank)) if kind == "ivfpq" else k
+        scores, rows = self._index.search(x, fetch, params=params)
         scores = np.where(rows < 0, -np.inf, scores).astype(np.float32)
-        return scores, rows.astype(np.int64)
+        rows = rows.astype(np.int64)
+        if kind == "ivfpq" and self._vectors is not None and self.config.rerank > 1:
+            scores, rows = rerank(x, rows, self._rows_vectors, k)
+        return scores[:, :k], rows[:, :k]
 
     def search(self, queries: np.ndarray | torch.Tensor, k: int,
                filter: Mapping[str, Any] | None = None, exclude_ids: Any = None) -> SearchResult:
@@ -291,8 +327,8 @@ class EmbeddingIndex:
         fetch = min(k + extra, len(self))
         scores, rows = self._candidates(x, fetch, allowed)
         if extra:
-            scores, rows = _drop_excluded(scores, rows, excl, len(self))
-        scores, rows = _first_k(scores, rows, k)
+            scores, rows = drop_excluded(scores, rows, excl, len(self))
+        scores, rows = first_k(scores, rows, k)
         ids = np.full(rows.shape, None, dtype=object)
         ids[rows >= 0] = self._ids[rows[rows >= 0]]
         return SearchResult(ids=ids, scores=scores.astype(np.float32), rows=rows)
@@ -396,7 +432,8 @@ class EmbeddingIndex:
                 :func:`boardgraph._io.check_output`); checked before anything is written.
             ValueError: an attachment name is not a plain file name or is one of the index's files.
         """
-        save_index(path, self._index, self._ids, self._metadata, self.config, attachments, overwrite)
+        save_index(path, self._index, self._ids, self._metadata, self.config, attachments, overwrite,
+                   vectors=self._vectors)
 
     @classmethod
     def load(cls, path: str | Path) -> "EmbeddingIndex":
@@ -413,28 +450,3 @@ class EmbeddingIndex:
     def __repr__(self) -> str:
         cols = [] if self._metadata is None else list(self._metadata.columns)
         return f"EmbeddingIndex(kind={self.kind!r}, n={len(self)}, dim={self.dim}, metadata={cols})"
-
-
-def _drop_excluded(scores: np.ndarray, rows: np.ndarray, excl: list[np.ndarray], n: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """``scores``/``rows`` ``[q, f]`` without each query's excluded rows ``excl[i]``: those entries
-    become ``-inf`` / ``-1`` and move to the end, the others keeping their order; ``n`` = rows."""
-    q = rows.shape[0]
-    codes = np.concatenate([i * n + e for i, e in enumerate(excl)])
-    hit = np.isin(np.arange(q)[:, None] * n + rows, codes) & (rows >= 0)
-    # Stable sort moves dropped entries to the end while keeping the score order.
-    order = np.argsort(hit, axis=1, kind="stable")
-    rows = np.take_along_axis(np.where(hit, -1, rows), order, axis=1)
-    scores = np.take_along_axis(np.where(hit, -np.inf, scores), order, axis=1)
-    return scores, rows
-
-
-def _first_k(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``k`` columns of ``scores``/``rows`` ``[q, f]``, padded with ``-inf`` / ``-1``
-    when ``f < k`` (fewer rows in the index than ``k``)."""
-    rows, scores = rows[:, :k], scores[:, :k]
-    if rows.shape[1] < k:
-        pad = k - rows.shape[1]
-        rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
-        scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
-    return scores, rows

@@ -18,6 +18,7 @@ call these; this module does not import the index class.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -34,7 +35,7 @@ __all__ = ["FORMAT_VERSION", "INDEX_FILES", "INDEX_ARTEFACT", "save_index", "loa
 
 FORMAT_VERSION = 1
 #: The files of a saved index (``metadata.parquet`` only when there is metadata).
-INDEX_FILES = ("index.faiss", "ids.parquet", "metadata.parquet", "config.json")
+INDEX_FILES = ("index.faiss", "ids.parquet", "metadata.parquet", "config.json", "vectors.npy")
 # What marks a folder as a saved index (see boardgraph._io.check_output). Older saves have no
 # "artefact" field; their one attachment the project writes is the hybrid search's lexical.json.
 INDEX_ARTEFACT = ArtefactKind("boardgraph.index", "config.json",
@@ -42,12 +43,12 @@ INDEX_ARTEFACT = ArtefactKind("boardgraph.index", "config.json",
                               legacy_entries=(*INDEX_FILES, "lexical.json"))
 _FIX = "save it again (EmbeddingIndex.save, or boardgraph index RUN_DIR)"
 # The attribute only a FAISS index of each kind has, to tell a swapped index.faiss.
-_KIND_ATTR = {"flat": "ntotal", "hnsw": "hnsw", "ivf": "nprobe"}
+_KIND_ATTR = {"flat": "ntotal", "hnsw": "hnsw", "ivf": "nprobe", "ivfpq": "pq"}
 
 
 def save_index(path: str | Path, index: faiss.Index, ids: np.ndarray, metadata: pd.DataFrame | None,
                config: IndexConfig, attachments: Mapping[str, str] | None = None,
-               overwrite: bool = True) -> None:
+               overwrite: bool = True, vectors: np.ndarray | Path | None = None) -> None:
     """Write a saved-index folder at ``path`` atomically (see :meth:`EmbeddingIndex.save`).
 
     Args:
@@ -58,6 +59,8 @@ def save_index(path: str | Path, index: faiss.Index, ids: np.ndarray, metadata: 
         config: the index's :class:`IndexConfig`, saved in ``config.json``.
         attachments: extra text files, by plain file name.
         overwrite: replace an index saved at ``path``.
+        vectors: an ivfpq index's exact vectors ``[N, D]``, saved as ``vectors.npy``: an array, or
+            the path of an ``.npy`` file already written (moved in; same file system).
 
     Raises:
         OutputExistsError: ``path`` may not be written; checked before anything is written.
@@ -76,6 +79,10 @@ def save_index(path: str | Path, index: faiss.Index, ids: np.ndarray, metadata: 
         pd.DataFrame({"id": ids}).to_parquet(tmp / "ids.parquet", index=False)
         if metadata is not None:
             metadata.to_parquet(tmp / "metadata.parquet", index=False)
+        if isinstance(vectors, (str, os.PathLike)):
+            os.replace(vectors, tmp / "vectors.npy")
+        elif vectors is not None:
+            np.save(tmp / "vectors.npy", np.asarray(vectors, dtype=np.float32), allow_pickle=False)
         for name, text in (attachments or {}).items():
             (tmp / name).write_text(text)
         meta = {**INDEX_ARTEFACT.stamp(tmp), "format_version": FORMAT_VERSION, "n": int(index.ntotal),
@@ -87,12 +94,14 @@ def save_index(path: str | Path, index: faiss.Index, ids: np.ndarray, metadata: 
         raise
 
 
-def load_index(path: str | Path) -> tuple[faiss.Index, np.ndarray, pd.DataFrame | None, IndexConfig]:
+def load_index(path: str | Path) -> tuple[faiss.Index, np.ndarray, pd.DataFrame | None, IndexConfig,
+                                          np.ndarray | None]:
     """Read a folder written by :func:`save_index` (see :meth:`EmbeddingIndex.load`).
 
     Returns:
-        ``(index, ids, metadata, config)``: the FAISS index with its search knob set from
-        ``config``, the ``[N]`` ids, the ``N`` metadata rows or ``None``, and the config.
+        ``(index, ids, metadata, config, vectors)``: the FAISS index with its search knob set from
+        ``config``, the ``[N]`` ids, the ``N`` metadata rows or ``None``, the config, and an ivfpq
+        index's exact vectors, memory-mapped (``None`` for the other kinds).
 
     Raises:
         FileNotFoundError: no directory at ``path``.
@@ -119,11 +128,16 @@ def load_index(path: str | Path) -> tuple[faiss.Index, np.ndarray, pd.DataFrame 
             raise IndexFormatError(f"saved index {path} lacks metadata.parquet; {_FIX}")
         metadata = _read(path, path / "metadata.parquet", pd.read_parquet)
     _check_consistent(path, meta, cfg, index, ids, metadata)
+    vectors = None
+    if cfg.kind == "ivfpq":
+        vectors = _read(path, path / "vectors.npy", lambda f: np.load(f, mmap_mode="r", allow_pickle=False))
+        if vectors.shape != (len(ids), index.d):
+            raise _damaged(path, path / "vectors.npy", f"has shape {vectors.shape}, expected {(len(ids), index.d)}")
     if cfg.kind == "hnsw":
         index.hnsw.efSearch = cfg.ef_search
-    elif cfg.kind == "ivf":
+    elif cfg.kind in ("ivf", "ivfpq"):
         index.nprobe = cfg.nprobe
-    return index, ids, metadata, cfg
+    return index, ids, metadata, cfg, vectors
 
 
 def _damaged(path: Path, f: Path, what: str) -> IndexFormatError:

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: The index kinds :class:`IndexConfig` accepts.
-KINDS = ("flat", "hnsw", "ivf")
+KINDS = ("flat", "hnsw", "ivf", "ivfpq")
 
 
 class IndexInputError(BoardgraphError, ValueError):
@@ -65,7 +65,7 @@ class IndexConfig:
     """How the FAISS index is built and searched.
 
     Attributes:
-        kind: ``"flat"``, ``"hnsw"`` or ``"ivf"``.
+        kind: ``"flat"``, ``"hnsw"``, ``"ivf"`` or ``"ivfpq"``.
         hnsw_m: HNSW neighbours per node.
         ef_construction: HNSW build-time beam width.
         ef_search: HNSW search-time beam width (raised to ``k`` when smaller).
@@ -73,6 +73,10 @@ class IndexConfig:
         nprobe: IVF cells probed per query; ``None`` picks ``max(1, nlist // 4)``.
         exact_fallback: filtered searches whose allowed rows are at most this many are answered
             exactly (approximate kinds only; flat is always exact).
+        pq_m: IVF-PQ code bytes per vector (sub-quantizers of 8 bits; the largest divisor of the
+            dimension up to this is used).
+        rerank: IVF-PQ fetches ``rerank x k`` candidates by their codes and re-ranks them by the
+            exact vectors (kept on disk beside the index, ``vectors.npy``); 1: no re-ranking.
     """
 
     kind: str = "flat"
@@ -82,6 +86,8 @@ class IndexConfig:
     nlist: int | None = None
     nprobe: int | None = None
     exact_fallback: int = 10_000
+    pq_m: int = 32
+    rerank: int = 10
 
 
 @dataclass(frozen=True)

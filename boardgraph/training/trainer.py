@@ -35,6 +35,7 @@ from boardgraph.training.checkpoint import GraphChangedError, graph_fingerprint,
 from boardgraph.training.config import ConfigError, TrainConfig
 from boardgraph.evaluation.splits import DataSplit, save_split_ids, split_memberships
 from boardgraph.inference.embed import content_vectors, embed_pins, encode_pins
+from boardgraph.inference.shards import embed_pins_sharded
 from boardgraph.encoders import FeatureCache
 from boardgraph.training.id_sharding import IdSharding
 from boardgraph.training.factory import (batch_per_rank, build_model, load_graph_for, open_feature_cache,
@@ -313,6 +314,16 @@ class Trainer:
                           builder=self.builder, features=self.split.graph.features("pin"), batch_size=batch_size,
                           device=self.device, rank=self.rank, world_size=self.world,
                           graph_fingerprint=self.graph_fingerprint)
+
+    def embed_pins_sharded(self, folder: str | Path | None = None, batch_size: int = 1024) -> Path:
+        """Embed every pin with the current weights as one shard per rank plus a manifest, in
+        ``folder`` (default ``<out_dir>/embeddings.shards``): see
+        :func:`boardgraph.inference.shards.embed_pins_sharded`. Every rank takes part under torchrun."""
+        return embed_pins_sharded(self.model.encoder, self.split.graph.ids("pin"),
+                                  Path(folder) if folder is not None else self.out_dir / "embeddings.shards",
+                                  rank=self.rank, world_size=self.world, cache=self.cache, builder=self.builder,
+                                  features=self.split.graph.features("pin"), batch_size=batch_size,
+                                  device=self.device, graph_fingerprint=self.graph_fingerprint)
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, resume: bool = False, steps: int | None = None) -> TrainResult:

@@ -20,7 +20,7 @@ from pandas._libs import hashtable as _ht
 
 from ..errors import BuildError, SchemaError, show_value
 
-__all__ = ["IdDictionary", "IdCollisionError", "id_type"]
+__all__ = ["IdDictionary", "IdCollisionError", "id_type", "text_hashes"]
 
 _KEYS = ("boardgraph-ids-1", "boardgraph-ids-2")  # SipHash keys: 16 characters each
 
@@ -46,6 +46,12 @@ def id_type(values: pd.Series, column: str) -> str:
     raise SchemaError(f"column {column!r} holds {pd.api.types.infer_dtype(values, skipna=True)} ids "
                       f"({dt}); an out-of-core build keys nodes by integer or text ids", column=column,
                       fix="store the ids as integers or strings, or build in memory (method='memory')")
+
+
+def text_hashes(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit hashes (uint64 ``[n]`` each) of the strings ``text`` (object ``[n]``)."""
+    return (pd.util.hash_array(text, hash_key=_KEYS[0], categorize=False),
+            pd.util.hash_array(text, hash_key=_KEYS[1], categorize=False))
 
 
 class IdDictionary:
@@ -79,8 +85,7 @@ class IdDictionary:
                 self._dtype = uniques.dtype
             return self._table.factorize(np.asarray(uniques, dtype=np.int64))
         text = np.asarray(uniques, dtype=object)
-        h1 = pd.util.hash_array(text, hash_key=_KEYS[0], categorize=False)
-        h2 = pd.util.hash_array(text, hash_key=_KEYS[1], categorize=False)
+        h1, h2 = text_hashes(text)
         before = len(self)
         codes = self._table.factorize(h1.view(np.int64))
         new = codes >= before

@@ -16,6 +16,8 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
+from boardgraph.errors import BoardgraphError
+
 __all__ = ["Buckets", "NpyWriter", "read_npy_range", "npy_length", "parse_memory", "rss_bytes",
            "MemoryLimitError"]
 
@@ -23,7 +25,7 @@ _HEADER = 128  # bytes of an .npy header written by NpyWriter (room for any 1-D 
 _MAX_FILES = 512
 
 
-class MemoryLimitError(MemoryError):
+class MemoryLimitError(BoardgraphError, MemoryError):
     """A single node has more memberships than fit in the memory limit of an out-of-core build."""
 
 
@@ -201,32 +203,40 @@ def _cut(counts: np.ndarray, target: int, max_parts: int) -> np.ndarray:
 
 
 class NpyWriter:
-    """A 1-D ``.npy`` file written in pieces (its length is filled in by :meth:`close`).
-
-    Readable by ``np.load`` (also memory-mapped) once closed.
+    """A ``.npy`` file of rows written in pieces (its length is filled in by :meth:`close`): 1-D, or
+    ``[rows, cols]`` with ``cols``. Readable by ``np.load`` (also memory-mapped) once closed.
     """
 
-    def __init__(self, path: Path, dtype: np.dtype) -> None:
-        self.path, self.dtype, self.n = Path(path), np.dtype(dtype), 0
+    def __init__(self, path: Path, dtype: np.dtype, cols: int | None = None) -> None:
+        self.path, self.dtype, self.cols, self.n = Path(path), np.dtype(dtype), cols, 0
         self._f = open(self.path, "wb")
         self._f.write(self._header())
 
     def _header(self) -> bytes:
-        d = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.n,)}
+        shape = (self.n,) if self.cols is None else (self.n, self.cols)
+        d = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape}
         body = repr(d).ljust(_HEADER - 10 - 1) + "\n"
         return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body.encode("latin1")
 
     def write(self, values: np.ndarray) -> None:
+        """Append ``values``: ``[n]``, or ``[n, cols]``."""
         a = np.ascontiguousarray(values, dtype=self.dtype)
+        if self.cols is not None and (a.ndim != 2 or a.shape[1] != self.cols):
+            raise ValueError(f"expected rows of {self.cols} values, got shape {a.shape}")
         self._f.write(a.tobytes())
-        self.n += a.size
+        self.n += a.shape[0] if a.ndim else 1
 
     def close(self) -> int:
-        """Write the header with the final length; returns the number of values written."""
+        """Write the header with the final length; returns the number of rows written."""
         self._f.seek(0)
         self._f.write(self._header())
         self._f.close()
         return self.n
+
+    def discard(self) -> None:
+        """Close and delete the unfinished file."""
+        self._f.close()
+        self.path.unlink(missing_ok=True)
 
 
 def _npy_header(fh: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:

@@ -402,3 +402,24 @@ def test_train_and_demo_bad_input_is_one_line_exit_2(capsys, tmp_path, argv, nee
     assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+
+
+def test_build_out_of_core_and_describe(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"board_id": rng.integers(0, 50, 5000), "pin_id": rng.integers(0, 900, 5000)})
+    (tmp_path / "shards").mkdir()
+    for i in range(3):
+        df.iloc[i::3].to_parquet(tmp_path / "shards" / f"p{i}.parquet", index=False)
+    assert main(["build", str(tmp_path / "shards"), str(tmp_path / "g"), "--method", "out-of-core",
+                 "--max-memory", "1G"]) == 0
+    out = capsys.readouterr().out
+    assert "built out of core: method='out-of-core', memory limit 1.0 GB" in out and "saved to" in out
+    assert main(["build", str(tmp_path / "shards"), str(tmp_path / "g2"), "--max-memory", "1G"]) == 0
+    assert "built in memory: estimated peak" in capsys.readouterr().out
+    assert main(["describe", str(tmp_path / "g")]) == 0
+    a = capsys.readouterr().out
+    assert main(["describe", str(tmp_path / "g2")]) == 0
+    assert a == capsys.readouterr().out and "pin" in a
+    with pytest.raises(SystemExit) as e:
+        main(["build", str(tmp_path / "shards"), str(tmp_path / "g3"), "--max-memory", "lots"])
+    assert e.value.code == 2 and "memory size 'lots' is not a size" in capsys.readouterr().err

@@ -205,3 +205,12 @@ def test_filter_consent_text_one_and_zero_from_a_csv():
         filter_consent(pd.DataFrame({"c": ["1", "maybe", "0", "2"]}), "c")
     msg = str(info.value)
     assert "'maybe', '2'" in msg and "'1'" not in msg.split("Fix:")[0]
+
+
+def test_filter_consent_reads_number_text_as_the_number_whatever_the_column():
+    # "1.0" in a text column means what 1.0 in a number column means: the same CSV cell gives the
+    # same answer whether pandas read its column as numbers or as text (a batch reader sees text)
+    kept, dropped = filter_consent(pd.DataFrame({"c": ["1.0", "0.0", "yes", " 1 ", "1e0"]}), "c")
+    assert list(kept.index) == [0, 2, 3, 4] and dropped == 1
+    with pytest.raises(MalformedValueError, match="'0.5', 'nan', 'inf'"):
+        filter_consent(pd.DataFrame({"c": ["0.5", "nan", "inf", "1"]}), "c")

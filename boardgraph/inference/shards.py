@@ -1,0 +1,204 @@
+"""Pin embeddings as one shard per rank, with a manifest: the embedding pass of a multi-machine run.
+
+Under torchrun each rank embeds a contiguous block of pins and writes its own files into one
+folder on shared storage; no rank holds, maps or writes another's rows::
+
+    shards/
+      manifest.json                 kind, dim, pins, weights and graph fingerprints, the shards (rank 0, last)
+      shard-00000.npy               float32 [rows, dim], L2-normalised (written in pieces, then renamed)
+      shard-00000.ids.parquet       the rows' pin ids (column "id")
+      shard-00000.json              the shard's rows, dim and fingerprints: written last, so it marks a
+                                    finished shard, and a pass run again with the same weights on the
+                                    same graph skips it
+
+:class:`EmbeddingShards` reads the folder back shard by shard (what ``boardgraph index
+--from-shards`` needs to build an IVF-PQ index without holding every vector).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+
+from boardgraph._io import READ_ERRORS, ArtefactKind, atomic_write_text, read_manifest, temp_sibling
+from boardgraph.encoders import truncate_embedding
+from boardgraph.errors import BoardgraphError
+from boardgraph.graph.stream.spill import NpyWriter
+from boardgraph.inference.embed import NonFiniteEmbeddingError, encode_pins
+from boardgraph.training.checkpoint import weights_fingerprint
+
+__all__ = ["embed_pins_sharded", "EmbeddingShards", "ShardsFormatError", "SHARDS_ARTEFACT", "shard_rows"]
+
+SHARDS_ARTEFACT = ArtefactKind("boardgraph.embedding_shards", "manifest.json")
+_FORMAT = 1
+
+
+class ShardsFormatError(BoardgraphError, ValueError):
+    """A shard folder is incomplete, damaged, or not a folder of embedding shards."""
+
+
+def shard_rows(num_pins: int, rank: int, world_size: int) -> tuple[int, int]:
+    """Rows ``[lo, hi)`` of ``rank``'s shard: ``world_size`` contiguous blocks differing by at most one row."""
+    base, extra = divmod(num_pins, world_size)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (rank < extra)
+
+
+def _name(rank: int) -> str:
+    return f"shard-{rank:05d}"
+
+
+def embed_pins_sharded(encoder: torch.nn.Module, pin_ids: np.ndarray, folder: str | Path, *, rank: int = 0,
+                       world_size: int = 1, cache: Any = None, builder: Any = None, features: Any = None,
+                       batch_size: int = 1024, device: torch.device | str = "cpu", dim: int | None = None,
+                       graph_fingerprint: str | None = None) -> Path:
+    """Write this rank's shard of the L2-normalised embeddings of every pin into ``folder``
+    (see the module docstring); rank 0 writes the manifest once every shard is done.
+
+    Args:
+        encoder: the trained encoder; ``cache`` or ``builder`` + ``features`` as for
+            :func:`~boardgraph.inference.embed.embed_pins`.
+        pin_ids: ``[N]`` the external ids of pins ``0..N-1``.
+        folder: the shard folder, on storage every rank can reach.
+        rank, world_size: this process's place under torchrun (a barrier precedes the manifest).
+        dim: a Matryoshka prefix, renormalised.
+        graph_fingerprint: recorded, and compared when a finished shard is found.
+
+    Returns:
+        ``folder`` (its manifest is complete once every rank has returned).
+
+    Raises:
+        NonFiniteEmbeddingError: the encoder gave NaN/inf for some pins (the shard is not written).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(pin_ids)
+    e = int(dim or encoder.config.embed_dim)
+    key = {"dim": e, "num_pins": n, "world_size": world_size, "weights": weights_fingerprint(encoder),
+           "graph": graph_fingerprint}
+    lo, hi = shard_rows(n, rank, world_size)
+    done = folder / f"{_name(rank)}.json"
+    record, _ = read_manifest(done)
+    if record != {**key, "rows": [lo, hi]}:
+        _write_shard(encoder, folder, rank, lo, hi, e, pin_ids, cache=cache, builder=builder, features=features,
+                     batch_size=batch_size, device=device, dim=dim)
+        atomic_write_text(done, json.dumps({**key, "rows": [lo, hi]}))
+    if world_size > 1:
+        dist.barrier()
+    if rank == 0:
+        shards = [{"file": f"{_name(r)}.npy", "ids": f"{_name(r)}.ids.parquet",
+                   "rows": list(shard_rows(n, r, world_size))} for r in range(world_size)]
+        atomic_write_text(folder / "manifest.json", json.dumps(
+            {"artefact": SHARDS_ARTEFACT.name, "format": _FORMAT, **key, "shards": shards}, indent=1))
+    if world_size > 1:
+        dist.barrier()
+    return folder
+
+
+def _write_shard(encoder: torch.nn.Module, folder: Path, rank: int, lo: int, hi: int, e: int, pin_ids: np.ndarray,
+                 *, cache: Any, builder: Any, features: Any, batch_size: int, device: Any, dim: int | None) -> None:
+    """Embed pins ``lo..hi-1`` into ``shard-<rank>.npy`` (and their ids), each written to a temporary
+    name and renamed."""
+    target = folder / f"{_name(rank)}.npy"
+    w = NpyWriter(temp_sibling(target), np.float32, cols=e)
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        for start in range(lo, hi, batch_size):
+            idx = torch.arange(start, min(start + batch_size, hi))
+            with torch.no_grad():
+                emb = encode_pins(encoder, idx, cache=cache, builder=builder, features=features, device=device)
+            if dim is not None:
+                emb = truncate_embedding(emb, dim)
+            rows = emb.float().cpu().numpy()
+            if not np.isfinite(rows).all():
+                bad = (start + np.flatnonzero(~np.isfinite(rows).all(axis=1))).tolist()
+                raise NonFiniteEmbeddingError(f"the embeddings of pin(s) {bad[:5]} are not finite (NaN or inf); "
+                                              f"shard {rank} was not written. Fix: check the run's weights and "
+                                              f"these pins' numeric features")
+            w.write(rows)
+        w.close()
+        os.replace(w.path, target)
+    except BaseException:
+        w.discard()
+        raise
+    finally:
+        encoder.train(was_training)
+    ids = folder / f"{_name(rank)}.ids.parquet"
+    tmp_ids = temp_sibling(ids)
+    pd.DataFrame({"id": np.asarray(pin_ids)[lo:hi]}).to_parquet(tmp_ids, index=False)
+    os.replace(tmp_ids, ids)
+
+
+@dataclass
+class EmbeddingShards:
+    """A folder written by :func:`embed_pins_sharded`, read shard by shard.
+
+    Attributes:
+        folder: the folder; ``manifest``: its manifest (dim, num_pins, fingerprints, shards).
+    """
+
+    folder: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def open(cls, folder: str | Path) -> "EmbeddingShards":
+        """Check the folder's manifest and that every shard it names is there at its size.
+
+        Raises:
+            ShardsFormatError: no manifest or another kind of artefact, or a shard missing or of the wrong size.
+        """
+        folder = Path(folder)
+        m, why = read_manifest(folder / "manifest.json")
+        fix = "run the embedding pass again (boardgraph train --embed-shards), on every rank"
+        if m is None or m.get("artefact") != SHARDS_ARTEFACT.name:
+            raise ShardsFormatError(f"{folder} is not a folder of embedding shards ({why or 'another artefact'}); "
+                                    f"Fix: {fix}")
+        for s in m["shards"]:
+            f = folder / s["file"]
+            try:
+                shape = np.load(f, mmap_mode="r").shape
+            except READ_ERRORS as e:
+                raise ShardsFormatError(f"shard {f} is missing or unreadable ({e}); Fix: {fix}") from e
+            want = (s["rows"][1] - s["rows"][0], m["dim"])
+            if shape != want:
+                raise ShardsFormatError(f"shard {f} has shape {shape}, the manifest says {want}; Fix: {fix}")
+        return cls(folder, m)
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["dim"])
+
+    def __len__(self) -> int:
+        return int(self.manifest["num_pins"])
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(ids [n], vectors float32 [n, dim])`` of each shard in row order (vectors memory-mapped)."""
+        for s in self.manifest["shards"]:
+            ids = pd.read_parquet(self.folder / s["ids"])["id"].to_numpy()
+            yield ids, np.load(self.folder / s["file"], mmap_mode="r")
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of global ``rows`` (float32 ``[len(rows), dim]``), read from their shards."""
+        rows = np.asarray(rows, np.int64)
+        out = np.empty((len(rows), self.dim), np.float32)
+        for s in self.manifest["shards"]:
+            lo, hi = s["rows"]
+            sel = (rows >= lo) & (rows < hi)
+            if sel.any():
+                out[sel] = np.load(self.folder / s["file"], mmap_mode="r")[rows[sel] - lo]
+        return out
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` rows drawn without replacement (all of them when there are fewer), float32 ``[n, dim]``."""
+        rng = np.random.default_rng(seed)
+        total = len(self)
+        rows = np.sort(rng.choice(total, size=min(n, total), replace=False))
+        return self.rows(rows)
