@@ -94,12 +94,11 @@ def build_ivfpq_from_shards(shards: Any, vectors_path: Path, config: IndexConfig
     w = NpyWriter(vectors_path, np.float32, cols=d)
     ids = []
     try:
-        for shard_ids, vecs in shards:
-            for start in range(0, len(vecs), chunk):
-                x = normalise(np.array(vecs[start:start + chunk], dtype=np.float32), "embeddings")
-                index.add(x)
-                w.write(x)
-            ids.append(shard_ids)
+        for chunk_ids, vecs in shards.chunks(chunk):
+            x = normalise(vecs, "embeddings")
+            index.add(x)
+            w.write(x)
+            ids.append(chunk_ids)
         w.close()
     except BaseException:
         w.discard()
@@ -131,14 +130,13 @@ def exact_top_k(shards: Any, x: np.ndarray, k: int, chunk: int = 262_144) -> tup
     best_s = np.full((q, k), -np.inf, np.float32)
     best_r = np.full((q, k), -1, np.int64)
     base = 0
-    for _, vecs in shards:
-        for start in range(0, len(vecs), chunk):
-            v = normalise(np.array(vecs[start:start + chunk], dtype=np.float32), "embeddings")
-            s = np.concatenate([best_s, x @ v.T], axis=1)
-            r = np.concatenate([best_r, np.broadcast_to(base + start + np.arange(len(v)), (q, len(v)))], axis=1)
-            top = np.argpartition(-s, min(k, s.shape[1] - 1), axis=1)[:, :k]
-            best_s, best_r = np.take_along_axis(s, top, axis=1), np.take_along_axis(r, top, axis=1)
-        base += len(vecs)
+    for _, vecs in shards.chunks(chunk):
+        v = normalise(vecs, "embeddings")
+        s = np.concatenate([best_s, x @ v.T], axis=1)
+        r = np.concatenate([best_r, np.broadcast_to(base + np.arange(len(v)), (q, len(v)))], axis=1)
+        top = np.argpartition(-s, min(k, s.shape[1] - 1), axis=1)[:, :k]
+        best_s, best_r = np.take_along_axis(s, top, axis=1), np.take_along_axis(r, top, axis=1)
+        base += len(v)
     order = np.argsort(-best_s, axis=1, kind="stable")
     return np.take_along_axis(best_s, order, axis=1), np.take_along_axis(best_r, order, axis=1)
 

@@ -13,6 +13,10 @@ folder on shared storage; no rank holds, maps or writes another's rows::
 
 :class:`EmbeddingShards` reads the folder back shard by shard (what ``boardgraph index
 --from-shards`` needs to build an IVF-PQ index without holding every vector).
+
+Embeddings from your own encoder: each worker calls :func:`write_shard` with its rank, the ids
+of its rows and its vectors in batches, and one process calls :func:`write_manifest` when all
+are done.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -30,11 +34,12 @@ import torch.distributed as dist
 from boardgraph._io import READ_ERRORS, ArtefactKind, atomic_write_text, read_manifest, temp_sibling
 from boardgraph.encoders import truncate_embedding
 from boardgraph.errors import BoardgraphError
-from boardgraph.graph.stream.spill import NpyWriter
+from boardgraph.graph.stream.spill import NpyWriter, read_npy_range
 from boardgraph.inference.embed import NonFiniteEmbeddingError, encode_pins
 from boardgraph.training.checkpoint import weights_fingerprint
 
-__all__ = ["embed_pins_sharded", "EmbeddingShards", "ShardsFormatError", "SHARDS_ARTEFACT", "shard_rows"]
+__all__ = ["embed_pins_sharded", "write_shard", "write_manifest", "EmbeddingShards", "ShardsFormatError",
+           "SHARDS_ARTEFACT", "shard_rows"]
 
 SHARDS_ARTEFACT = ArtefactKind("boardgraph.embedding_shards", "manifest.json")
 _FORMAT = 1
@@ -78,63 +83,114 @@ def embed_pins_sharded(encoder: torch.nn.Module, pin_ids: np.ndarray, folder: st
         NonFiniteEmbeddingError: the encoder gave NaN/inf for some pins (the shard is not written).
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     n = len(pin_ids)
-    e = int(dim or encoder.config.embed_dim)
-    key = {"dim": e, "num_pins": n, "world_size": world_size, "weights": weights_fingerprint(encoder),
+    key = {"dim": int(dim or encoder.config.embed_dim), "weights": weights_fingerprint(encoder),
            "graph": graph_fingerprint}
     lo, hi = shard_rows(n, rank, world_size)
-    done = folder / f"{_name(rank)}.json"
-    record, _ = read_manifest(done)
-    if record != {**key, "rows": [lo, hi]}:
-        _write_shard(encoder, folder, rank, lo, hi, e, pin_ids, cache=cache, builder=builder, features=features,
-                     batch_size=batch_size, device=device, dim=dim)
-        atomic_write_text(done, json.dumps({**key, "rows": [lo, hi]}))
+    record, _ = read_manifest(folder / f"{_name(rank)}.json")
+    if record != {**key, "num_pins": n, "world_size": world_size, "rows": [lo, hi]}:
+        was_training = encoder.training
+        encoder.eval()
+        try:
+            batches = (_embedded(encoder, start, min(start + batch_size, hi), cache, builder, features, device, dim)
+                       for start in range(lo, hi, batch_size))
+            write_shard(folder, rank, world_size, np.asarray(pin_ids)[lo:hi], batches, n, key)
+        finally:
+            encoder.train(was_training)
     if world_size > 1:
         dist.barrier()
     if rank == 0:
-        shards = [{"file": f"{_name(r)}.npy", "ids": f"{_name(r)}.ids.parquet",
-                   "rows": list(shard_rows(n, r, world_size))} for r in range(world_size)]
-        atomic_write_text(folder / "manifest.json", json.dumps(
-            {"artefact": SHARDS_ARTEFACT.name, "format": _FORMAT, **key, "shards": shards}, indent=1))
+        write_manifest(folder, world_size)
     if world_size > 1:
         dist.barrier()
     return folder
 
 
-def _write_shard(encoder: torch.nn.Module, folder: Path, rank: int, lo: int, hi: int, e: int, pin_ids: np.ndarray,
-                 *, cache: Any, builder: Any, features: Any, batch_size: int, device: Any, dim: int | None) -> None:
-    """Embed pins ``lo..hi-1`` into ``shard-<rank>.npy`` (and their ids), each written to a temporary
-    name and renamed."""
+def _embedded(encoder: torch.nn.Module, lo: int, hi: int, cache: Any, builder: Any, features: Any, device: Any,
+              dim: int | None) -> np.ndarray:
+    """float32 ``[hi - lo, E]`` embeddings of pins ``lo..hi-1``, checked finite."""
+    with torch.no_grad():
+        emb = encode_pins(encoder, torch.arange(lo, hi), cache=cache, builder=builder, features=features,
+                          device=device)
+    if dim is not None:
+        emb = truncate_embedding(emb, dim)
+    rows = emb.float().cpu().numpy()
+    if not np.isfinite(rows).all():
+        bad = (lo + np.flatnonzero(~np.isfinite(rows).all(axis=1))).tolist()
+        raise NonFiniteEmbeddingError(f"the embeddings of pin(s) {bad[:5]} are not finite (NaN or inf); their "
+                                      f"shard was not written. Fix: check the run's weights and these pins' "
+                                      f"numeric features")
+    return rows
+
+
+def write_shard(folder: str | Path, rank: int, world_size: int, ids: np.ndarray, batches: Iterable[np.ndarray],
+                num_pins: int, key: dict[str, Any] | None = None) -> Path:
+    """Write shard ``rank`` of ``world_size``: rows :func:`shard_rows` ``(num_pins, rank, world_size)``,
+    their external ``ids`` and their vectors, given as ``batches`` of ``[n, dim]`` rows (any
+    encoder's: one process per shard, none holding the others). Files are written under temporary
+    names and renamed, the ``.json`` record last.
+
+    Args:
+        key: recorded in the shard's record and the manifest; ``dim`` is taken from the batches
+            when absent.
+
+    Raises:
+        ValueError: the batches do not hold exactly the shard's rows, or ``ids`` is not one per row.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lo, hi = shard_rows(num_pins, rank, world_size)
+    if len(ids) != hi - lo:
+        raise ValueError(f"shard {rank} of {world_size} holds rows {lo}..{hi - 1}: {hi - lo} ids, got {len(ids)}")
     target = folder / f"{_name(rank)}.npy"
-    w = NpyWriter(temp_sibling(target), np.float32, cols=e)
-    was_training = encoder.training
-    encoder.eval()
+    w = None
     try:
-        for start in range(lo, hi, batch_size):
-            idx = torch.arange(start, min(start + batch_size, hi))
-            with torch.no_grad():
-                emb = encode_pins(encoder, idx, cache=cache, builder=builder, features=features, device=device)
-            if dim is not None:
-                emb = truncate_embedding(emb, dim)
-            rows = emb.float().cpu().numpy()
-            if not np.isfinite(rows).all():
-                bad = (start + np.flatnonzero(~np.isfinite(rows).all(axis=1))).tolist()
-                raise NonFiniteEmbeddingError(f"the embeddings of pin(s) {bad[:5]} are not finite (NaN or inf); "
-                                              f"shard {rank} was not written. Fix: check the run's weights and "
-                                              f"these pins' numeric features")
-            w.write(rows)
+        for b in batches:
+            w = w or NpyWriter(temp_sibling(target), np.float32, cols=int(b.shape[1]))
+            w.write(b)
+        if w is None or w.n != hi - lo:
+            raise ValueError(f"shard {rank} of {world_size} holds {hi - lo} rows, the batches gave "
+                             f"{0 if w is None else w.n}")
         w.close()
-        os.replace(w.path, target)
     except BaseException:
-        w.discard()
+        if w is not None:
+            w.discard()
         raise
-    finally:
-        encoder.train(was_training)
-    ids = folder / f"{_name(rank)}.ids.parquet"
-    tmp_ids = temp_sibling(ids)
-    pd.DataFrame({"id": np.asarray(pin_ids)[lo:hi]}).to_parquet(tmp_ids, index=False)
-    os.replace(tmp_ids, ids)
+    os.replace(w.path, target)
+    tmp_ids = temp_sibling(folder / f"{_name(rank)}.ids.parquet")
+    pd.DataFrame({"id": np.asarray(ids)}).to_parquet(tmp_ids, index=False)
+    os.replace(tmp_ids, folder / f"{_name(rank)}.ids.parquet")
+    record = {"dim": w.cols, **(key or {}), "num_pins": num_pins, "world_size": world_size, "rows": [lo, hi]}
+    atomic_write_text(folder / f"{_name(rank)}.json", json.dumps(record))
+    return target
+
+
+def write_manifest(folder: str | Path, world_size: int) -> Path:
+    """Write ``manifest.json`` over the ``world_size`` shards of ``folder`` once all are written.
+
+    Raises:
+        ShardsFormatError: a shard's record is missing or disagrees with the others (dim, pins,
+            weights, graph).
+    """
+    folder = Path(folder)
+    records = []
+    for r in range(world_size):
+        rec, why = read_manifest(folder / f"{_name(r)}.json")
+        if rec is None:
+            raise ShardsFormatError(f"shard {r} of {world_size} in {folder} is not finished ({why}); run its "
+                                    f"process again")
+        records.append(rec)
+    common = {k: v for k, v in records[0].items() if k != "rows"}
+    for r, rec in enumerate(records):
+        if {k: v for k, v in rec.items() if k != "rows"} != common or rec["rows"] != list(
+                shard_rows(common["num_pins"], r, world_size)):
+            raise ShardsFormatError(f"shard {r} of {folder} was written by another pass ({rec}); run every rank's "
+                                    f"embedding pass again")
+    shards = [{"file": f"{_name(r)}.npy", "ids": f"{_name(r)}.ids.parquet", "rows": rec["rows"]}
+              for r, rec in enumerate(records)]
+    atomic_write_text(folder / "manifest.json", json.dumps(
+        {"artefact": SHARDS_ARTEFACT.name, "format": _FORMAT, **common, "shards": shards}, indent=1))
+    return folder / "manifest.json"
 
 
 @dataclass
@@ -184,6 +240,15 @@ class EmbeddingShards:
         for s in self.manifest["shards"]:
             ids = pd.read_parquet(self.folder / s["ids"])["id"].to_numpy()
             yield ids, np.load(self.folder / s["file"], mmap_mode="r")
+
+    def chunks(self, rows: int = 65_536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(ids [n], vectors float32 [n, dim])`` of at most ``rows`` rows at a time, in row order,
+        read from the files (not mapped, so pages already read do not stay in this process's
+        resident memory)."""
+        for s in self.manifest["shards"]:
+            ids = pd.read_parquet(self.folder / s["ids"])["id"].to_numpy()
+            for start in range(0, len(ids), rows):
+                yield ids[start:start + rows], read_npy_range(self.folder / s["file"], start, start + rows)
 
     def rows(self, rows: np.ndarray) -> np.ndarray:
         """The vectors of global ``rows`` (float32 ``[len(rows), dim]``), read from their shards."""

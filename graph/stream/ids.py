@@ -82,7 +82,7 @@ class IdDictionary:
         """
         if self.kind == "int":
             if self._dtype is None:
-                self._dtype = uniques.dtype
+                self._dtype = np.dtype(getattr(uniques.dtype, "numpy_dtype", uniques.dtype))  # Int64 -> int64
             return self._table.factorize(np.asarray(uniques, dtype=np.int64))
         text = np.asarray(uniques, dtype=object)
         h1, h2 = text_hashes(text)

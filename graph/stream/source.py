@@ -3,7 +3,8 @@
 A Parquet file, a folder of Parquet shards (read in sorted path order, recursively), a CSV / TSV
 file or a DataFrame. Each batch is a DataFrame whose index is the rows' positions in the whole
 table (so row labels in errors and reports are the same as the in-memory builder's) and whose
-columns read as :func:`~boardgraph.graph.tables.read_table` reads them: Parquet keeps its types;
+columns read as :func:`~boardgraph.graph.tables.read_table` reads them: Parquet keeps its types
+(but integer ids with nulls stay integers, where pandas reads them as floats: ``7``, not ``7.0``);
 CSV ids are the text written (only an empty cell is missing) and other CSV columns are text with
 pandas' missing-value spellings read as missing (the checks parse numbers, dates and consent
 flags from text the same way they parse them from typed columns).
@@ -63,7 +64,7 @@ class EdgeSource:
         elif self.csv:
             yield from self._csv_batches(columns, ids, rows_per_batch)
         else:
-            yield from self._parquet_batches(columns, rows_per_batch)
+            yield from self._parquet_batches(columns, ids, rows_per_batch)
 
     def labels(self, positions: np.ndarray) -> list[Any]:
         """The row labels of row ``positions`` (the positions themselves, but for a DataFrame's own index)."""
@@ -77,13 +78,17 @@ class EdgeSource:
             part = df.iloc[start:start + n][list(columns)]
             yield part.assign(**{POSITION: np.arange(start, start + len(part), dtype=np.int64)})
 
-    def _parquet_batches(self, columns: Sequence[str], n: int) -> Iterator[pd.DataFrame]:
+    def _parquet_batches(self, columns: Sequence[str], ids: Sequence[str], n: int) -> Iterator[pd.DataFrame]:
         offset = 0
         for f in self.files:
             try:
                 pf = pq.ParquetFile(f)
                 for batch in pf.iter_batches(batch_size=n, columns=list(columns)):
                     df = batch.to_pandas()
+                    for c in ids:  # integer ids with nulls stay integers (pandas would make them floats)
+                        col = batch.column(c)
+                        if pa.types.is_integer(col.type) and col.null_count:
+                            df[c] = pd.array(col.to_pylist(), dtype="Int64")
                     df.index = pd.RangeIndex(offset, offset + len(df))
                     offset += len(df)
                     df.attrs["source"] = str(f)

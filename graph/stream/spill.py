@@ -255,11 +255,13 @@ def npy_length(path: str | Path) -> int:
 
 
 def read_npy_range(path: str | Path, start: int, stop: int) -> np.ndarray:
-    """Rows ``start:stop`` of a saved 1-D ``.npy`` array, read (not mapped) from the file."""
+    """Rows ``start:stop`` of a saved ``.npy`` array (C order), read (not mapped) from the file."""
     with open(path, "rb") as fh:
         shape, dtype = _npy_header(fh)
         stop = min(stop, shape[0])
+        row = int(np.prod(shape[1:], dtype=np.int64))
         if stop <= start:
-            return np.zeros(0, dtype)
-        return np.fromfile(fh, dtype=dtype, count=stop - start, offset=start * dtype.itemsize)
+            return np.zeros((0, *shape[1:]), dtype)
+        out = np.fromfile(fh, dtype=dtype, count=(stop - start) * row, offset=start * row * dtype.itemsize)
+        return out.reshape(stop - start, *shape[1:])
 

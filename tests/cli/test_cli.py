@@ -423,3 +423,14 @@ def test_build_out_of_core_and_describe(capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["build", str(tmp_path / "shards"), str(tmp_path / "g3"), "--max-memory", "lots"])
     assert e.value.code == 2 and "memory size 'lots' is not a size" in capsys.readouterr().err
+
+
+def test_index_takes_a_run_or_shards_not_both(capsys, tmp_path):
+    assert main(["index"]) == 2
+    assert "give a run directory, or --from-shards DIR" in capsys.readouterr().err
+    assert main(["index", str(tmp_path), "--from-shards", str(tmp_path)]) == 2
+    capsys.readouterr()
+    assert main(["index", "--from-shards", str(tmp_path)]) == 2
+    assert "--from-shards needs --out DIR" in capsys.readouterr().err
+    assert main(["index", "--from-shards", str(tmp_path), "--out", str(tmp_path / "i")]) == 2
+    assert "is not a folder of embedding shards" in capsys.readouterr().err

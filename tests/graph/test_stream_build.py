@@ -236,3 +236,20 @@ def test_unreadable_files_raise_the_in_memory_errors(tmp_path):
     g, _ = from_collections(tmp_path / "latin.csv", encoding="latin-1", method="out-of-core", out=tmp_path / "g",
                             max_memory=TINY)
     assert g.ids("pin").tolist() == ["caf\xe9", "p2"]
+
+
+def test_integer_ids_with_nulls_stay_integers(tmp_path):
+    # pandas reads an int64 Parquet column with nulls as floats, so in memory the ids become 7.0;
+    # out of core they stay 7; the graph and the report are otherwise the same
+    df = pd.DataFrame({"board_id": pd.array([1, 1, 2, None, 2, 3], dtype="Int64"),
+                       "pin_id": pd.array([7, 8, 7, 9, None, 8], dtype="Int64")})
+    df.to_parquet(tmp_path / "m.parquet", index=False)
+    mem = from_collections(tmp_path / "m.parquet", on_error="skip", method="memory")
+    ooc = from_collections(tmp_path / "m.parquet", on_error="skip", method="out-of-core", out=tmp_path / "g",
+                           max_memory=TINY)
+    assert mem[0].ids("pin").tolist() == [7.0, 8.0] and ooc[0].ids("pin").tolist() == [7, 8]
+    assert ooc[0].ids("pin").dtype == np.int64
+    assert mem[1].counts == ooc[1].counts == {"null_board_id": 1, "null_pin_id": 1}
+    assert mem[1].examples == ooc[1].examples
+    for k, v in mem[0].relation(("pin", "in", "board")).tensors().items():
+        assert bool((ooc[0].relation(("pin", "in", "board")).tensors()[k] == v).all()), k
