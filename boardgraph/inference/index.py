@@ -47,7 +47,7 @@ import torch
 from boardgraph.graph.errors import DuplicateIdError, UnknownIdError
 from boardgraph.inference.index_build import code_bytes, index_from_shards, new_faiss_index
 from boardgraph.inference.index_io import INDEX_ARTEFACT, load_index, save_index
-from boardgraph.inference.index_results import drop_excluded, first_k, rerank
+from boardgraph.inference.index_results import drop_excluded, first_k, rerank, stored_vectors
 from boardgraph.inference.index_tuning import TuneResult, tune_index, warn_if_unreached
 from boardgraph.inference.shards import EmbeddingShards
 from boardgraph.inference.index_types import (KINDS, DimensionMismatchError, EmptyIndexError, IndexConfig,
@@ -259,13 +259,7 @@ class EmbeddingIndex:
 
     def _rows_vectors(self, rows: np.ndarray) -> np.ndarray:
         """The stored vectors of ``rows`` ``[r, D]``: exact (ivfpq's on-disk copy, or the flat kinds')."""
-        rows = rows.astype(np.int64)
-        if self._vectors is not None:
-            order = np.argsort(rows)  # sorted reads from a memory map
-            out = np.empty((rows.size, self.dim), np.float32)
-            out[order] = self._vectors[rows[order]]
-            return out
-        return self._index.reconstruct_batch(rows)
+        return stored_vectors(self._index, self._vectors, rows)
 
     def _faiss_search(self, x: np.ndarray, k: int, allowed: np.ndarray | None
                       ) -> tuple[np.ndarray, np.ndarray]:
@@ -395,6 +389,9 @@ class EmbeddingIndex:
                 ``max_value < 1``.
             DimensionMismatchError: ``queries`` has the wrong dimension.
         """
+        if self.kind == "ivfpq":
+            raise IndexInputError("tune() does not cover ivfpq indexes yet; set nprobe and rerank in IndexConfig "
+                                  "(boardgraph index --from-shards prints the Recall@10 they reach)")
         result = tune_index(self._index, self.config, target_recall=target_recall, k=k, queries=queries,
                             n_queries=n_queries, holdout=holdout, max_value=max_value, seed=seed)
         if result.param:

@@ -1,11 +1,11 @@
 """Shaping search results: dropping excluded rows, padding to k, re-ranking candidates exactly."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["drop_excluded", "first_k", "rerank"]
+__all__ = ["drop_excluded", "first_k", "rerank", "stored_vectors"]
 
 
 def drop_excluded(scores: np.ndarray, rows: np.ndarray, excl: list[np.ndarray], n: int
@@ -47,3 +47,15 @@ def rerank(x: np.ndarray, rows: np.ndarray, vectors: Callable[[np.ndarray], np.n
     top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     out_rows = np.where(np.take_along_axis(valid, top, axis=1), np.take_along_axis(rows, top, axis=1), -1)
     return np.take_along_axis(scores, top, axis=1), out_rows
+
+
+def stored_vectors(index: Any, vectors: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+    """float32 ``[r, D]`` vectors of ``rows``: from ``vectors`` (an ivfpq index's exact copy, read in
+    sorted order from its memory map) when given, else reconstructed by the FAISS ``index``."""
+    rows = np.asarray(rows, np.int64)
+    if vectors is None:
+        return index.reconstruct_batch(rows)
+    order = np.argsort(rows)
+    out = np.empty((rows.size, vectors.shape[1]), np.float32)
+    out[order] = vectors[rows[order]]
+    return out

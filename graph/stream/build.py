@@ -21,6 +21,7 @@ folder, deleted as it is read.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -46,9 +47,11 @@ from .passes import Dropped, distinct_counts, first_rows, monotone_map, order_ma
     write_out_csr
 from .scan import ScanPlan, StreamChecker, check_order, record_dtype, scan_batch
 from .source import EdgeSource, open_edge_source
-from .spill import Buckets, NpyWriter, rss_bytes
+from .spill import Buckets, NpyWriter, fmt_bytes, rss_bytes
 
 __all__ = ["build_out_of_core", "StreamTuning"]
+
+log = logging.getLogger(__name__)
 
 _ATTRS = ("weight", "timestamp", "order")
 
@@ -169,8 +172,12 @@ def _build(source: EdgeSource, plan: ScanPlan, w: GraphWriter, spill: Path, tabl
                               fix=f"pass a table with one row per ({src.col}, {dst.col}) pair (a CSV needs rows "
                                   f"under its header)")
     plan.checker.finish()
+    held = sum(d.nbytes() for d in plan.dictionaries.values())
     for d in plan.dictionaries.values():
         d.freeze()
+    log.info("out-of-core build: scanned %s rows (%s records spilled); id dictionaries about %s at their peak, "
+             "%s after; resident %s", f"{report.rows_in:,}", f"{buckets.total:,}", fmt_bytes(held),
+             fmt_bytes(sum(d.nbytes() for d in plan.dictionaries.values())), fmt_bytes(rss_bytes()))
     n_src, n_dst = (len(tables[s.ntype]) if s.ntype in tables else len(plan.dictionaries.get(s.ntype, ()))
                     for s in sides)
     d_counts = np.concatenate([d_counts, np.zeros(max(0, n_dst - len(d_counts)), np.int64)])[:n_dst]
@@ -204,6 +211,7 @@ def _build(source: EdgeSource, plan: ScanPlan, w: GraphWriter, spill: Path, tabl
                               s_map=None if rebucketed else s_map, d_map=None if keep_dst.all() else d_map,
                               keep_dst=keep_dst if k > 1 and not rebucketed else None, nodes=nodes,
                               dst_counts=dst_counts)
+    log.info("out-of-core build: wrote %s edges; resident %s", f"{n_edges:,}", fmt_bytes(rss_bytes()))
     _report_dropped(report, source, dropped, k, sides)
     for s in sides:
         w.add_ids(s.ntype, _ids(s, tables, plan, maps[s.ntype]))

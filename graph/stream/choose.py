@@ -18,22 +18,13 @@ import pyarrow.parquet as pq
 from .build import StreamTuning
 from ..tables import _PARQUET
 from .source import open_edge_source
-from .spill import parse_memory
+from .spill import fmt_bytes, parse_memory
 
 __all__ = ["choose_method", "estimate_in_memory_bytes", "available_memory", "METHODS", "fmt_bytes"]
 
 METHODS = ("auto", "memory", "out-of-core")
 _ROW_BYTES = 100
 _TEXT_BYTES = 60
-
-
-def fmt_bytes(n: float) -> str:
-    """``4.0 GB`` (powers of 1024)."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TB"
 
 
 def available_memory() -> int:

@@ -18,7 +18,7 @@ import numpy as np
 
 from boardgraph.errors import BoardgraphError
 
-__all__ = ["Buckets", "NpyWriter", "read_npy_range", "npy_length", "parse_memory", "rss_bytes",
+__all__ = ["Buckets", "NpyWriter", "read_npy_range", "npy_length", "parse_memory", "fmt_bytes", "rss_bytes",
            "MemoryLimitError"]
 
 _HEADER = 128  # bytes of an .npy header written by NpyWriter (room for any 1-D shape)
@@ -47,6 +47,15 @@ def parse_memory(value: int | str) -> int:
         raise ValueError(f"memory size {value!r} is under 256M; an out-of-core build needs at least 256M "
                          f"(4G or more is sensible for a billion rows)")
     return n
+
+
+def fmt_bytes(n: float) -> str:
+    """``4.0 GB`` (powers of 1024)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TB"
 
 
 def rss_bytes() -> int:

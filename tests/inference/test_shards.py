@@ -86,3 +86,11 @@ def test_ivfpq_from_shards_reranks_exactly_and_saves(tmp_path):
     res2 = back.search(x[:20], 5, exclude_ids=[[f"p{i}"] for i in range(20)])
     assert (res.ids == res2.ids).all() and back.config == mem.config
     assert all(f"p{i}" not in res.ids[i] for i in range(20))
+
+
+def test_tune_says_plainly_that_ivfpq_is_not_covered():
+    from boardgraph.inference.index import IndexInputError
+    x = clustered(2000, d=16)
+    index = EmbeddingIndex.build(x, np.arange(2000), config=IndexConfig(kind="ivfpq", pq_m=4, nlist=8))
+    with pytest.raises(IndexInputError, match="tune\\(\\) does not cover ivfpq"):
+        index.tune()
