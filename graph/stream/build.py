@@ -76,10 +76,12 @@ class StreamTuning:
     def batch_rows(self) -> int:
         return self.rows_per_batch or int(np.clip(self.limit // 4000, 50_000, 1_000_000))
 
-    def group_capacity(self, itemsize: int) -> int:
+    def group_capacity(self, itemsize: int, reserve: int = 0) -> int:
+        """Records of ``itemsize`` bytes that fit in what the limit leaves now, less ``reserve``
+        bytes for arrays still to be allocated (at least 262,144)."""
         if self.capacity:
             return self.capacity
-        free = self.limit - rss_bytes() - (96 << 20)
+        free = self.limit - rss_bytes() - reserve - (96 << 20)
         return int(max(1 << 18, free // (3 * itemsize + 48)))
 
 
@@ -181,7 +183,8 @@ def _build(source: EdgeSource, plan: ScanPlan, w: GraphWriter, spill: Path, tabl
     n_src, n_dst = (len(tables[s.ntype]) if s.ntype in tables else len(plan.dictionaries.get(s.ntype, ()))
                     for s in sides)
     d_counts = np.concatenate([d_counts, np.zeros(max(0, n_dst - len(d_counts)), np.int64)])[:n_dst]
-    cap = tuning.group_capacity(plan.dtype.itemsize)
+    # the per-node arrays of the passes below (maps, first rows, degrees): about 40 bytes a node
+    cap = tuning.group_capacity(plan.dtype.itemsize, reserve=40 * (n_src + n_dst))
     keep_dst = np.ones(n_dst, bool)
     if k > 1:
         distinct = distinct_counts(buckets, cap, n_dst)
@@ -248,7 +251,8 @@ def _write_topology(w: GraphWriter, buckets: Buckets, cap: int, tuning: StreamTu
     _write_array(folder / "out_indptr.npy", cumsum0(torch.from_numpy(oc.degree)).numpy())
     in_ind = NpyWriter(folder / "in_indices.npy", _np(index_dtype(n_src)))
     in_eid = NpyWriter(folder / "in_eid.npy", _np(index_dtype(oc.num_edges)))
-    in_deg = write_in_csr(oc.by_dst, tuning.group_capacity(oc.by_dst.dtype.itemsize), n_src, n_dst, in_ind, in_eid)
+    in_deg = write_in_csr(oc.by_dst, tuning.group_capacity(oc.by_dst.dtype.itemsize, reserve=8 * n_dst), n_src,
+                          n_dst, in_ind, in_eid)
     in_ind.close()
     in_eid.close()
     _write_array(folder / "in_indptr.npy", cumsum0(torch.from_numpy(in_deg)).numpy())
