@@ -73,7 +73,10 @@ def main() -> None:
               "pq_m": args.pq_m, "nlist": args.nlist, "exit": r["exit"],
               "build_seconds": float(built.group(1)) if built else None,
               "code_bytes": int(code.group(1)) if code else None, "id_bytes": int(code.group(2)) if code else None,
-              "disk_bytes_per_vector": 4 * args.dim, "peak_rss_gb": round(r["peak_rss_bytes"] / 2**30, 3),
+              "disk_bytes_per_vector": 4 * args.dim,
+              "index_file_bytes_per_vector": round((tmp / "index" / "index.faiss").stat().st_size / args.n, 1)
+              if r["exit"] == 0 else None,
+              "peak_rss_gb": round(r["peak_rss_bytes"] / 2**30, 3),
               "import_only_peak_rss_gb": round(base["peak_rss_bytes"] / 2**30, 3),
               "peak_rss_over_import_bytes_per_vector": round(extra / args.n, 1),
               "tail": r["tail"] if r["exit"] else None})

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from .errors import SchemaError, TableReadError, one_line
 
-__all__ = ["read_table", "csv_errors", "parquet_files"]
+__all__ = ["read_table", "table_path", "csv_errors", "parquet_files"]
 
 try:  # pandas' default missing-value spellings, kept for every column but the ids
     from pandas._libs.parsers import STR_NA_VALUES as _PD_NA
@@ -55,11 +55,7 @@ def read_table(obj: Any, what: str, *, ids: Sequence[str] = (), encoding: str = 
     """
     if isinstance(obj, pd.DataFrame):
         return obj
-    if not isinstance(obj, (str, os.PathLike)):
-        raise TypeError(f"{what} must be a pandas DataFrame or a CSV/Parquet path, got {type(obj).__name__}")
-    p = Path(obj)
-    if not p.exists():
-        raise FileNotFoundError(f"{what} table {p} does not exist; pass a DataFrame or an existing CSV/Parquet path")
+    p = table_path(obj, what)
     suffix = p.suffix.lower()
     if p.is_dir() and what == "edge":  # a folder of Parquet shards, in sorted path order
         df = _read_parquet_folder(p, what)
@@ -72,6 +68,21 @@ def read_table(obj: Any, what: str, *, ids: Sequence[str] = (), encoding: str = 
         raise SchemaError(f"{what} table {p}: unknown file type {suffix!r}", fix="use .csv, .tsv or .parquet")
     df.attrs["source"] = str(p)
     return df
+
+
+def table_path(obj: Any, what: str) -> Path:
+    """``obj`` as the path of an existing table file (or folder).
+
+    Raises:
+        TypeError: ``obj`` is neither a DataFrame (checked by the caller) nor a path.
+        FileNotFoundError: nothing exists at the path.
+    """
+    if not isinstance(obj, (str, os.PathLike)):
+        raise TypeError(f"{what} must be a pandas DataFrame or a CSV/Parquet path, got {type(obj).__name__}")
+    p = Path(obj)
+    if not p.exists():
+        raise FileNotFoundError(f"{what} table {p} does not exist; pass a DataFrame or an existing CSV/Parquet path")
+    return p
 
 
 def _read_csv(p: Path, sep: str, what: str, ids: Sequence[str], encoding: str) -> pd.DataFrame:

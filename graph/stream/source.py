@@ -11,7 +11,6 @@ flags from text the same way they parse them from typed columns).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -23,7 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..errors import SchemaError, TableReadError, one_line
-from ..tables import _NA_STRINGS, _PARQUET, csv_errors, parquet_files
+from ..tables import _NA_STRINGS, _PARQUET, csv_errors, parquet_files, table_path
 
 __all__ = ["EdgeSource", "open_edge_source", "POSITION"]
 
@@ -137,11 +136,7 @@ def open_edge_source(obj: Any, encoding: str = "utf-8") -> EdgeSource:
     """
     if isinstance(obj, pd.DataFrame):
         return EdgeSource("the edge table", list(obj.columns), len(obj), 0, frame=obj)
-    if not isinstance(obj, (str, os.PathLike)):
-        raise TypeError(f"edge must be a pandas DataFrame or a CSV/Parquet path, got {type(obj).__name__}")
-    p = Path(obj)
-    if not p.exists():
-        raise FileNotFoundError(f"edge table {p} does not exist; pass a DataFrame or an existing CSV/Parquet path")
+    p = table_path(obj, "edge")
     suffix = p.suffix.lower()
     if p.is_dir() or suffix in _PARQUET:
         return _parquet_source(p)
