@@ -198,6 +198,20 @@ def _add_index_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lexical-weight", type=float, default=0.0, help=LEXICAL_WEIGHT_HELP)
 
 
+def _add_shard_options(i: argparse.ArgumentParser) -> None:
+    """``index``'s options for ``--from-shards`` and the IVF-PQ settings."""
+    i.add_argument("--from-shards", metavar="DIR",
+                   help="build an ivfpq index from embedding shards (train --embed-shards), shard by shard, "
+                        "without holding every vector; prints its bytes per vector and its Recall@10")
+    i.add_argument("--pq-m", type=int, default=32, help="ivfpq: code bytes per vector (default 32)")
+    i.add_argument("--nlist", type=int, help="ivf/ivfpq cells (default 4 sqrt(N))")
+    i.add_argument("--nprobe", type=int, help="ivf/ivfpq cells probed per query (default nlist / 4)")
+    i.add_argument("--rerank", type=int, default=10, help="ivfpq: candidates re-ranked exactly, times k (default 10)")
+    i.add_argument("--train-size", type=int, default=100_000, help="ivfpq from shards: vectors sampled to train on")
+    i.add_argument("--check-queries", type=int, default=1000,
+                   help="from shards: stored pins whose Recall@10 against exact search is reported (0: skip)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``embed``, ``index``, ``search``, ``place`` and ``export-onnx`` to the subcommands ``sub``."""
     e = sub.add_parser("embed", help="embed every pin of a trained run's graph (.npy)", epilog=EPILOG_EMBED,
@@ -212,16 +226,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=RAW)
     i.add_argument("run_dir", nargs="?", help=RUN_HELP + " (or --from-shards)")
     i.add_argument("--kind", choices=("flat", "hnsw", "ivf", "ivfpq"), default="flat", help="exact or approximate")
-    i.add_argument("--from-shards", metavar="DIR",
-                   help="build an ivfpq index from embedding shards (train --embed-shards), shard by shard, "
-                        "without holding every vector; prints its bytes per vector and its Recall@10")
-    i.add_argument("--pq-m", type=int, default=32, help="ivfpq: code bytes per vector (default 32)")
-    i.add_argument("--nlist", type=int, help="ivf/ivfpq cells (default 4 sqrt(N))")
-    i.add_argument("--nprobe", type=int, help="ivf/ivfpq cells probed per query (default nlist / 4)")
-    i.add_argument("--rerank", type=int, default=10, help="ivfpq: candidates re-ranked exactly, times k (default 10)")
-    i.add_argument("--train-size", type=int, default=100_000, help="ivfpq from shards: vectors sampled to train on")
-    i.add_argument("--check-queries", type=int, default=1000,
-                   help="from shards: stored pins whose Recall@10 against exact search is reported (0: skip)")
+    _add_shard_options(i)
     i.add_argument("--out", help="index directory (default RUN_DIR/index)")
     i.add_argument("--overwrite", action="store_true",
                    help="replace an index already saved there (anything else there is never replaced)")

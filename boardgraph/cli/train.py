@@ -37,7 +37,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if trainer.rank == 0:
             print(f"pin embeddings written to {path}")
     if args.embed_shards:   # one file per rank, no rank touching another's rows
-        path = trainer.embed_pins_sharded(result.out_dir / "embeddings.shards")
+        path = trainer.embed_pins(result.out_dir / "embeddings.shards", shards=True)
         if trainer.rank == 0:
             print(f"pin embeddings written as {trainer.world} shard(s) to {path}")
     trainer.close()

@@ -300,30 +300,22 @@ class Trainer:
             raise NonFiniteLossError(f"non-finite loss at step {self.step + 1} ({terms_text}); training stopped before "
                                      f"this step changed the weights. {self._kept()}. Fix: {self._nan_fix()}")
 
-    def embed_pins(self, path: str | Path | None = None, batch_size: int = 1024) -> Path:
-        """Embed every pin of the graph with the current weights into ``path`` (default
-        ``<out_dir>/embeddings.npy``), recording the graph's fingerprint: see
-        :func:`boardgraph.inference.embed.embed_pins` (every rank takes part under torchrun). A file left by
-        other weights (an earlier step) or another graph is recomputed, not reused.
-
-        Returns:
-            The path of the complete file.
+    def embed_pins(self, path: str | Path | None = None, batch_size: int = 1024, shards: bool = False) -> Path:
+        """Embed every pin with the current weights (every rank takes part under torchrun), with the
+        graph's fingerprint, into ``path``: one file (default ``<out_dir>/embeddings.npy``; see
+        :func:`boardgraph.inference.embed.embed_pins`), or with ``shards`` one shard per rank plus a
+        manifest (default ``<out_dir>/embeddings.shards``; see
+        :func:`boardgraph.inference.shards.embed_pins_sharded`). A file left by other weights (an
+        earlier step) or another graph is recomputed, not reused. Returns the complete file or folder.
         """
+        kw = dict(cache=self.cache, builder=self.builder, features=self.split.graph.features("pin"),
+                  batch_size=batch_size, device=self.device, rank=self.rank, world_size=self.world,
+                  graph_fingerprint=self.graph_fingerprint)
+        if shards:
+            return embed_pins_sharded(self.model.encoder, self.split.graph.ids("pin"),
+                                      Path(path) if path is not None else self.out_dir / "embeddings.shards", **kw)
         return embed_pins(self.model.encoder, self.split.graph.num_nodes("pin"),
-                          Path(path) if path is not None else self.out_dir / "embeddings.npy", cache=self.cache,
-                          builder=self.builder, features=self.split.graph.features("pin"), batch_size=batch_size,
-                          device=self.device, rank=self.rank, world_size=self.world,
-                          graph_fingerprint=self.graph_fingerprint)
-
-    def embed_pins_sharded(self, folder: str | Path | None = None, batch_size: int = 1024) -> Path:
-        """Embed every pin with the current weights as one shard per rank plus a manifest, in
-        ``folder`` (default ``<out_dir>/embeddings.shards``): see
-        :func:`boardgraph.inference.shards.embed_pins_sharded`. Every rank takes part under torchrun."""
-        return embed_pins_sharded(self.model.encoder, self.split.graph.ids("pin"),
-                                  Path(folder) if folder is not None else self.out_dir / "embeddings.shards",
-                                  rank=self.rank, world_size=self.world, cache=self.cache, builder=self.builder,
-                                  features=self.split.graph.features("pin"), batch_size=batch_size,
-                                  device=self.device, graph_fingerprint=self.graph_fingerprint)
+                          Path(path) if path is not None else self.out_dir / "embeddings.npy", **kw)
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, resume: bool = False, steps: int | None = None) -> TrainResult:

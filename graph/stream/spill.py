@@ -23,6 +23,7 @@ __all__ = ["Buckets", "NpyWriter", "read_npy_range", "npy_length", "parse_memory
 
 _HEADER = 128  # bytes of an .npy header written by NpyWriter (room for any 1-D shape)
 _MAX_FILES = 512
+_ONE_KEY = 16  # a single key may fill this many groups' worth of records, read at once
 
 
 class MemoryLimitError(BoardgraphError, MemoryError):
@@ -134,10 +135,11 @@ class Buckets:
         ``capacity`` records together, and a bucket over ``capacity`` split into finer ranges (one
         more read and write of it). ``lo`` is the first key of the group's range; within a
         bucket records keep the order they were added in. With ``delete`` each file is removed once
-        read, and the folder at the end.
+        read, and the folder at the end. A single key with more than ``capacity`` records is read as
+        a group of its own, up to 16 x ``capacity``.
 
         Raises:
-            MemoryLimitError: a single key has more than ``capacity`` records.
+            MemoryLimitError: a single key has more than 16 x ``capacity`` records.
         """
         self.close()
         pending: list[int] = []
@@ -177,16 +179,18 @@ class Buckets:
         for start in range(0, n, step):  # pass 1: the keys' range and coarse counts
             k = np.fromfile(path, dtype=self.dtype, count=step, offset=start * self.dtype.itemsize)[self.key]
             hi = max(hi or 0, int(k.max()) + 1)
+        if hi - lo == 1:  # one key: read whole when it fits 16 groups' worth, else give up
+            if n > _ONE_KEY * capacity:
+                raise MemoryLimitError(f"one {self.what} (number {lo} in reading order) has {n:,} memberships, more "
+                                       f"than the {_ONE_KEY * capacity:,} that fit in this build's memory limit; "
+                                       f"raise the limit (max_memory / --max-memory)")
+            yield from self._flush([i], delete)
+            return
         width = max(1, -(-(hi - lo) // 4096))
         counts = np.zeros(-(-(hi - lo) // width), np.int64)
         for start in range(0, n, step):
             k = np.fromfile(path, dtype=self.dtype, count=step, offset=start * self.dtype.itemsize)[self.key]
             counts += np.bincount((k - lo) // width, minlength=len(counts))
-        if width == 1 and counts.max() > capacity:
-            key = lo + int(counts.argmax())
-            raise MemoryLimitError(f"one {self.what} (number {key} in reading order) has {int(counts.max()):,} "
-                                   f"memberships, more than the {capacity:,} that fit in this build's memory "
-                                   f"limit; raise the limit (max_memory / --max-memory)")
         starts = _cut(counts, max(1, capacity // 2), _MAX_FILES) * width
         sub = Buckets(self.folder / f"split{i:04d}", self.dtype, self.key, starts, self.what)
         for start in range(0, n, step):

@@ -184,10 +184,14 @@ def test_features_from_the_edge_table_need_a_node_table(tmp_path):
 
 
 def test_one_node_over_the_memory_limit_is_named(tmp_path):
-    df = pd.DataFrame({"board_id": [f"b{i}" for i in range(200)], "pin_id": "same"})
-    with pytest.raises(MemoryLimitError, match="one pin .* has 200 memberships"):
-        from_collections(df, method="out-of-core", out=tmp_path / "g",
-                         max_memory=StreamTuning(1 << 30, rows_per_batch=50, bucket_width=4, capacity=100))
+    # a node with more memberships than a group holds is read as a group of its own, up to 16 groups' worth
+    tuning = StreamTuning(1 << 30, rows_per_batch=50, bucket_width=4, capacity=100)
+    df = pd.DataFrame({"board_id": [f"b{i}" for i in range(1500)], "pin_id": "same"})
+    assert_same_build(from_collections(df, method="memory"),
+                      from_collections(df, method="out-of-core", out=tmp_path / "g", max_memory=tuning))
+    df = pd.DataFrame({"board_id": [f"b{i}" for i in range(1700)], "pin_id": "same"})
+    with pytest.raises(MemoryLimitError, match="one pin .* has 1,700 memberships, more than the 1,600"):
+        from_collections(df, method="out-of-core", out=tmp_path / "g2", max_memory=tuning)
 
 
 def test_auto_says_which_path_it_took(tmp_path):

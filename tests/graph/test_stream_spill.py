@@ -38,10 +38,14 @@ def test_groups_come_back_in_key_order_within_capacity_and_in_added_order(tmp_pa
     assert not (tmp_path / "b").exists()  # deleted as read
 
 
-def test_a_key_over_capacity_is_refused_with_its_count(tmp_path):
+def test_a_key_over_capacity_is_a_group_of_its_own_up_to_16_groups(tmp_path):
     b = Buckets(tmp_path / "b", REC, "s", np.array([0]), what="board")
     b.add(records(np.r_[np.zeros(300, np.int32), np.arange(1, 50, dtype=np.int32)]))
-    with pytest.raises(MemoryLimitError, match="one board .* has 300 memberships"):
+    groups = list(b.groups(capacity=100))
+    assert [len(r) for _, r in groups] == [300, 49] and set(groups[0][1]["s"]) == {0}
+    b = Buckets(tmp_path / "c", REC, "s", np.array([0]), what="board")
+    b.add(records(np.r_[np.zeros(1700, np.int32), np.arange(1, 50, dtype=np.int32)]))
+    with pytest.raises(MemoryLimitError, match="one board .* has 1,700 memberships"):
         list(b.groups(capacity=100))
 
 
