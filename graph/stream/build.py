@@ -62,7 +62,7 @@ class StreamTuning:
 
     Attributes:
         limit: the memory limit in bytes.
-        rows_per_batch: rows read at a time (default: limit / 16,000, between 20k and 1M: 268k at 4G).
+        rows_per_batch: rows read at a time (default: limit / 4000, between 50k and 1M).
         bucket_width: source codes per spill file of the scan.
         capacity: records in memory at a time (default: what the limit leaves, at about
             ``3 x record + 48`` bytes each).
@@ -74,7 +74,7 @@ class StreamTuning:
     capacity: int | None = None
 
     def batch_rows(self) -> int:
-        return self.rows_per_batch or int(np.clip(self.limit // 16_000, 20_000, 1_000_000))
+        return self.rows_per_batch or int(np.clip(self.limit // 4000, 50_000, 1_000_000))
 
     def group_capacity(self, itemsize: int, reserve: int = 0) -> int:
         """Records of ``itemsize`` bytes that fit in what the limit leaves now, less ``reserve``

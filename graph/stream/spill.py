@@ -206,12 +206,17 @@ class Buckets:
 
 def _cut(counts: np.ndarray, target: int, max_parts: int) -> np.ndarray:
     """Range starts (indices into ``counts``, the first 0) so that each range holds about ``target``
-    (at most ``max_parts`` ranges)."""
+    (at most ``max_parts`` ranges); a bin over ``target`` gets a range of its own, so that a split
+    always separates a heavy key from the rest."""
     total = int(counts.sum())
     target = max(target, -(-total // max_parts))
     cum = np.cumsum(counts)
-    starts = np.unique(np.searchsorted(cum, np.arange(target, total, target), side="right"))
-    starts = starts[(starts > 0) & (starts < len(counts))]
+    heavy = np.flatnonzero(counts > target)
+    starts = np.r_[np.searchsorted(cum, np.arange(target, total, target), side="right"), heavy, heavy + 1]
+    starts = np.unique(starts[(starts > 0) & (starts < len(counts))])
+    if not len(starts) and len(counts) > 1:  # everything in one range: cut it in two all the same
+        starts = np.array([max(1, int(np.searchsorted(cum, total / 2, side="right")))])
+        starts = starts[starts < len(counts)]
     return np.r_[0, starts].astype(np.int64)[:max_parts]
 
 

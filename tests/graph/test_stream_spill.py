@@ -71,3 +71,12 @@ def test_parse_memory():
         parse_memory("four gigs")
     with pytest.raises(ValueError, match="under 256M"):
         parse_memory("100M")
+
+
+def test_a_heavy_key_beside_light_ones_is_cut_out_and_the_split_ends(tmp_path):
+    # key 0 holds most records and key 1 a few: the split must separate them (it once recursed forever)
+    b = Buckets(tmp_path / "b", REC, "s", np.array([0]), what="board")
+    b.add(records(np.r_[np.zeros(900, np.int32), np.ones(5, np.int32), np.full(3, 7, np.int32)]))
+    groups = list(b.groups(capacity=100))
+    assert [sorted(set(r["s"].tolist())) for _, r in groups] == [[0], [1, 7]]
+    assert sum(len(r) for _, r in groups) == 908
