@@ -41,6 +41,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from boardgraph._io import check_output
+
 from .build_report import BuildReport
 from .checks import Checker, lookup_ids, require_columns
 from .errors import EmptyGraphError, SchemaError
@@ -53,7 +55,6 @@ from .io import GRAPH_ARTEFACT
 from .store import PinBoardGraph
 from .stream import StreamTuning, build_out_of_core, choose_method
 from .tables import read_table
-from boardgraph._io import check_output
 
 __all__ = ["from_collections", "from_interactions", "read_table", "parse_feature_columns", "BuildReport",
            "DEFAULT_MAX_IMAGE_PIXELS"]
@@ -125,9 +126,10 @@ def from_collections(memberships: Any, collection: str = "board_id", item: str =
             which path was taken and why.
         max_memory: the memory limit, bytes or text such as ``"4G"`` (default: half the memory
             available), or a :class:`~boardgraph.graph.stream.StreamTuning` that also sets the
-            batch and spill sizes. An out-of-core build stays within it, but for the id dictionaries (about
-            60 bytes per distinct id while reading, 8 after, plus the text of text ids) and about
-            40 bytes per node of counters.
+            batch and spill sizes. An out-of-core build stays within it, but for its scan, which
+            also holds the id dictionaries (about 50-60 bytes per distinct id while reading, 8
+            after, plus the text of text ids) and one batch, and about 40 bytes per node of
+            counters.
         overwrite: with ``out``, replace a graph saved there (nothing else is ever replaced).
 
     Returns:
