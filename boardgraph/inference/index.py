@@ -48,7 +48,7 @@ from boardgraph.graph.errors import DuplicateIdError, UnknownIdError
 from boardgraph.inference.index_build import code_bytes, index_from_shards, new_faiss_index
 from boardgraph.inference.index_io import INDEX_ARTEFACT, load_index, save_index
 from boardgraph.inference.index_results import drop_excluded, first_k, rerank, stored_vectors
-from boardgraph.inference.index_tuning import TuneResult, tune_index, warn_if_unreached
+from boardgraph.inference.index_tuning import TuneResult, tune_index, tune_reranked, warn_if_unreached
 from boardgraph.inference.shards import EmbeddingShards
 from boardgraph.inference.index_types import (KINDS, DimensionMismatchError, EmptyIndexError, IndexConfig,
                                               IndexFormatError, IndexInputError, SearchResult,
@@ -354,7 +354,8 @@ class EmbeddingIndex:
         IVF ``nprobe`` from 1 up to ``max_value`` (default ``nlist``, which is exhaustive), values
         about sqrt(2) apart, stopping at the first that reaches the target. Recall@k counts a
         returned row as correct when its score is at least the k-th exact score (so tied duplicates
-        are not misses). The chosen value is kept in :attr:`config` and saved with the index.
+        are not misses). The chosen value is kept in :attr:`config` and saved with the index. An
+        ivfpq index is measured through its re-ranked search, on stored rows (no ``holdout``).
 
         Which queries: recall depends on them a lot. A vector stored in an HNSW graph is found
         through its own node, whose links are its nearest neighbours, so searching with stored
@@ -389,11 +390,11 @@ class EmbeddingIndex:
                 ``max_value < 1``.
             DimensionMismatchError: ``queries`` has the wrong dimension.
         """
-        if self.kind == "ivfpq":
-            raise IndexInputError("tune() does not cover ivfpq indexes yet; set nprobe and rerank in IndexConfig "
-                                  "(boardgraph index --from-shards prints the Recall@10 they reach)")
-        result = tune_index(self._index, self.config, target_recall=target_recall, k=k, queries=queries,
-                            n_queries=n_queries, holdout=holdout, max_value=max_value, seed=seed)
+        if self.kind == "ivfpq":  # its own re-ranked search, against its exact vectors; stored rows, no holdout
+            result = tune_reranked(self, target_recall, k, queries, n_queries, max_value, seed)
+        else:
+            result = tune_index(self._index, self.config, target_recall=target_recall, k=k, queries=queries,
+                                n_queries=n_queries, holdout=holdout, max_value=max_value, seed=seed)
         if result.param:
             self._set_knob(result.param, result.value)
         warn_if_unreached(result, stacklevel=2)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import faiss
@@ -29,7 +29,7 @@ import torch
 from boardgraph.inference.index_types import DimensionMismatchError, IndexConfig, IndexInputError, normalise, \
     to_numpy_2d
 
-__all__ = ["TuneResult", "SWEEP_COLUMNS", "check_tune_args", "tune_index", "warn_if_unreached",
+__all__ = ["TuneResult", "SWEEP_COLUMNS", "check_tune_args", "tune_index", "tune_reranked", "warn_if_unreached",
            "all_vectors", "same_kind_over"]
 
 #: The columns of :attr:`TuneResult.sweep`.
@@ -276,3 +276,55 @@ def warn_if_unreached(result: TuneResult, stacklevel: int = 2) -> None:
     warnings.warn(f"no {result.param} up to {largest} reaches Recall@{result.k} {result.target_recall} on "
                   f"{result.queries} (best {result.recall:.3f} at {result.param}={result.value}, now set); {fix}",
                   stacklevel=stacklevel + 1)
+
+
+def tune_reranked(index: Any, target_recall: float = 0.95, k: int = 10, queries: np.ndarray | torch.Tensor | None = None,
+                  n_queries: int = 500, max_value: int | None = None, seed: int = 0) -> TuneResult:
+    """:meth:`EmbeddingIndex.tune` for an ivfpq index (duck-typed: ``search``, ``config``, ``ids``
+    and its exact vectors ``_vectors``): ``nprobe`` on a ladder from 1 to ``nlist``, each value
+    measured by the index's own re-ranked search against exact search over its stored vectors.
+
+    Queries are ``queries``, else ``n_queries`` stored rows that may not return themselves (a
+    held-out copy would mean a second index: stored rows are the ``similar(pin)`` case, optimistic
+    for new vectors). Sets nothing; the caller sets the chosen value.
+    """
+    check_tune_args(target_recall, k, queries, n_queries, max_value)
+    vectors, n = index._vectors, len(index)
+    if queries is not None:
+        x = to_numpy_2d(queries, "queries")
+        if x.shape[1] != index.dim:
+            raise DimensionMismatchError(f"queries have dimension {x.shape[1]}, the index {index.dim}")
+        x, own, source = normalise(x, "queries"), np.full(x.shape[0], -2, np.int64), "given"
+    else:
+        own = np.sort(np.random.default_rng(seed).choice(n, size=min(n_queries, n), replace=False))
+        x, source = np.asarray(vectors[own], dtype=np.float32), "stored rows"
+    k = int(min(k, n - (source == "stored rows")))
+    if k < 1:
+        return TuneResult("", None, 1.0, 1.0, True, target_recall, k, x.shape[0], source,
+                          pd.DataFrame(columns=SWEEP_COLUMNS))
+    t = time.perf_counter()
+    best = np.full((x.shape[0], k + 1), -np.inf, np.float32)
+    for start in range(0, n, 262_144):  # exact top k + 1 (a query's own row may be among them)
+        s = x @ np.asarray(vectors[start:start + 262_144], dtype=np.float32).T
+        s[own[:, None] == np.arange(start, start + s.shape[1])[None, :]] = -np.inf
+        best = -np.partition(-np.concatenate([best, s], axis=1), k, axis=1)[:, :k + 1]
+    best = -np.sort(-best, axis=1)
+    truth = _GroundTruth(own, best[:, k - 1], k, x.shape[0] / max(time.perf_counter() - t, 1e-9))
+    exclude = [[i] for i in index.ids[own]] if source == "stored rows" else None
+    old, rows = index.config, []
+    try:
+        for v in _ladder(1, min(index.config.nlist, max_value or index.config.nlist)):
+            index.config = replace(old, nprobe=v)
+            t = time.perf_counter()
+            res = index.search(x, k, exclude_ids=exclude)
+            qps = x.shape[0] / max(time.perf_counter() - t, 1e-9)
+            rows.append({"value": v, "recall": truth.recall(res.scores, res.rows), "queries_per_s": qps,
+                         "speedup": qps / truth.queries_per_s})
+            if rows[-1]["recall"] >= target_recall:
+                break
+    finally:
+        index.config = old
+    sweep = pd.DataFrame(rows, columns=SWEEP_COLUMNS)
+    pick, reached = _pick(sweep, target_recall)
+    return TuneResult("nprobe", int(pick["value"]), float(pick["recall"]), float(pick["speedup"]), reached,
+                      target_recall, k, x.shape[0], source, sweep)

@@ -88,9 +88,21 @@ def test_ivfpq_from_shards_reranks_exactly_and_saves(tmp_path):
     assert all(f"p{i}" not in res.ids[i] for i in range(20))
 
 
-def test_tune_says_plainly_that_ivfpq_is_not_covered():
-    from boardgraph.inference.index import IndexInputError
-    x = clustered(2000, d=16)
-    index = EmbeddingIndex.build(x, np.arange(2000), config=IndexConfig(kind="ivfpq", pq_m=4, nlist=8))
-    with pytest.raises(IndexInputError, match="tune\\(\\) does not cover ivfpq"):
-        index.tune()
+def test_tune_an_ivfpq_index_through_its_reranked_search(tmp_path):
+    x = clustered(12000, d=32)
+    index = EmbeddingIndex.build(x, np.arange(12000), config=IndexConfig(kind="ivfpq", pq_m=8, nlist=64, rerank=10))
+    res = index.tune(0.9, n_queries=200)
+    assert res.param == "nprobe" and res.queries == "stored rows" and res.reached and res.recall >= 0.9
+    assert index.config.nprobe == res.value and list(res.sweep["value"])[-1] == res.value
+    assert res.sweep["recall"].is_monotonic_increasing or res.sweep["recall"].iloc[-1] >= 0.9
+    # the chosen nprobe holds on other stored rows, measured independently over the exact vectors
+    write_all(tmp_path / "s", x, 2)
+    sh = EmbeddingShards.open(tmp_path / "s")
+    assert recall_on_shards(index, sh, k=10, n_queries=300, seed=5)["recall"] >= 0.85
+    index.save(tmp_path / "i")
+    assert EmbeddingIndex.load(tmp_path / "i").config.nprobe == res.value
+    # given queries, and an unreachable target keeps the best value found and says so
+    with pytest.warns(UserWarning, match="no nprobe up to 64 reaches"):
+        res2 = index.tune(1.0, queries=x[:50] + 0.3)  # 8-byte codes: some neighbour is always past 100 candidates
+    assert res2.queries == "given" and res2.n_queries == 50 and res2.value == res2.sweep.loc[
+        res2.sweep["recall"].idxmax(), "value"]
