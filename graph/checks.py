@@ -53,7 +53,14 @@ class Checker:
         n = int(bad.sum())
         if n == 0:
             return ~bad
-        labels = df.index[bad][:10].tolist()
+        self.handle(df, df.index[bad][:10].tolist(), n, exc, what, column, fix, reason, scope=scope, detail=detail)
+        return ~bad
+
+    def handle(self, df: pd.DataFrame, labels: list[Any], n: int, exc: type[BuildError], what: str,
+               column: str | None, fix: str, reason: str | None = None, *, scope: str = EDGE_ROWS,
+               detail: str = "") -> None:
+        """Raise (``raise`` mode) or count under ``reason`` (``skip`` mode) ``n`` bad rows of ``df``,
+        the first of which are ``labels``; the arguments are :meth:`check`'s."""
         msg = f"{what} in {self.where(df, labels, n)}" + (f": {detail}" if detail else "")
         if not self.skip:
             raise exc(msg, column=column, rows=labels, fix=fix + " (or pass on_error='skip' to drop and count them)")
@@ -61,7 +68,6 @@ class Checker:
         if self.report.scopes.get(reason, scope) != scope:  # one column both an edge attribute and a feature
             reason = f"{reason}_{scope}"
         self.report.add(reason, n, labels, msg, scope=scope)
-        return ~bad
 
 
 def require_columns(df: pd.DataFrame, cols: Sequence[str | None], what: str, hint: str) -> None:

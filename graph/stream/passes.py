@@ -51,6 +51,13 @@ class Dropped:
     small: Smallest = field(default_factory=Smallest)
 
 
+def _drop_small(recs: np.ndarray, keep_dst: np.ndarray, dropped: Dropped) -> np.ndarray:
+    """``recs`` of kept destinations; the rows of the others are counted as ``dropped.small``."""
+    small = ~keep_dst[recs["d"]]
+    dropped.small.add(recs["row"][small].astype(np.int64))
+    return recs[~small]
+
+
 def distinct_counts(buckets: Buckets, capacity: int, n_dst: int) -> np.ndarray:
     """int64 ``[n_dst]``: the distinct source codes of each destination code."""
     out = np.zeros(n_dst, np.int64)
@@ -81,9 +88,7 @@ def rebucket(buckets: Buckets, capacity: int, folder: Path, s_map: np.ndarray, k
     starts = np.arange(0, n_src, max(1, -(-n_src // 256)), dtype=np.int64)
     out = Buckets(folder, buckets.dtype, "s", starts if len(starts) else np.zeros(1, np.int64), buckets.what)
     for _, recs in buckets.groups(capacity, delete=True):
-        small = ~keep_dst[recs["d"]]
-        dropped.small.add(recs["row"][small].astype(np.int64))
-        recs = recs[~small]
+        recs = _drop_small(recs, keep_dst, dropped)
         recs["s"] = s_map[recs["s"]]
         out.add(recs)
     out.close()
@@ -122,9 +127,7 @@ def write_out_csr(buckets: Buckets, capacity: int, *, s_map: np.ndarray | None, 
     n_edges = 0
     for _, recs in buckets.groups(capacity, delete=True):
         if keep_dst is not None:
-            small = ~keep_dst[recs["d"]]
-            dropped.small.add(recs["row"][small].astype(np.int64))
-            recs = recs[~small]
+            recs = _drop_small(recs, keep_dst, dropped)
         if not len(recs):
             continue
         s = recs["s"] if s_map is None else s_map[recs["s"]]

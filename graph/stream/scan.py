@@ -48,24 +48,19 @@ class StreamChecker(Checker):
         n = int(bad.sum())
         if n == 0:
             return ~bad
-        reason = reason or exc.reason
-        s = self.seen.get(reason)
+        key = reason or exc.reason
+        s = self.seen.get(key)
         if s is None:
-            s = self.seen[reason] = {"exc": exc, "what": what, "column": column, "fix": fix, "scope": scope,
-                                     "detail": detail, "n": 0, "labels": [], "df": df.iloc[:0]}
+            s = self.seen[key] = {"df": df.iloc[:0], "labels": [], "n": 0,
+                                  "args": (exc, what, column, fix, reason), "scope": scope, "detail": detail}
         s["n"] += n
         s["labels"].extend(df.index[bad][:10 - len(s["labels"])].tolist())
         return ~bad
 
     def finish(self) -> None:
         """Raise the first failing check (``raise`` mode), or add every reason to the report."""
-        for reason, s in sorted(self.seen.items(), key=lambda kv: self.order.get(kv[0], len(self.order))):
-            msg = f"{s['what']} in {self.where(s['df'], s['labels'], s['n'])}" + \
-                (f": {s['detail']}" if s["detail"] else "")
-            if not self.skip:
-                raise s["exc"](msg, column=s["column"], rows=s["labels"],
-                               fix=s["fix"] + " (or pass on_error='skip' to drop and count them)")
-            self.report.add(reason, s["n"], s["labels"], msg, scope=s["scope"])
+        for _, s in sorted(self.seen.items(), key=lambda kv: self.order.get(kv[0], len(self.order))):
+            self.handle(s["df"], s["labels"], s["n"], *s["args"], scope=s["scope"], detail=s["detail"])
         self.seen.clear()
 
 
